@@ -1,0 +1,106 @@
+package ck
+
+// Mechanism parameter structures (PKCS#11 3.0 mechanisms spec). Each mirrors
+// its C struct field for field, so the shim and the wire codec convert them
+// mechanically.
+
+// GCMParams is CK_GCM_PARAMS (§2.12.3). IVBits is carried but, as in most
+// tokens, only the byte string IV is used.
+type GCMParams struct {
+	IV      []byte
+	IVBits  ULong
+	AAD     []byte
+	TagBits ULong
+}
+
+// CCMParams is CK_CCM_PARAMS.
+type CCMParams struct {
+	DataLen ULong
+	Nonce   []byte
+	AAD     []byte
+	MACLen  ULong
+}
+
+// CTRParams is CK_AES_CTR_PARAMS (also used for SM4-CTR by vendors).
+type CTRParams struct {
+	CounterBits ULong
+	CB          [16]byte
+}
+
+// RSAOAEPParams is CK_RSA_PKCS_OAEP_PARAMS. Source is CKZ_DATA_SPECIFIED or 0.
+type RSAOAEPParams struct {
+	HashAlg    MechanismType
+	MGF        MGF
+	Source     ULong
+	SourceData []byte
+}
+
+// RSAPSSParams is CK_RSA_PKCS_PSS_PARAMS.
+type RSAPSSParams struct {
+	HashAlg MechanismType
+	MGF     MGF
+	SaltLen ULong
+}
+
+// ECDH1DeriveParams is CK_ECDH1_DERIVE_PARAMS.
+type ECDH1DeriveParams struct {
+	KDF        EC_KDF
+	SharedData []byte
+	PublicData []byte
+}
+
+// EDDSAParams is CK_EDDSA_PARAMS.
+type EDDSAParams struct {
+	PHFlag      bool
+	ContextData []byte
+}
+
+// MACGeneralParams is CK_MAC_GENERAL_PARAMS: the requested MAC length.
+type MACGeneralParams ULong
+
+// ParamKind names the C structure a mechanism's parameter has, so both the
+// shim and the wire codec decode it the same way.
+type ParamKind int
+
+const (
+	ParamBytes ParamKind = iota // opaque byte string (or none)
+	ParamGCM
+	ParamCCM
+	ParamCTR
+	ParamRSAOAEP
+	ParamRSAPSS
+	ParamECDH1
+	ParamEDDSA
+	ParamULong
+)
+
+// ParamKindOf reports the parameter structure of m. Mechanisms not listed
+// take an opaque byte string (IV) or nothing; vendor SM mechanisms follow
+// that rule except SM4-GCM/CTR, which the vendor table maps explicitly.
+func ParamKindOf(m MechanismType) ParamKind {
+	switch m {
+	case CKM_AES_GCM:
+		return ParamGCM
+	case CKM_AES_CCM:
+		return ParamCCM
+	case CKM_AES_CTR:
+		return ParamCTR
+	case CKM_RSA_PKCS_OAEP:
+		return ParamRSAOAEP
+	case CKM_RSA_PKCS_PSS, CKM_SHA1_RSA_PKCS_PSS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS_PSS,
+		CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS, CKM_SHA3_224_RSA_PKCS_PSS,
+		CKM_SHA3_256_RSA_PKCS_PSS, CKM_SHA3_384_RSA_PKCS_PSS, CKM_SHA3_512_RSA_PKCS_PSS:
+		return ParamRSAPSS
+	case CKM_ECDH1_DERIVE, CKM_ECDH1_COFACTOR_DERIVE:
+		return ParamECDH1
+	case CKM_EDDSA:
+		return ParamEDDSA
+	case CKM_SHA_1_HMAC_GENERAL, CKM_SHA224_HMAC_GENERAL, CKM_SHA256_HMAC_GENERAL,
+		CKM_SHA384_HMAC_GENERAL, CKM_SHA512_HMAC_GENERAL, CKM_AES_CMAC_GENERAL, CKM_AES_MAC_GENERAL:
+		return ParamULong
+	}
+	if k, ok := vendorParamKind(m); ok {
+		return k
+	}
+	return ParamBytes
+}

@@ -1,0 +1,59 @@
+package mech
+
+import (
+	"sort"
+
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// Registry maps mechanism and key type codes to their implementations for
+// one SM vendor profile. It is immutable once built.
+type Registry struct {
+	mechs   map[ck.MechanismType]*Mechanism
+	keys    map[ck.KeyType]*KeyKind
+	list    []ck.MechanismType
+	Profile *ck.Profile
+}
+
+// New builds the registry. This is the one explicit list of every family:
+// adding a mechanism means one file plus one line here.
+func New(p *ck.Profile) *Registry {
+	r := &Registry{mechs: map[ck.MechanismType]*Mechanism{}, keys: map[ck.KeyType]*KeyKind{}, Profile: p}
+	families := [][]Mechanism{
+		// families are added here
+	}
+	kinds := [][]KeyKind{
+		// key kinds are added here
+	}
+	for _, fam := range families {
+		for i := range fam {
+			m := fam[i]
+			r.mechs[m.Type] = &m
+			r.list = append(r.list, m.Type)
+		}
+	}
+	for _, ks := range kinds {
+		for i := range ks {
+			k := ks[i]
+			r.keys[k.Type] = &k
+		}
+	}
+	sort.Slice(r.list, func(i, j int) bool { return r.list[i] < r.list[j] })
+	return r
+}
+
+// Mechanism returns the implementation of t.
+func (r *Registry) Mechanism(t ck.MechanismType) (*Mechanism, bool) {
+	m, ok := r.mechs[t]
+	return m, ok
+}
+
+// KeyKind returns the handling of key type t.
+func (r *Registry) KeyKind(t ck.KeyType) (*KeyKind, bool) {
+	k, ok := r.keys[t]
+	return k, ok
+}
+
+// List returns every mechanism code in ascending order; callers must not
+// modify it.
+func (r *Registry) List() []ck.MechanismType { return r.list }

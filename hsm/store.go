@@ -1,0 +1,80 @@
+package hsm
+
+import "github.com/gohsm/gohsm/hsm/ck"
+
+// Storage is where the engine's tokens live. The tokens package implements
+// it on disk; MemoryStorage keeps everything in process for tests and for
+// session-only use. The engine never imports an implementation.
+type Storage interface {
+	// Stores returns the stores of the tokens that exist, in slot order.
+	Stores() ([]Store, error)
+	// Create makes the store for a new token when the free slot is
+	// initialised with C_InitToken.
+	Create() (Store, error)
+}
+
+// Store persists one token. Every method is atomic: after a crash either the
+// whole change is there or none of it. Records hold secrets only in sealed
+// form; the engine seals and opens them, so a Store never sees a key or a
+// PIN in the clear.
+type Store interface {
+	// LoadToken returns the token record, or (nil, nil) for a store that
+	// was created but never initialised.
+	LoadToken() (*TokenRecord, error)
+	// SaveToken replaces the token record.
+	SaveToken(*TokenRecord) error
+	// Reinit replaces the token record and removes every object at once
+	// (C_InitToken).
+	Reinit(*TokenRecord) error
+	// Objects calls fn for every stored object.
+	Objects(fn func(*ObjectRecord) error) error
+	// PutObject inserts or replaces an object.
+	PutObject(*ObjectRecord) error
+	// DeleteObject removes an object; a missing one is not an error.
+	DeleteObject(id uint64) error
+	// NewObjectID returns an id no object of this token has had.
+	NewObjectID() (uint64, error)
+	Close() error
+}
+
+// TokenRecord is the persistent state of a token.
+type TokenRecord struct {
+	Label  string
+	Serial string
+	// UserPINSet is CKF_USER_PIN_INITIALIZED.
+	UserPINSet bool
+	// SOFailures and UserFailures count consecutive wrong PINs; they are
+	// persisted so that the lockout survives restarts.
+	SOFailures   int
+	UserFailures int
+	// SOKey and UserKey are the token key wrapped under keys derived from
+	// the SO and the user PIN.
+	SOKey   WrappedKey
+	UserKey WrappedKey
+	// PublicKey seals the secret attributes of public objects (CKA_PRIVATE
+	// false), which must work before login; it is stored in the clear
+	// beside them, so it only keeps those values out of casual view.
+	PublicKey []byte
+}
+
+// WrappedKey is a key sealed with AES-256-GCM under a KDF of a PIN.
+type WrappedKey struct {
+	KDF        string // "pbkdf2-sha256"
+	Salt       []byte
+	Iterations int
+	Nonce      []byte
+	Sealed     []byte
+}
+
+// ObjectRecord is one stored object.
+type ObjectRecord struct {
+	ID      uint64
+	Private bool
+	// Attrs are the attributes kept in the clear (everything but secret
+	// key material).
+	Attrs []ck.Attribute
+	// Sealed holds the secret attributes, AES-256-GCM under the token key
+	// (private objects) or TokenRecord.PublicKey, with the object id as
+	// associated data so that blobs cannot be moved between objects.
+	Sealed []byte
+}
