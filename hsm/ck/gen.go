@@ -55,7 +55,7 @@ func main() {
 			continue
 		}
 		name, expr := m[1], ulSuffix.ReplaceAllString(m[2], "$1")
-		if name == "CK_TRUE" || name == "CK_FALSE" || strings.HasPrefix(name, "CKF_DONT_BLOCK") {
+		if name == "CK_TRUE" || name == "CK_FALSE" {
 			continue
 		}
 		if expr == "(~0)" {

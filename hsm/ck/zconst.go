@@ -714,6 +714,7 @@ const (
 	CKR_VENDOR_DEFINED                   RV              = RV(0x80000000)
 	CKF_LIBRARY_CANT_CREATE_OS_THREADS   Flags           = Flags(0x00000001)
 	CKF_OS_LOCKING_OK                    Flags           = Flags(0x00000002)
+	CKF_DONT_BLOCK                       Flags           = Flags(1)
 	CKG_MGF1_SHA1                        MGF             = MGF(0x00000001)
 	CKG_MGF1_SHA256                      MGF             = MGF(0x00000002)
 	CKG_MGF1_SHA384                      MGF             = MGF(0x00000003)

@@ -1,0 +1,273 @@
+package attr
+
+import "github.com/gohsm/gohsm/hsm/ck"
+
+// Rule is a set of footnote rules from the PKCS#11 3.0 base spec, table 10
+// ("Common footnotes for object attribute tables", §4.2). The engine
+// interprets the bits; this file only states them, as data.
+type Rule uint32
+
+const (
+	// MustCreate: must be specified when the object is created with
+	// C_CreateObject (footnote 1).
+	MustCreate Rule = 1 << iota
+	// NoCreate: must not be specified with C_CreateObject; the token sets it
+	// (footnote 2).
+	NoCreate
+	// MustGenerate: must be specified with C_GenerateKey/KeyPair (footnote 3).
+	MustGenerate
+	// NoGenerate: must not be specified with C_GenerateKey/KeyPair (footnote 4).
+	NoGenerate
+	// NoUnwrap: must not be specified with C_UnwrapKey (footnote 6).
+	NoUnwrap
+	// Sensitive: cannot be revealed if CKA_SENSITIVE is true or
+	// CKA_EXTRACTABLE false (footnote 7). Also sealed at rest.
+	Sensitive
+	// Modifiable: may be changed with C_SetAttributeValue or C_CopyObject
+	// when CKA_MODIFIABLE is true (footnote 8).
+	Modifiable
+	// CopyOnly: may be changed in C_CopyObject only (§5.7.3: CKA_TOKEN,
+	// CKA_PRIVATE, CKA_MODIFIABLE...).
+	CopyOnly
+	// SOOnly: may only be set to true by the SO (footnote 10).
+	SOOnly
+	// StickyTrue: cannot be changed once true (footnote 11).
+	StickyTrue
+	// StickyFalse: cannot be changed once false (footnote 12).
+	StickyFalse
+)
+
+// Kind is the C type of an attribute value, for validation.
+type Kind uint8
+
+const (
+	KindBytes Kind = iota
+	KindBool
+	KindULong
+	KindString
+	KindDate
+	KindULongArray
+	KindAttrArray
+)
+
+// ClassSet is a set of object classes.
+type ClassSet uint16
+
+const (
+	Data ClassSet = 1 << iota
+	Certificate
+	PublicKey
+	PrivateKey
+	SecretKey
+	Storage = Data | Certificate | PublicKey | PrivateKey | SecretKey
+	Keys    = PublicKey | PrivateKey | SecretKey
+)
+
+// ClassBit maps a CKO_ value to its bit; zero for classes the token does
+// not store.
+func ClassBit(c ck.ObjectClass) ClassSet {
+	switch c {
+	case ck.CKO_DATA:
+		return Data
+	case ck.CKO_CERTIFICATE:
+		return Certificate
+	case ck.CKO_PUBLIC_KEY:
+		return PublicKey
+	case ck.CKO_PRIVATE_KEY:
+		return PrivateKey
+	case ck.CKO_SECRET_KEY:
+		return SecretKey
+	}
+	return 0
+}
+
+// Policy is one row of the table: the rules for an attribute on a set of
+// classes, optionally only for some key types (nil means all).
+type Policy struct {
+	Type     ck.AttributeType
+	Kind     Kind
+	Classes  ClassSet
+	KeyTypes []ck.KeyType
+	Rules    Rule
+	// Default is the value a new object gets when the template omits the
+	// attribute; nil means the attribute is absent (empty) by default.
+	Default []byte
+}
+
+var (
+	vTrue  = Bool(true)
+	vFalse = Bool(false)
+	vEmpty = []byte{}
+)
+
+// Table is the policy of every attribute gohsm stores, after the
+// attribute tables of PKCS#11 3.0 base spec chapter 4. Key-type specific
+// rows follow the mechanisms spec (RSA §2.1.2-3, EC §2.3.3-4, secret keys).
+// Where the spec leaves a default "token-specific" the choice is noted.
+var Table = []Policy{
+	// Common (§4.2, §4.4).
+	{Type: ck.CKA_CLASS, Kind: KindULong, Classes: Storage, Rules: MustCreate},
+	{Type: ck.CKA_TOKEN, Kind: KindBool, Classes: Storage, Rules: CopyOnly, Default: vFalse},
+	// Keys that hold secrets default to private so they are invisible
+	// before login; everything else defaults to public (SoftHSMv2 agrees).
+	{Type: ck.CKA_PRIVATE, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: CopyOnly, Default: vTrue},
+	{Type: ck.CKA_PRIVATE, Kind: KindBool, Classes: Data | Certificate | PublicKey, Rules: CopyOnly, Default: vFalse},
+	{Type: ck.CKA_MODIFIABLE, Kind: KindBool, Classes: Storage, Rules: CopyOnly | StickyFalse, Default: vTrue},
+	{Type: ck.CKA_COPYABLE, Kind: KindBool, Classes: Storage, Rules: CopyOnly | StickyFalse, Default: vTrue},
+	{Type: ck.CKA_DESTROYABLE, Kind: KindBool, Classes: Storage, Rules: CopyOnly | StickyFalse, Default: vTrue},
+	{Type: ck.CKA_LABEL, Kind: KindString, Classes: Storage, Rules: Modifiable, Default: vEmpty},
+	{Type: ck.CKA_UNIQUE_ID, Kind: KindString, Classes: Storage, Rules: NoCreate | NoGenerate | NoUnwrap},
+
+	// Data objects (§4.5).
+	{Type: ck.CKA_APPLICATION, Kind: KindString, Classes: Data, Rules: Modifiable, Default: vEmpty},
+	{Type: ck.CKA_OBJECT_ID, Kind: KindBytes, Classes: Data, Rules: Modifiable, Default: vEmpty},
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: Data, Rules: Modifiable, Default: vEmpty},
+
+	// Certificates (§4.6, X.509 public key certificates §4.6.3).
+	{Type: ck.CKA_CERTIFICATE_TYPE, Kind: KindULong, Classes: Certificate, Rules: MustCreate},
+	{Type: ck.CKA_TRUSTED, Kind: KindBool, Classes: Certificate | PublicKey | SecretKey, Rules: SOOnly | Modifiable, Default: vFalse},
+	{Type: ck.CKA_CERTIFICATE_CATEGORY, Kind: KindULong, Classes: Certificate, Rules: Modifiable, Default: ULong(0)},
+	{Type: ck.CKA_CHECK_VALUE, Kind: KindBytes, Classes: Certificate | SecretKey},
+	{Type: ck.CKA_START_DATE, Kind: KindDate, Classes: Certificate | Keys, Rules: Modifiable, Default: vEmpty},
+	{Type: ck.CKA_END_DATE, Kind: KindDate, Classes: Certificate | Keys, Rules: Modifiable, Default: vEmpty},
+	{Type: ck.CKA_PUBLIC_KEY_INFO, Kind: KindBytes, Classes: Certificate | PublicKey | PrivateKey, Default: vEmpty},
+	{Type: ck.CKA_SUBJECT, Kind: KindBytes, Classes: Certificate, Rules: MustCreate},
+	{Type: ck.CKA_ID, Kind: KindBytes, Classes: Certificate | Keys, Rules: Modifiable, Default: vEmpty},
+	{Type: ck.CKA_ISSUER, Kind: KindBytes, Classes: Certificate, Rules: Modifiable, Default: vEmpty},
+	{Type: ck.CKA_SERIAL_NUMBER, Kind: KindBytes, Classes: Certificate, Rules: Modifiable, Default: vEmpty},
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: Certificate, Rules: MustCreate},
+	{Type: ck.CKA_URL, Kind: KindString, Classes: Certificate, Default: vEmpty},
+	{Type: ck.CKA_HASH_OF_SUBJECT_PUBLIC_KEY, Kind: KindBytes, Classes: Certificate, Default: vEmpty},
+	{Type: ck.CKA_HASH_OF_ISSUER_PUBLIC_KEY, Kind: KindBytes, Classes: Certificate, Default: vEmpty},
+	{Type: ck.CKA_JAVA_MIDP_SECURITY_DOMAIN, Kind: KindULong, Classes: Certificate, Default: ULong(0)},
+	{Type: ck.CKA_NAME_HASH_ALGORITHM, Kind: KindULong, Classes: Certificate},
+
+	// Keys (§4.7).
+	{Type: ck.CKA_KEY_TYPE, Kind: KindULong, Classes: Keys, Rules: MustCreate},
+	{Type: ck.CKA_DERIVE, Kind: KindBool, Classes: Keys, Rules: Modifiable, Default: vFalse},
+	{Type: ck.CKA_LOCAL, Kind: KindBool, Classes: Keys, Rules: NoCreate | NoGenerate | NoUnwrap},
+	{Type: ck.CKA_KEY_GEN_MECHANISM, Kind: KindULong, Classes: Keys, Rules: NoCreate | NoGenerate | NoUnwrap},
+	{Type: ck.CKA_ALLOWED_MECHANISMS, Kind: KindULongArray, Classes: Keys, Default: vEmpty},
+
+	// Public keys (§4.8). Usage defaults are token-specific; true matches
+	// SoftHSMv2 so applications that rely on it keep working.
+	{Type: ck.CKA_SUBJECT, Kind: KindBytes, Classes: PublicKey | PrivateKey, Rules: Modifiable, Default: vEmpty},
+	{Type: ck.CKA_ENCRYPT, Kind: KindBool, Classes: PublicKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_VERIFY, Kind: KindBool, Classes: PublicKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_VERIFY_RECOVER, Kind: KindBool, Classes: PublicKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_WRAP, Kind: KindBool, Classes: PublicKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_WRAP_TEMPLATE, Kind: KindAttrArray, Classes: PublicKey | SecretKey},
+
+	// Private keys (§4.9) and secret keys (§4.10). A key is sensitive
+	// unless the caller asks otherwise: the safe token-specific default.
+	{Type: ck.CKA_SENSITIVE, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable | StickyTrue, Default: vTrue},
+	{Type: ck.CKA_DECRYPT, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_SIGN, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_SIGN_RECOVER, Kind: KindBool, Classes: PrivateKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_UNWRAP, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_EXTRACTABLE, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable | StickyFalse, Default: vTrue},
+	{Type: ck.CKA_ALWAYS_SENSITIVE, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: NoCreate | NoGenerate | NoUnwrap},
+	{Type: ck.CKA_NEVER_EXTRACTABLE, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: NoCreate | NoGenerate | NoUnwrap},
+	{Type: ck.CKA_WRAP_WITH_TRUSTED, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable | StickyTrue, Default: vFalse},
+	{Type: ck.CKA_UNWRAP_TEMPLATE, Kind: KindAttrArray, Classes: PrivateKey | SecretKey},
+	{Type: ck.CKA_DERIVE_TEMPLATE, Kind: KindAttrArray, Classes: PrivateKey | SecretKey},
+	{Type: ck.CKA_ALWAYS_AUTHENTICATE, Kind: KindBool, Classes: PrivateKey, Default: vFalse},
+
+	// RSA (mechanisms spec §2.1.2, §2.1.3).
+	{Type: ck.CKA_MODULUS, Kind: KindBytes, Classes: PublicKey | PrivateKey, KeyTypes: rsa, Rules: MustCreate | NoGenerate | NoUnwrap},
+	{Type: ck.CKA_MODULUS_BITS, Kind: KindULong, Classes: PublicKey, KeyTypes: rsa, Rules: NoCreate | MustGenerate},
+	{Type: ck.CKA_PUBLIC_EXPONENT, Kind: KindBytes, Classes: PublicKey, KeyTypes: rsa, Rules: MustCreate},
+	{Type: ck.CKA_PUBLIC_EXPONENT, Kind: KindBytes, Classes: PrivateKey, KeyTypes: rsa, Rules: NoGenerate | NoUnwrap},
+	{Type: ck.CKA_PRIVATE_EXPONENT, Kind: KindBytes, Classes: PrivateKey, KeyTypes: rsa, Rules: MustCreate | NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_PRIME_1, Kind: KindBytes, Classes: PrivateKey, KeyTypes: rsa, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_PRIME_2, Kind: KindBytes, Classes: PrivateKey, KeyTypes: rsa, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_EXPONENT_1, Kind: KindBytes, Classes: PrivateKey, KeyTypes: rsa, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_EXPONENT_2, Kind: KindBytes, Classes: PrivateKey, KeyTypes: rsa, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_COEFFICIENT, Kind: KindBytes, Classes: PrivateKey, KeyTypes: rsa, Rules: NoGenerate | NoUnwrap | Sensitive},
+
+	// EC and the curves that share its attributes (§2.3.3, §2.3.4).
+	{Type: ck.CKA_EC_PARAMS, Kind: KindBytes, Classes: PublicKey, KeyTypes: ec, Rules: MustCreate | MustGenerate},
+	{Type: ck.CKA_EC_PARAMS, Kind: KindBytes, Classes: PrivateKey, KeyTypes: ec, Rules: MustCreate | NoGenerate},
+	{Type: ck.CKA_EC_POINT, Kind: KindBytes, Classes: PublicKey, KeyTypes: ec, Rules: MustCreate | NoGenerate},
+	{Type: ck.CKA_EC_POINT, Kind: KindBytes, Classes: PrivateKey, KeyTypes: ec, Rules: NoCreate | NoGenerate | NoUnwrap},
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PrivateKey, KeyTypes: ec, Rules: MustCreate | NoGenerate | NoUnwrap | Sensitive},
+
+	// Secret keys: the value, and its length where the key type varies.
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: SecretKey, Rules: MustCreate | NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_VALUE_LEN, Kind: KindULong, Classes: SecretKey, Rules: NoCreate},
+}
+
+// ec lists the key types that carry CKA_EC_PARAMS and CKA_EC_POINT. The
+// engine adds the vendor SM2 code at run time (see Lookup's extra).
+var ec = []ck.KeyType{ck.CKK_EC, ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY}
+
+var rsa = []ck.KeyType{ck.CKK_RSA}
+
+// ECLike reports whether kt uses the EC attribute rows; vendor SM2 key
+// types are EC-like, which the caller says through extraEC.
+func ECLike(kt ck.KeyType, extraEC []ck.KeyType) bool {
+	for _, k := range ec {
+		if k == kt {
+			return true
+		}
+	}
+	for _, k := range extraEC {
+		if k == kt {
+			return true
+		}
+	}
+	return false
+}
+
+// Lookup returns the policy of t for an object of class c and key type kt,
+// or nil if t does not apply to such an object (CKR_ATTRIBUTE_TYPE_INVALID).
+// extraEC lists vendor key types that follow the EC rows (SM2).
+func Lookup(t ck.AttributeType, c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) *Policy {
+	bit := ClassBit(c)
+	for i := range Table {
+		p := &Table[i]
+		if p.Type != t || p.Classes&bit == 0 {
+			continue
+		}
+		if p.KeyTypes != nil && !keyTypeMatches(p.KeyTypes, kt, extraEC) {
+			continue
+		}
+		return p
+	}
+	return nil
+}
+
+func keyTypeMatches(list []ck.KeyType, kt ck.KeyType, extraEC []ck.KeyType) bool {
+	for _, k := range list {
+		if k == kt {
+			return true
+		}
+	}
+	// The EC rows also govern vendor EC-like key types.
+	if len(list) > 0 && list[0] == ck.CKK_EC {
+		for _, k := range extraEC {
+			if k == kt {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ForClass returns every row that applies to class c and key type kt, for
+// filling defaults and checking required attributes.
+func ForClass(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) []*Policy {
+	bit := ClassBit(c)
+	var out []*Policy
+	for i := range Table {
+		p := &Table[i]
+		if p.Classes&bit == 0 {
+			continue
+		}
+		if p.KeyTypes != nil && !keyTypeMatches(p.KeyTypes, kt, extraEC) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}

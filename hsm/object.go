@@ -1,0 +1,130 @@
+package hsm
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gohsm/gohsm/hsm/attr"
+	"github.com/gohsm/gohsm/hsm/ck"
+	"github.com/gohsm/gohsm/hsm/mech"
+)
+
+// noKeyType marks objects that are not keys.
+const noKeyType = ck.KeyType(^uint64(0))
+
+// Object is one PKCS#11 object. Its class, key type, token and private
+// flags never change after creation (CKA_TOKEN/CKA_PRIVATE change only by
+// copying), so they are read without locking.
+type Object struct {
+	handle  ck.ObjectHandle
+	id      uint64           // store id; 0 for session objects
+	owner   ck.SessionHandle // creating session, for session objects
+	token   bool
+	private bool
+	class   ck.ObjectClass
+	keyType ck.KeyType
+
+	mu sync.RWMutex
+	// attrs are the attributes kept in the clear; secret holds the
+	// sensitive ones once unsealed (nil while only sealed is known).
+	attrs  attr.Template
+	secret attr.Template
+	sealed []byte
+
+	material atomic.Pointer[materialBox]
+}
+
+// materialBox caches the parsed key so that operations neither parse nor
+// copy attributes.
+type materialBox struct{ k *mech.Key }
+
+func (o *Object) isKey() bool { return o.keyType != noKeyType }
+
+// clearGet returns a non-secret attribute.
+func (o *Object) clearGet(t ck.AttributeType) ([]byte, bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.attrs.Get(t)
+}
+
+func (o *Object) boolAttr(t ck.AttributeType) bool {
+	v, ok := o.clearGet(t)
+	return ok && len(v) == 1 && v[0] != 0
+}
+
+// sensitive reports whether secret attributes may not be revealed
+// (footnote 7: CKA_SENSITIVE true or CKA_EXTRACTABLE false).
+func (o *Object) sensitive() bool {
+	if o.class != ck.CKO_PRIVATE_KEY && o.class != ck.CKO_SECRET_KEY {
+		return false
+	}
+	v, ok := o.clearGet(ck.CKA_EXTRACTABLE)
+	return o.boolAttr(ck.CKA_SENSITIVE) || (ok && len(v) == 1 && v[0] == 0)
+}
+
+// all returns every attribute (clear and secret); the caller must have
+// unsealed the object first.
+func (o *Object) all() attr.Template {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	out := make(attr.Template, 0, len(o.attrs)+len(o.secret))
+	out = append(out, o.attrs...)
+	return append(out, o.secret...)
+}
+
+// matches reports whether every attribute of t equals the object's. Secret
+// attributes never match a sensitive object, so C_FindObjects cannot serve
+// as an oracle for key values.
+func (o *Object) matches(t attr.Template, unsealed bool) bool {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	for _, a := range t {
+		v, ok := o.attrs.Get(a.Type)
+		if !ok {
+			if !unsealed {
+				return false
+			}
+			v, ok = o.secret.Get(a.Type)
+			if !ok {
+				return false
+			}
+		}
+		if !bytes.Equal(v, a.Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// key returns what a mechanism needs, parsing the material once.
+func (o *Object) key(reg *mech.Registry) (*mech.Key, error) {
+	if b := o.material.Load(); b != nil {
+		return b.k, nil
+	}
+	kk, ok := reg.KeyKind(o.keyType)
+	if !ok {
+		return nil, fmt.Errorf("key type %v: %w", o.keyType, ck.CKR_KEY_TYPE_INCONSISTENT)
+	}
+	all := o.all()
+	m, err := kk.Parse(o.class, all)
+	if err != nil {
+		return nil, fmt.Errorf("object %d: %w", o.handle, err)
+	}
+	k := &mech.Key{Class: o.class, Type: o.keyType, Material: m, Attrs: all}
+	o.material.Store(&materialBox{k})
+	return k, nil
+}
+
+// forget drops secrets held in memory (at logout, for private token
+// objects); they are unsealed again on next use.
+func (o *Object) forget() {
+	o.mu.Lock()
+	for _, a := range o.secret {
+		zero(a.Value)
+	}
+	o.secret = nil
+	o.mu.Unlock()
+	o.material.Store(nil)
+}

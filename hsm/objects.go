@@ -1,0 +1,357 @@
+package hsm
+
+import (
+	"fmt"
+
+	"github.com/gohsm/gohsm/hsm/attr"
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// visible returns object h if the session may see it (§4.1.3: private
+// objects only to the logged-in user). An invisible object is reported as
+// an invalid handle, so its existence does not leak. The caller holds
+// t.mu.
+func (t *Token) visible(h ck.ObjectHandle) (*Object, error) {
+	o, ok := t.objects[h]
+	if !ok || (o.private && t.user != ck.CKU_USER) {
+		return nil, fmt.Errorf("object %d: %w", h, ck.CKR_OBJECT_HANDLE_INVALID)
+	}
+	return o, nil
+}
+
+// access checks the session-state rules for writing an object with these
+// flags (§5.6 table "access to objects"). The caller holds t.mu.
+func (s *Session) access(token, private bool) error {
+	if token && !s.rw {
+		return ck.CKR_SESSION_READ_ONLY
+	}
+	if private && s.tok.user != ck.CKU_USER {
+		return ck.CKR_USER_NOT_LOGGED_IN
+	}
+	return nil
+}
+
+// insert completes a new object from its full attribute set: the key kind
+// validates and parses the material, derived values are added, secrets
+// are split off and sealed, and a token object is committed before it
+// becomes visible. The caller holds s.mu and t.mu for writing.
+func (m *Module) insert(s *Session, all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
+	t := s.tok
+	token, _, _ := all.Bool(ck.CKA_TOKEN)
+	private, _, _ := all.Bool(ck.CKA_PRIVATE)
+	if err := s.access(token, private); err != nil {
+		return nil, err
+	}
+	o := &Object{handle: m.newObjectHandle(), token: token, private: private, class: cls, keyType: kt}
+	if kt != noKeyType {
+		kk, ok := m.reg.KeyKind(kt)
+		if !ok {
+			return nil, fmt.Errorf("key type %v: %w", kt, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+		}
+		mat, err := kk.Parse(cls, all)
+		if err != nil {
+			return nil, err
+		}
+		if kk.Derived != nil {
+			d, err := kk.Derived(cls, all, mat)
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range d {
+				all.Set(a.Type, a.Value)
+			}
+		}
+	}
+	o.attrs, o.secret = m.split(all, cls, kt)
+	if o.secret == nil {
+		o.secret = attr.Template{}
+	}
+	if token {
+		id, err := t.store.NewObjectID()
+		if err != nil {
+			return nil, fmt.Errorf("new object id: %w", deviceError(err))
+		}
+		o.id = id
+		if err := t.persist(o); err != nil {
+			return nil, err
+		}
+	} else {
+		o.owner = s.h
+		s.objects = append(s.objects, o.handle)
+	}
+	t.addObject(o)
+	return o, nil
+}
+
+// CreateObject is C_CreateObject (§5.7.1).
+func (m *Module) CreateObject(h ck.SessionHandle, tmpl []ck.Attribute) (ck.ObjectHandle, error) {
+	s, err := m.lock(h)
+	if err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	t := attr.Template(tmpl)
+	cls, kt, err := classOf(t)
+	if err != nil {
+		return 0, err
+	}
+	token, private, err := flagsOf(t, cls)
+	if err != nil {
+		return 0, err
+	}
+	tok := s.tok
+	tok.mu.Lock()
+	defer tok.mu.Unlock()
+	if err := s.access(token, private); err != nil {
+		return 0, err
+	}
+	all, err := m.build(t, cls, kt, fromCreate, tok.user == ck.CKU_SO, nil)
+	if err != nil {
+		return 0, err
+	}
+	o, err := m.insert(s, all, cls, kt)
+	if err != nil {
+		return 0, err
+	}
+	return o.handle, nil
+}
+
+// CopyObject is C_CopyObject (§5.7.3): the template may change only what
+// C_SetAttributeValue could, plus CKA_TOKEN/CKA_PRIVATE/CKA_MODIFIABLE and
+// friends, under the same one-way rules.
+func (m *Module) CopyObject(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.Attribute) (ck.ObjectHandle, error) {
+	s, err := m.lock(h)
+	if err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	tok := s.tok
+	tok.mu.Lock()
+	defer tok.mu.Unlock()
+	src, err := tok.visible(oh)
+	if err != nil {
+		return 0, err
+	}
+	if v, ok := src.clearGet(ck.CKA_COPYABLE); ok && len(v) == 1 && v[0] == 0 {
+		return 0, fmt.Errorf("object %d is not copyable: %w", oh, ck.CKR_ACTION_PROHIBITED)
+	}
+	t := attr.Template(tmpl)
+	if err := checkDuplicates(t); err != nil {
+		return 0, err
+	}
+	if err := tok.unseal(src); err != nil {
+		return 0, err
+	}
+	all := src.all().Clone()
+	if err := m.applyChanges(&all, t, src, fromCopy, tok.user == ck.CKU_SO); err != nil {
+		return 0, err
+	}
+	// A copy is not the key the token generated: CKA_LOCAL stays as it
+	// was, since it describes the key material's origin, not the object.
+	o, err := m.insert(s, all, src.class, src.keyType)
+	if err != nil {
+		return 0, err
+	}
+	return o.handle, nil
+}
+
+// applyChanges validates t against the table for how (copy or set) and
+// applies it to all.
+func (m *Module) applyChanges(all *attr.Template, t attr.Template, o *Object, how origin, so bool) error {
+	ecLike := m.ecLikeKeyTypes()
+	for _, a := range t {
+		p := attr.Lookup(a.Type, o.class, o.keyType, ecLike)
+		if p == nil {
+			return fmt.Errorf("%v on %v: %w", a.Type, o.class, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+		}
+		if err := checkKind(p, a.Value); err != nil {
+			return err
+		}
+		allowed := p.Rules&attr.Modifiable != 0 || (how == fromCopy && p.Rules&attr.CopyOnly != 0)
+		if !allowed {
+			return fmt.Errorf("%v cannot be changed: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+		}
+		cur, _ := all.Get(a.Type)
+		curTrue := len(cur) == 1 && cur[0] != 0
+		newTrue := len(a.Value) == 1 && a.Value[0] != 0
+		if p.Rules&attr.StickyTrue != 0 && curTrue && !newTrue {
+			return fmt.Errorf("%v cannot go back to false: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+		}
+		if p.Rules&attr.StickyFalse != 0 && len(cur) == 1 && !curTrue && newTrue {
+			return fmt.Errorf("%v cannot go back to true: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+		}
+		if p.Rules&attr.SOOnly != 0 && newTrue && !so {
+			return fmt.Errorf("%v true needs the SO: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+		}
+		all.Set(a.Type, append([]byte{}, a.Value...))
+	}
+	return nil
+}
+
+// DestroyObject is C_DestroyObject (§5.7.4).
+func (m *Module) DestroyObject(h ck.SessionHandle, oh ck.ObjectHandle) error {
+	s, err := m.lock(h)
+	if err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	tok := s.tok
+	tok.mu.Lock()
+	defer tok.mu.Unlock()
+	o, err := tok.visible(oh)
+	if err != nil {
+		return err
+	}
+	if err := s.access(o.token, o.private); err != nil {
+		return err
+	}
+	if v, ok := o.clearGet(ck.CKA_DESTROYABLE); ok && len(v) == 1 && v[0] == 0 {
+		return fmt.Errorf("object %d is not destroyable: %w", oh, ck.CKR_ACTION_PROHIBITED)
+	}
+	if o.token {
+		if err := tok.store.DeleteObject(o.id); err != nil {
+			return fmt.Errorf("delete object: %w", deviceError(err))
+		}
+	}
+	tok.removeObject(o)
+	o.forget()
+	return nil
+}
+
+// GetObjectSize is C_GetObjectSize: the size of the stored record.
+func (m *Module) GetObjectSize(h ck.SessionHandle, oh ck.ObjectHandle) (ck.ULong, error) {
+	s, err := m.lock(h)
+	if err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	tok := s.tok
+	tok.mu.RLock()
+	defer tok.mu.RUnlock()
+	o, err := tok.visible(oh)
+	if err != nil {
+		return 0, err
+	}
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	n := len(encodeAttrs(o.attrs)) + len(o.sealed)
+	if !o.token {
+		n += len(encodeAttrs(o.secret))
+	}
+	return ck.ULong(n), nil
+}
+
+// GetAttributeValue is C_GetAttributeValue (§5.7.5). Every request is
+// answered; the error reports the first kind of failure in the order
+// sensitive, invalid type, buffer too small.
+func (m *Module) GetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, req []ck.AttributeRequest) ([]ck.AttributeResult, error) {
+	s, err := m.lock(h)
+	if err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	tok := s.tok
+	tok.mu.RLock()
+	defer tok.mu.RUnlock()
+	o, err := tok.visible(oh)
+	if err != nil {
+		return nil, err
+	}
+	sensitive := o.sensitive()
+	ecLike := m.ecLikeKeyTypes()
+	var sawSensitive, sawInvalid, sawSmall bool
+	out := make([]ck.AttributeResult, len(req))
+	for i, r := range req {
+		out[i] = ck.AttributeResult{Type: r.Type, Len: ck.CK_UNAVAILABLE_INFORMATION}
+		p := attr.Lookup(r.Type, o.class, o.keyType, ecLike)
+		var v []byte
+		var ok bool
+		if p != nil && p.Rules&attr.Sensitive != 0 {
+			if sensitive {
+				sawSensitive = true
+				continue
+			}
+			if err := tok.unseal(o); err != nil {
+				return nil, err
+			}
+			o.mu.RLock()
+			v, ok = o.secret.Get(r.Type)
+			o.mu.RUnlock()
+		} else {
+			v, ok = o.clearGet(r.Type)
+		}
+		if !ok {
+			sawInvalid = true
+			continue
+		}
+		switch {
+		case r.Cap < 0:
+			out[i].Len = ck.ULong(len(v))
+		case r.Cap < len(v):
+			sawSmall = true
+		default:
+			out[i].Len = ck.ULong(len(v))
+			out[i].Value = append([]byte{}, v...)
+		}
+	}
+	switch {
+	case sawSensitive:
+		return out, ck.CKR_ATTRIBUTE_SENSITIVE
+	case sawInvalid:
+		return out, ck.CKR_ATTRIBUTE_TYPE_INVALID
+	case sawSmall:
+		return out, ck.CKR_BUFFER_TOO_SMALL
+	}
+	return out, nil
+}
+
+// SetAttributeValue is C_SetAttributeValue (§5.7.6): all or nothing.
+func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.Attribute) error {
+	s, err := m.lock(h)
+	if err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	tok := s.tok
+	tok.mu.Lock()
+	defer tok.mu.Unlock()
+	o, err := tok.visible(oh)
+	if err != nil {
+		return err
+	}
+	if err := s.access(o.token, o.private); err != nil {
+		return err
+	}
+	if v, ok := o.clearGet(ck.CKA_MODIFIABLE); ok && len(v) == 1 && v[0] == 0 {
+		return fmt.Errorf("object %d is not modifiable: %w", oh, ck.CKR_ACTION_PROHIBITED)
+	}
+	t := attr.Template(tmpl)
+	if err := checkDuplicates(t); err != nil {
+		return err
+	}
+	o.mu.RLock()
+	clear := o.attrs.Clone()
+	o.mu.RUnlock()
+	if err := m.applyChanges(&clear, t, o, fromSet, tok.user == ck.CKU_SO); err != nil {
+		return err
+	}
+	if err := tok.unseal(o); err != nil {
+		return err
+	}
+	tok.index.remove(o)
+	o.mu.Lock()
+	old := o.attrs
+	o.attrs = clear
+	o.mu.Unlock()
+	if o.token {
+		if err := tok.persist(o); err != nil {
+			o.mu.Lock()
+			o.attrs = old
+			o.mu.Unlock()
+			tok.index.add(o)
+			return err
+		}
+	}
+	tok.index.add(o)
+	return nil
+}

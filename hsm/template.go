@@ -1,0 +1,200 @@
+package hsm
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/gohsm/gohsm/hsm/attr"
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// How a template reaches the engine decides which rules of the attribute
+// table apply (footnotes 1-6 of the base spec's attribute tables).
+type origin int
+
+const (
+	fromCreate origin = iota
+	fromGenerate
+	fromUnwrap
+	fromCopy
+	fromSet
+)
+
+// checkDuplicates rejects a template that gives one attribute two values
+// (CKR_TEMPLATE_INCONSISTENT); identical repeats are harmless.
+func checkDuplicates(t attr.Template) error {
+	for i := range t {
+		for j := i + 1; j < len(t); j++ {
+			if t[i].Type == t[j].Type && !bytes.Equal(t[i].Value, t[j].Value) {
+				return fmt.Errorf("%v given twice: %w", t[i].Type, ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+		}
+	}
+	return nil
+}
+
+// checkKind validates a value against its C type.
+func checkKind(p *attr.Policy, v []byte) error {
+	switch p.Kind {
+	case attr.KindBool:
+		if len(v) != 1 {
+			return fmt.Errorf("%v: CK_BBOOL of %d bytes: %w", p.Type, len(v), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+		}
+	case attr.KindULong:
+		if len(v) != 8 {
+			return fmt.Errorf("%v: CK_ULONG of %d bytes: %w", p.Type, len(v), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+		}
+	case attr.KindDate:
+		if len(v) != 0 && len(v) != 8 {
+			return fmt.Errorf("%v: CK_DATE of %d bytes: %w", p.Type, len(v), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+		}
+	case attr.KindULongArray:
+		if len(v)%8 != 0 {
+			return fmt.Errorf("%v: array of %d bytes: %w", p.Type, len(v), ck.CKR_ATTRIBUTE_VALUE_INVALID)
+		}
+	case attr.KindAttrArray:
+		// Attribute-array attributes (CKA_WRAP_TEMPLATE...) are not
+		// stored yet; refusing them beats silently ignoring a policy.
+		return fmt.Errorf("%v: %w", p.Type, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+	}
+	return nil
+}
+
+// classOf reads CKA_CLASS and CKA_KEY_TYPE from a template.
+func classOf(t attr.Template) (ck.ObjectClass, ck.KeyType, error) {
+	c, ok, err := t.ULong(ck.CKA_CLASS)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !ok {
+		return 0, 0, fmt.Errorf("no CKA_CLASS: %w", ck.CKR_TEMPLATE_INCOMPLETE)
+	}
+	cls := ck.ObjectClass(c)
+	if attr.ClassBit(cls) == 0 {
+		return 0, 0, fmt.Errorf("class %v: %w", cls, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	kt := noKeyType
+	if attr.ClassBit(cls)&attr.Keys != 0 {
+		k, ok, err := t.ULong(ck.CKA_KEY_TYPE)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok {
+			return 0, 0, fmt.Errorf("no CKA_KEY_TYPE: %w", ck.CKR_TEMPLATE_INCOMPLETE)
+		}
+		kt = ck.KeyType(k)
+	}
+	return cls, kt, nil
+}
+
+// flagsOf reads CKA_TOKEN and CKA_PRIVATE with the class defaults, for the
+// access checks that come before full validation.
+func flagsOf(t attr.Template, cls ck.ObjectClass) (token, private bool, err error) {
+	token, _, err = t.Bool(ck.CKA_TOKEN)
+	if err != nil {
+		return
+	}
+	private = cls == ck.CKO_PRIVATE_KEY || cls == ck.CKO_SECRET_KEY
+	if v, ok, e := t.Bool(ck.CKA_PRIVATE); e != nil {
+		err = e
+	} else if ok {
+		private = v
+	}
+	return
+}
+
+// build validates a caller's template for a new object of class cls and
+// key type kt, and returns the full attribute set: the caller's values,
+// then the table's defaults for everything omitted. extra holds values the
+// token sets itself (CKA_LOCAL, generated key material) and is trusted.
+func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how origin, so bool, extra attr.Template) (attr.Template, error) {
+	if err := checkDuplicates(t); err != nil {
+		return nil, err
+	}
+	ecLike := m.ecLikeKeyTypes()
+	out := make(attr.Template, 0, len(t)+len(extra)+24)
+	for _, a := range t {
+		p := attr.Lookup(a.Type, cls, kt, ecLike)
+		if p == nil {
+			return nil, fmt.Errorf("%v on %v: %w", a.Type, cls, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+		}
+		if err := checkKind(p, a.Value); err != nil {
+			return nil, err
+		}
+		switch how {
+		case fromCreate:
+			if p.Rules&attr.NoCreate != 0 {
+				return nil, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+			}
+		case fromGenerate, fromUnwrap:
+			if p.Rules&attr.NoCreate != 0 && p.Rules&attr.NoGenerate != 0 {
+				return nil, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+			}
+			if how == fromGenerate && p.Rules&attr.NoGenerate != 0 {
+				return nil, fmt.Errorf("%v is computed by key generation: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+			if how == fromUnwrap && p.Rules&attr.NoUnwrap != 0 {
+				return nil, fmt.Errorf("%v comes from the wrapped key: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+		}
+		if p.Rules&attr.SOOnly != 0 && !so && len(a.Value) == 1 && a.Value[0] != 0 {
+			return nil, fmt.Errorf("%v true needs the SO: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+		}
+		out = append(out, ck.Attribute{Type: a.Type, Value: append([]byte{}, a.Value...)})
+	}
+	for _, a := range extra {
+		out.Set(a.Type, a.Value)
+	}
+	for _, p := range attr.ForClass(cls, kt, ecLike) {
+		if out.Has(p.Type) {
+			continue
+		}
+		if how == fromCreate && p.Rules&attr.MustCreate != 0 {
+			return nil, fmt.Errorf("%v missing: %w", p.Type, ck.CKR_TEMPLATE_INCOMPLETE)
+		}
+		if p.Default != nil {
+			out = append(out, ck.Attribute{Type: p.Type, Value: append([]byte{}, p.Default...)})
+		}
+	}
+	if attr.ClassBit(cls)&(attr.PrivateKey|attr.SecretKey) != 0 {
+		sens, _, _ := out.Bool(ck.CKA_SENSITIVE)
+		extr, _, _ := out.Bool(ck.CKA_EXTRACTABLE)
+		local, _, _ := out.Bool(ck.CKA_LOCAL)
+		// §4.9/§4.10: ALWAYS_SENSITIVE and NEVER_EXTRACTABLE are only true
+		// for keys the token made (generated, or unwrapped/derived with
+		// the rules of §5.14) and that were so from the start.
+		out.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(local && sens))
+		out.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(local && !extr))
+	}
+	if attr.ClassBit(cls)&attr.Keys != 0 {
+		if !out.Has(ck.CKA_LOCAL) {
+			out.Set(ck.CKA_LOCAL, attr.Bool(false))
+		}
+		if !out.Has(ck.CKA_KEY_GEN_MECHANISM) {
+			out.Set(ck.CKA_KEY_GEN_MECHANISM, attr.ULong(ck.CK_UNAVAILABLE_INFORMATION))
+		}
+	}
+	return out, nil
+}
+
+// ecLikeKeyTypes are vendor key types that use the EC attribute rows.
+func (m *Module) ecLikeKeyTypes() []ck.KeyType {
+	if k, ok := m.cfg.Profile.KeyType("CKK_SM2"); ok {
+		return []ck.KeyType{k}
+	}
+	return nil
+}
+
+// split separates the sensitive attributes (sealed at rest, footnote 7)
+// from the rest.
+func (m *Module) split(all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (clear, secret attr.Template) {
+	ecLike := m.ecLikeKeyTypes()
+	for _, a := range all {
+		if p := attr.Lookup(a.Type, cls, kt, ecLike); p != nil && p.Rules&attr.Sensitive != 0 {
+			secret = append(secret, a)
+		} else {
+			clear = append(clear, a)
+		}
+	}
+	return clear, secret
+}

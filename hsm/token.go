@@ -1,0 +1,266 @@
+package hsm
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gohsm/gohsm/hsm/attr"
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// noUser means nobody is logged in.
+const noUser = ck.UserType(^uint64(0))
+
+// Token is one slot's token: its persistent record, login state, objects
+// and search index, all guarded by mu. The free slot's token has no store
+// and no record until C_InitToken.
+type Token struct {
+	m     *Module
+	slot  ck.SlotID
+	store Store
+
+	mu       sync.RWMutex
+	rec      *TokenRecord
+	user     ck.UserType // who is logged in (login is per token, §5.6)
+	key      []byte      // token key while logged in
+	objects  map[ck.ObjectHandle]*Object
+	index    index
+	sessions map[ck.SessionHandle]*Session
+
+	// loginGen changes at every logout; an operation begun with a private
+	// key remembers it and ends when it changes (§5.6 C_Logout), without
+	// logout having to lock every session.
+	loginGen atomic.Uint64
+}
+
+func newToken(m *Module, slot ck.SlotID, st Store) *Token {
+	return &Token{
+		m: m, slot: slot, store: st, user: noUser,
+		objects: map[ck.ObjectHandle]*Object{}, index: newIndex(),
+		sessions: map[ck.SessionHandle]*Session{},
+	}
+}
+
+// load reads the record and every object's clear attributes. Secrets stay
+// sealed until first use, so opening a large token decrypts nothing.
+func (t *Token) load() error {
+	if t.store == nil {
+		return nil
+	}
+	rec, err := t.store.LoadToken()
+	if err != nil {
+		return fmt.Errorf("slot %d: %w", t.slot, err)
+	}
+	t.rec = rec
+	if rec == nil {
+		return nil
+	}
+	return t.store.Objects(func(r *ObjectRecord) error {
+		o, err := t.objectFromRecord(r)
+		if err != nil {
+			return err
+		}
+		t.addObject(o)
+		return nil
+	})
+}
+
+func (t *Token) objectFromRecord(r *ObjectRecord) (*Object, error) {
+	a := attr.Template(r.Attrs)
+	cls, ok, err := a.ULong(ck.CKA_CLASS)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("stored object %d has no class: %w", r.ID, ck.CKR_DEVICE_ERROR)
+	}
+	kt := noKeyType
+	if v, ok, _ := a.ULong(ck.CKA_KEY_TYPE); ok {
+		kt = ck.KeyType(v)
+	}
+	return &Object{
+		handle: t.m.newObjectHandle(), id: r.ID, token: true, private: r.Private,
+		class: ck.ObjectClass(cls), keyType: kt, attrs: a, sealed: r.Sealed,
+	}, nil
+}
+
+func (t *Token) initialized() bool { return t.rec != nil }
+
+// addObject and removeObject keep the table and the index together; the
+// caller holds t.mu for writing.
+func (t *Token) addObject(o *Object) {
+	t.objects[o.handle] = o
+	t.index.add(o)
+}
+
+func (t *Token) removeObject(o *Object) {
+	delete(t.objects, o.handle)
+	t.index.remove(o)
+}
+
+// unsealKey returns the key that seals o's secrets, or an error if the
+// caller may not have them now.
+func (t *Token) unsealKey(o *Object) ([]byte, error) {
+	if !o.private {
+		return t.rec.PublicKey, nil
+	}
+	if t.key == nil || t.user != ck.CKU_USER {
+		return nil, fmt.Errorf("private object %d: %w", o.handle, ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	return t.key, nil
+}
+
+// unseal makes o's secret attributes available in memory. The caller holds
+// t.mu (read or write).
+func (t *Token) unseal(o *Object) error {
+	if !o.token || o.sealed == nil {
+		return nil
+	}
+	o.mu.RLock()
+	done := o.secret != nil
+	o.mu.RUnlock()
+	if done {
+		return nil
+	}
+	key, err := t.unsealKey(o)
+	if err != nil {
+		return err
+	}
+	sec, err := openAttrs(key, o.id, o.sealed)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	if o.secret == nil {
+		o.secret = sec
+		if o.secret == nil {
+			o.secret = attr.Template{}
+		}
+	}
+	o.mu.Unlock()
+	return nil
+}
+
+// persist writes a token object (clear attributes plus sealed secrets).
+// The caller holds t.mu for writing and has unsealed o.
+func (t *Token) persist(o *Object) error {
+	key, err := t.unsealKey(o)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	if len(o.secret) > 0 {
+		o.sealed = sealAttrs(key, o.id, o.secret)
+	} else {
+		o.sealed = nil
+	}
+	rec := &ObjectRecord{ID: o.id, Private: o.private, Attrs: o.attrs.Clone(), Sealed: o.sealed}
+	o.mu.Unlock()
+	if err := t.store.PutObject(rec); err != nil {
+		return fmt.Errorf("store object: %w", deviceError(err))
+	}
+	return nil
+}
+
+// deviceError keeps an RV and turns anything else (an I/O failure) into
+// CKR_DEVICE_ERROR for the caller, with the cause still wrapped.
+func deviceError(err error) error {
+	if _, ok := err.(ck.RV); ok {
+		return err
+	}
+	var rv ck.RV
+	if asRV(err, &rv) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ck.CKR_DEVICE_ERROR, err)
+}
+
+// pinFlags computes the CKF_*_PIN_* flags from the failure counters
+// (§5.5 C_GetTokenInfo, table of token information flags).
+func (t *Token) pinFlags() ck.Flags {
+	var f ck.Flags
+	max := t.m.cfg.MaxPINTries
+	switch n := t.rec.UserFailures; {
+	case n >= max:
+		f |= ck.CKF_USER_PIN_LOCKED
+	case n == max-1:
+		f |= ck.CKF_USER_PIN_FINAL_TRY | ck.CKF_USER_PIN_COUNT_LOW
+	case n > 0:
+		f |= ck.CKF_USER_PIN_COUNT_LOW
+	}
+	switch n := t.rec.SOFailures; {
+	case n >= max:
+		f |= ck.CKF_SO_PIN_LOCKED
+	case n == max-1:
+		f |= ck.CKF_SO_PIN_FINAL_TRY | ck.CKF_SO_PIN_COUNT_LOW
+	case n > 0:
+		f |= ck.CKF_SO_PIN_COUNT_LOW
+	}
+	return f
+}
+
+// checkPIN verifies pin for user (CKU_SO or CKU_USER), counting failures
+// persistently; it returns the token key on success. The caller holds t.mu
+// for writing.
+func (t *Token) checkPIN(user ck.UserType, pin []byte) ([]byte, error) {
+	failures, wrapped := &t.rec.UserFailures, t.rec.UserKey
+	if user == ck.CKU_SO {
+		failures, wrapped = &t.rec.SOFailures, t.rec.SOKey
+	}
+	if *failures >= t.m.cfg.MaxPINTries {
+		return nil, ck.CKR_PIN_LOCKED
+	}
+	key, ok := unwrapKey(wrapped, pin)
+	if !ok {
+		*failures++
+		if err := t.store.SaveToken(t.rec); err != nil {
+			return nil, fmt.Errorf("save pin counter: %w", deviceError(err))
+		}
+		if *failures >= t.m.cfg.MaxPINTries {
+			return nil, ck.CKR_PIN_LOCKED
+		}
+		return nil, ck.CKR_PIN_INCORRECT
+	}
+	if *failures != 0 {
+		*failures = 0
+		if err := t.store.SaveToken(t.rec); err != nil {
+			zero(key)
+			return nil, fmt.Errorf("save pin counter: %w", deviceError(err))
+		}
+	}
+	return key, nil
+}
+
+func (t *Token) checkPINLen(pin []byte) error {
+	if len(pin) < t.m.cfg.MinPINLen || len(pin) > t.m.cfg.MaxPINLen {
+		return ck.CKR_PIN_LEN_RANGE
+	}
+	return nil
+}
+
+// logout forgets the token key and every secret unsealed under it. The
+// caller holds t.mu for writing.
+func (t *Token) logout() {
+	zero(t.key)
+	t.key = nil
+	t.user = noUser
+	for _, o := range t.objects {
+		if o.private {
+			if o.token {
+				o.forget()
+			}
+		}
+	}
+	t.loginGen.Add(1)
+}
+
+func newSerial() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// pinEqual compares in constant time; used only where a PIN is checked
+// against another PIN the caller supplied (C_SetPIN's old == new check).
+func pinEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
