@@ -143,7 +143,7 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 		out = append(out, ck.Attribute{Type: a.Type, Value: append([]byte{}, a.Value...)})
 	}
 	for _, a := range extra {
-		out.Set(a.Type, a.Value)
+		out.Set(a.Type, append([]byte{}, a.Value...))
 	}
 	for _, p := range attr.ForClass(cls, kt, ecLike) {
 		if out.Has(p.Type) {

@@ -1,0 +1,255 @@
+package hsm
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+func TestObjectAccessRules(t *testing.T) {
+	m, _ := newModule(t)
+	initToken(t, m)
+	ro, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
+	must(t, err)
+	rw := openRW(t, m, 0)
+
+	// R/O sessions create session objects but not token objects.
+	_, err = m.CreateObject(ro, dataTemplate("t", true, false))
+	wantRV(t, err, ck.CKR_SESSION_READ_ONLY)
+	sessObj, err := m.CreateObject(ro, dataTemplate("s", false, false))
+	must(t, err)
+	// Private objects need the user.
+	_, err = m.CreateObject(rw, dataTemplate("p", true, true))
+	wantRV(t, err, ck.CKR_USER_NOT_LOGGED_IN)
+	pub, err := m.CreateObject(rw, dataTemplate("pub", true, false))
+	must(t, err)
+
+	must(t, m.Login(rw, ck.CKU_USER, []byte(userPIN)))
+	priv, err := m.CreateObject(rw, dataTemplate("p", true, true))
+	must(t, err)
+	// R/O user session still cannot destroy or modify token objects.
+	wantRV(t, m.DestroyObject(ro, pub), ck.CKR_SESSION_READ_ONLY)
+	wantRV(t, m.SetAttributeValue(ro, pub, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("x")}}), ck.CKR_SESSION_READ_ONLY)
+	must(t, m.Logout(rw))
+
+	// Private objects are invisible before login: to find and to handles.
+	must(t, m.FindObjectsInit(rw, nil))
+	hs, err := m.FindObjects(rw, 100)
+	must(t, err)
+	must(t, m.FindObjectsFinal(rw))
+	for _, h := range hs {
+		if h == priv {
+			t.Fatal("private object found before login")
+		}
+	}
+	if len(hs) != 2 {
+		t.Fatalf("public search found %d objects, want 2 (token and session data)", len(hs))
+	}
+	_, err = m.GetAttributeValue(rw, priv, []ck.AttributeRequest{{Type: ck.CKA_LABEL, Cap: -1}})
+	wantRV(t, err, ck.CKR_OBJECT_HANDLE_INVALID)
+
+	// The SO sees public objects only.
+	must(t, m.CloseSession(ro))
+	must(t, m.Login(rw, ck.CKU_SO, []byte(soPIN)))
+	_, err = m.GetAttributeValue(rw, priv, []ck.AttributeRequest{{Type: ck.CKA_LABEL, Cap: -1}})
+	wantRV(t, err, ck.CKR_OBJECT_HANDLE_INVALID)
+	_, err = m.CreateObject(rw, dataTemplate("so-private", true, true))
+	wantRV(t, err, ck.CKR_USER_NOT_LOGGED_IN)
+	// Session objects die with their session.
+	_, err = m.GetAttributeValue(rw, sessObj, []ck.AttributeRequest{{Type: ck.CKA_LABEL, Cap: -1}})
+	wantRV(t, err, ck.CKR_OBJECT_HANDLE_INVALID)
+}
+
+func TestCreateTemplateErrors(t *testing.T) {
+	m, s := userSession(t)
+	cases := []struct {
+		name string
+		tmpl []ck.Attribute
+		want ck.RV
+	}{
+		{"no class", []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("x")}}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"bad class", []ck.Attribute{{Type: ck.CKA_CLASS, Value: ul(0x1234)}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"short class", []ck.Attribute{{Type: ck.CKA_CLASS, Value: []byte{0}}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"bool of 2 bytes", append(dataTemplate("x", false, false), ck.Attribute{Type: ck.CKA_MODIFIABLE, Value: []byte{1, 0}}), ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"attr of other class", append(dataTemplate("x", false, false), ck.Attribute{Type: ck.CKA_MODULUS, Value: []byte{1}}), ck.CKR_ATTRIBUTE_TYPE_INVALID},
+		{"unknown attr", append(dataTemplate("x", false, false), ck.Attribute{Type: 0x7123, Value: []byte{1}}), ck.CKR_ATTRIBUTE_TYPE_INVALID},
+		{"conflicting duplicate", append(dataTemplate("x", false, false), ck.Attribute{Type: ck.CKA_LABEL, Value: []byte("y")}), ck.CKR_TEMPLATE_INCONSISTENT},
+		{"key without type", []ck.Attribute{{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))}}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"secret without value", []ck.Attribute{
+			{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+			{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_GENERIC_SECRET))}}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"token-set attribute", append(secretTemplate("k", []byte("0123456789abcdef")), ck.Attribute{Type: ck.CKA_LOCAL, Value: tb(true)}), ck.CKR_ATTRIBUTE_READ_ONLY},
+		{"always sensitive", append(secretTemplate("k", []byte("0123456789abcdef")), ck.Attribute{Type: ck.CKA_ALWAYS_SENSITIVE, Value: tb(true)}), ck.CKR_ATTRIBUTE_READ_ONLY},
+		{"trusted by user", append(secretTemplate("k", []byte("0123456789abcdef")), ck.Attribute{Type: ck.CKA_TRUSTED, Value: tb(true)}), ck.CKR_ATTRIBUTE_READ_ONLY},
+		{"certificate without subject", []ck.Attribute{
+			{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_CERTIFICATE))},
+			{Type: ck.CKA_CERTIFICATE_TYPE, Value: ul(ck.ULong(ck.CKC_X_509))},
+			{Type: ck.CKA_VALUE, Value: []byte{0x30}}}, ck.CKR_TEMPLATE_INCOMPLETE},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := m.CreateObject(s, c.tmpl)
+			wantRV(t, err, c.want)
+		})
+	}
+}
+
+func secretTemplate(label string, value []byte) []ck.Attribute {
+	return []ck.Attribute{
+		{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+		{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_GENERIC_SECRET))},
+		{Type: ck.CKA_TOKEN, Value: tb(true)},
+		{Type: ck.CKA_LABEL, Value: []byte(label)},
+		{Type: ck.CKA_VALUE, Value: value},
+	}
+}
+
+func TestGetAttributeValueRules(t *testing.T) {
+	m, s := userSession(t)
+	o, err := m.CreateObject(s, dataTemplate("label", true, false))
+	must(t, err)
+	res, err := m.GetAttributeValue(s, o, []ck.AttributeRequest{
+		{Type: ck.CKA_LABEL, Cap: -1},
+		{Type: ck.CKA_VALUE, Cap: 2},
+		{Type: ck.CKA_MODULUS, Cap: 100},
+		{Type: ck.CKA_CLASS, Cap: 8},
+	})
+	// Both an invalid type and a short buffer: §5.7.5 lets either code
+	// be returned; gohsm reports the invalid type.
+	wantRV(t, err, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+	if res[0].Len != 5 || res[0].Value != nil {
+		t.Fatalf("length query: %+v", res[0])
+	}
+	if res[1].Len != ck.CK_UNAVAILABLE_INFORMATION {
+		t.Fatalf("short buffer: %+v", res[1])
+	}
+	if res[2].Len != ck.CK_UNAVAILABLE_INFORMATION {
+		t.Fatalf("invalid type: %+v", res[2])
+	}
+	if !bytes.Equal(res[3].Value, ul(ck.ULong(ck.CKO_DATA))) {
+		t.Fatalf("class: %+v", res[3])
+	}
+	_, err = m.GetAttributeValue(s, o, []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 1}})
+	wantRV(t, err, ck.CKR_BUFFER_TOO_SMALL)
+}
+
+func TestSensitiveAndExtractable(t *testing.T) {
+	m, s := userSession(t)
+	value := []byte("0123456789abcdef0123456789abcdef")
+	k, err := m.CreateObject(s, append(secretTemplate("k", value), ck.Attribute{Type: ck.CKA_SENSITIVE, Value: tb(false)}))
+	must(t, err)
+	if got := getAttr(t, m, s, k, ck.CKA_VALUE); !bytes.Equal(got, value) {
+		t.Fatal("non-sensitive value not readable")
+	}
+	// Imported keys are never ALWAYS_SENSITIVE / NEVER_EXTRACTABLE.
+	if getAttr(t, m, s, k, ck.CKA_ALWAYS_SENSITIVE)[0] != 0 || getAttr(t, m, s, k, ck.CKA_NEVER_EXTRACTABLE)[0] != 0 {
+		t.Fatal("imported key claims ALWAYS_SENSITIVE or NEVER_EXTRACTABLE")
+	}
+	must(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_SENSITIVE, Value: tb(true)}}))
+	res, err := m.GetAttributeValue(s, k, []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 64}, {Type: ck.CKA_LABEL, Cap: 64}})
+	wantRV(t, err, ck.CKR_ATTRIBUTE_SENSITIVE)
+	if res[0].Len != ck.CK_UNAVAILABLE_INFORMATION || res[0].Value != nil || string(res[1].Value) != "k" {
+		t.Fatalf("sensitive read: %+v", res)
+	}
+	// One way only.
+	wantRV(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_SENSITIVE, Value: tb(false)}}), ck.CKR_ATTRIBUTE_READ_ONLY)
+	must(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_EXTRACTABLE, Value: tb(false)}}))
+	wantRV(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_EXTRACTABLE, Value: tb(true)}}), ck.CKR_ATTRIBUTE_READ_ONLY)
+	// A copy cannot undo it either.
+	_, err = m.CopyObject(s, k, []ck.Attribute{{Type: ck.CKA_SENSITIVE, Value: tb(false)}})
+	wantRV(t, err, ck.CKR_ATTRIBUTE_READ_ONLY)
+	// Searching by the secret value must not find a sensitive key.
+	must(t, m.FindObjectsInit(s, []ck.Attribute{{Type: ck.CKA_VALUE, Value: value}}))
+	hs, _ := m.FindObjects(s, 10)
+	must(t, m.FindObjectsFinal(s))
+	if len(hs) != 0 {
+		t.Fatal("search by value found a sensitive key")
+	}
+	// Read-only attributes.
+	wantRV(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_VALUE, Value: value}}), ck.CKR_ATTRIBUTE_READ_ONLY)
+	wantRV(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_CLASS, Value: ul(0)}}), ck.CKR_ATTRIBUTE_READ_ONLY)
+	wantRV(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_KEY_TYPE, Value: ul(0)}}), ck.CKR_ATTRIBUTE_READ_ONLY)
+}
+
+func TestModifiableCopyableDestroyable(t *testing.T) {
+	m, s := userSession(t)
+	o, err := m.CreateObject(s, append(dataTemplate("fixed", true, false),
+		ck.Attribute{Type: ck.CKA_MODIFIABLE, Value: tb(false)},
+		ck.Attribute{Type: ck.CKA_COPYABLE, Value: tb(false)},
+		ck.Attribute{Type: ck.CKA_DESTROYABLE, Value: tb(false)}))
+	must(t, err)
+	wantRV(t, m.SetAttributeValue(s, o, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("x")}}), ck.CKR_ACTION_PROHIBITED)
+	_, err = m.CopyObject(s, o, nil)
+	wantRV(t, err, ck.CKR_ACTION_PROHIBITED)
+	wantRV(t, m.DestroyObject(s, o), ck.CKR_ACTION_PROHIBITED)
+
+	o2, err := m.CreateObject(s, dataTemplate("free", true, false))
+	must(t, err)
+	c, err := m.CopyObject(s, o2, []ck.Attribute{{Type: ck.CKA_TOKEN, Value: tb(false)}, {Type: ck.CKA_LABEL, Value: []byte("copy")}})
+	must(t, err)
+	if string(getAttr(t, m, s, c, ck.CKA_LABEL)) != "copy" || getAttr(t, m, s, c, ck.CKA_TOKEN)[0] != 0 {
+		t.Fatal("copy did not take its template")
+	}
+	if string(getAttr(t, m, s, c, ck.CKA_VALUE)) != "value of free" {
+		t.Fatal("copy lost the value")
+	}
+	// CKA_TOKEN is changeable by copying only.
+	wantRV(t, m.SetAttributeValue(s, o2, []ck.Attribute{{Type: ck.CKA_TOKEN, Value: tb(false)}}), ck.CKR_ATTRIBUTE_READ_ONLY)
+	must(t, m.DestroyObject(s, o2))
+	wantRV(t, m.DestroyObject(s, o2), ck.CKR_OBJECT_HANDLE_INVALID)
+}
+
+func TestFindIndexedAndPersistent(t *testing.T) {
+	m, st := newModule(t)
+	initToken(t, m)
+	s := openRW(t, m, 0)
+	must(t, m.Login(s, ck.CKU_USER, []byte(userPIN)))
+	for i := 0; i < 500; i++ {
+		_, err := m.CreateObject(s, dataTemplate(fmt.Sprintf("obj-%d", i), true, i%2 == 0))
+		must(t, err)
+	}
+	find := func(m *Module, s ck.SessionHandle, tmpl []ck.Attribute) []ck.ObjectHandle {
+		t.Helper()
+		must(t, m.FindObjectsInit(s, tmpl))
+		wantRV(t, m.FindObjectsInit(s, tmpl), ck.CKR_OPERATION_ACTIVE)
+		var all []ck.ObjectHandle
+		for {
+			hs, err := m.FindObjects(s, 7)
+			must(t, err)
+			if len(hs) == 0 {
+				break
+			}
+			all = append(all, hs...)
+		}
+		must(t, m.FindObjectsFinal(s))
+		return all
+	}
+	if n := len(find(m, s, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("obj-42")}})); n != 1 {
+		t.Fatalf("by label: %d", n)
+	}
+	if n := len(find(m, s, []ck.Attribute{{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_DATA))}})); n != 500 {
+		t.Fatalf("by class: %d", n)
+	}
+	if n := len(find(m, s, []ck.Attribute{{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_DATA))}, {Type: ck.CKA_PRIVATE, Value: tb(false)}})); n != 250 {
+		t.Fatalf("public by class: %d", n)
+	}
+	// Relabelling moves the object in the index.
+	h := find(m, s, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("obj-7")}})[0]
+	must(t, m.SetAttributeValue(s, h, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("renamed")}}))
+	if n := len(find(m, s, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("obj-7")}})); n != 0 {
+		t.Fatal("old label still indexed")
+	}
+	must(t, m.Finalize())
+	m2 := startModule(t, st)
+	s2 := openRW(t, m2, 0)
+	if n := len(find(m2, s2, nil)); n != 250 {
+		t.Fatalf("after restart, before login: %d objects visible, want 250", n)
+	}
+	must(t, m2.Login(s2, ck.CKU_USER, []byte(userPIN)))
+	got := find(m2, s2, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("renamed")}})
+	if len(got) != 1 || string(getAttr(t, m2, s2, got[0], ck.CKA_VALUE)) != "value of obj-7" {
+		t.Fatal("renamed object lost across restart")
+	}
+}
