@@ -26,6 +26,9 @@ func (m *Module) FindObjectsInit(h ck.SessionHandle, tmpl []ck.Attribute) error 
 	}
 	t := attr.Template(tmpl).Clone()
 	tok := s.tok
+	if err := tok.sync(); err != nil {
+		return err
+	}
 	tok.mu.RLock()
 	defer tok.mu.RUnlock()
 	var hs []ck.ObjectHandle

@@ -1,8 +1,12 @@
 package hsm
 
 import (
+	"errors"
 	"sync"
 )
+
+// ErrNoToken is UpdateToken's error on a store that has no record yet.
+var ErrNoToken = errors.New("token not initialised")
 
 // MemoryStorage keeps tokens in process memory: for tests, and for
 // deployments that want nothing on disk. It deep-copies records so callers
@@ -66,6 +70,20 @@ func (s *memStore) SaveToken(r *TokenRecord) error {
 	defer s.mu.Unlock()
 	s.rec = copyToken(r)
 	return nil
+}
+
+func (s *memStore) UpdateToken(fn func(*TokenRecord) error) (*TokenRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rec == nil {
+		return nil, ErrNoToken
+	}
+	r := copyToken(s.rec)
+	if err := fn(r); err != nil {
+		return nil, err
+	}
+	s.rec = r
+	return copyToken(r), nil
 }
 
 func (s *memStore) Reinit(r *TokenRecord) error {

@@ -186,6 +186,9 @@ func (m *Module) GetTokenInfo(slot ck.SlotID) (ck.TokenInfo, error) {
 	if err != nil {
 		return ck.TokenInfo{}, err
 	}
+	if err := t.sync(); err != nil {
+		return ck.TokenInfo{}, err
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	info := ck.TokenInfo{

@@ -187,6 +187,9 @@ func (m *Module) Login(h ck.SessionHandle, user ck.UserType, pin []byte) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := t.syncLocked(); err != nil {
+		return err
+	}
 	if t.user == user {
 		return ck.CKR_USER_ALREADY_LOGGED_IN
 	}
@@ -346,12 +349,14 @@ func (m *Module) InitPIN(h ck.SessionHandle, pin []byte) error {
 	if err != nil {
 		return err
 	}
-	rec := *t.rec
-	rec.UserKey, rec.UserPINSet, rec.UserFailures = wrapped, true, 0
-	if err := t.store.SaveToken(&rec); err != nil {
+	rec, err := t.store.UpdateToken(func(r *TokenRecord) error {
+		r.UserKey, r.UserPINSet, r.UserFailures = wrapped, true, 0
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("init pin: %w", deviceError(err))
 	}
-	t.rec = &rec
+	t.rec = rec
 	return nil
 }
 
@@ -386,16 +391,18 @@ func (m *Module) SetPIN(h ck.SessionHandle, oldPIN, newPIN []byte) error {
 	if err != nil {
 		return err
 	}
-	rec := *t.rec
-	if user == ck.CKU_SO {
-		rec.SOKey = wrapped
-	} else {
-		rec.UserKey = wrapped
-	}
-	if err := t.store.SaveToken(&rec); err != nil {
+	rec, err := t.store.UpdateToken(func(r *TokenRecord) error {
+		if user == ck.CKU_SO {
+			r.SOKey = wrapped
+		} else {
+			r.UserKey = wrapped
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("set pin: %w", deviceError(err))
 	}
-	t.rec = &rec
+	t.rec = rec
 	return nil
 }
 

@@ -23,6 +23,12 @@ type Store interface {
 	LoadToken() (*TokenRecord, error)
 	// SaveToken replaces the token record.
 	SaveToken(*TokenRecord) error
+	// UpdateToken reads the record, lets fn change it and writes it back
+	// in one transaction, so that read-modify-write updates (the PIN retry
+	// counters) are exact when several processes share the token. If fn
+	// fails nothing is written and its error is returned. It returns the
+	// record as written.
+	UpdateToken(fn func(*TokenRecord) error) (*TokenRecord, error)
 	// Reinit replaces the token record and removes every object at once
 	// (C_InitToken).
 	Reinit(*TokenRecord) error
@@ -77,4 +83,30 @@ type ObjectRecord struct {
 	// (private objects) or TokenRecord.PublicKey, with the object id as
 	// associated data so that blobs cannot be moved between objects.
 	Sealed []byte
+}
+
+// SharedStore is a Store that other processes may change at the same time.
+// The engine asks Changed at the start of the calls that must see other
+// processes' work (C_FindObjectsInit, login, token info) and catches up with
+// ObjectsSince, whose cost is the number of changes, not the token's size.
+type SharedStore interface {
+	Store
+	// Changed reports whether anyone else committed since this store last
+	// loaded; its own writes do not count.
+	Changed() (bool, error)
+	// ObjectsSince calls put for every object written and del for every id
+	// deleted after generation since; since = 0 loads everything.
+	ObjectsSince(since uint64, put func(*ObjectRecord) error, del func(id uint64) error) (Delta, error)
+}
+
+// Delta says what ObjectsSince found.
+type Delta struct {
+	// Generation is the snapshot the delta brings the caller to; pass it
+	// as since next time.
+	Generation uint64
+	// Reset means the token was reinitialised: put saw every object and
+	// everything else the caller holds is gone.
+	Reset bool
+	// Token means the token record changed: call LoadToken.
+	Token bool
 }

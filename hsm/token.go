@@ -28,7 +28,9 @@ type Token struct {
 	user     ck.UserType // who is logged in (login is per token, §5.6)
 	key      []byte      // token key while logged in
 	objects  map[ck.ObjectHandle]*Object
+	byID     map[uint64]*Object // token objects by store id
 	index    index
+	gen      uint64 // store generation this view reflects (SharedStore)
 	sessions map[ck.SessionHandle]*Session
 
 	// loginGen changes at every logout; an operation begun with a private
@@ -40,7 +42,7 @@ type Token struct {
 func newToken(m *Module, slot ck.SlotID, st Store) *Token {
 	return &Token{
 		m: m, slot: slot, store: st, user: noUser,
-		objects: map[ck.ObjectHandle]*Object{}, index: newIndex(),
+		objects: map[ck.ObjectHandle]*Object{}, byID: map[uint64]*Object{}, index: newIndex(),
 		sessions: map[ck.SessionHandle]*Session{},
 	}
 }
@@ -58,6 +60,9 @@ func (t *Token) load() error {
 	t.rec = rec
 	if rec == nil {
 		return nil
+	}
+	if ss, ok := t.store.(SharedStore); ok {
+		return t.catchUp(ss, 0)
 	}
 	return t.store.Objects(func(r *ObjectRecord) error {
 		o, err := t.objectFromRecord(r)
@@ -91,11 +96,17 @@ func (t *Token) initialized() bool { return t.rec != nil }
 // caller holds t.mu for writing.
 func (t *Token) addObject(o *Object) {
 	t.objects[o.handle] = o
+	if o.token {
+		t.byID[o.id] = o
+	}
 	t.index.add(o)
 }
 
 func (t *Token) removeObject(o *Object) {
 	delete(t.objects, o.handle)
+	if o.token {
+		delete(t.byID, o.id)
+	}
 	t.index.remove(o)
 }
 
@@ -200,36 +211,61 @@ func (t *Token) pinFlags() ck.Flags {
 	return f
 }
 
-// checkPIN verifies pin for user (CKU_SO or CKU_USER), counting failures
-// persistently; it returns the token key on success. The caller holds t.mu
-// for writing.
+// checkPIN verifies pin for user (CKU_SO or CKU_USER) and returns the
+// token key. Failures are counted in the store in one read-modify-write
+// transaction, so the count is exact however many processes try at once,
+// and a PIN that another process locked meanwhile is refused even when
+// right. The caller holds t.mu for writing.
 func (t *Token) checkPIN(user ck.UserType, pin []byte) ([]byte, error) {
-	failures, wrapped := &t.rec.UserFailures, t.rec.UserKey
-	if user == ck.CKU_SO {
-		failures, wrapped = &t.rec.SOFailures, t.rec.SOKey
+	if err := t.syncLocked(); err != nil {
+		return nil, err
 	}
-	if *failures >= t.m.cfg.MaxPINTries {
+	count := func(r *TokenRecord) *int {
+		if user == ck.CKU_SO {
+			return &r.SOFailures
+		}
+		return &r.UserFailures
+	}
+	wrapped := t.rec.UserKey
+	if user == ck.CKU_SO {
+		wrapped = t.rec.SOKey
+	}
+	max := t.m.cfg.MaxPINTries
+	if *count(t.rec) >= max {
 		return nil, ck.CKR_PIN_LOCKED
 	}
 	key, ok := unwrapKey(wrapped, pin)
-	if !ok {
-		*failures++
-		if err := t.store.SaveToken(t.rec); err != nil {
-			return nil, fmt.Errorf("save pin counter: %w", deviceError(err))
+	if ok && *count(t.rec) == 0 {
+		return key, nil
+	}
+	rec, err := t.store.UpdateToken(func(r *TokenRecord) error {
+		n := count(r)
+		if *n >= max {
+			return ck.CKR_PIN_LOCKED
 		}
-		if *failures >= t.m.cfg.MaxPINTries {
-			return nil, ck.CKR_PIN_LOCKED
+		if ok {
+			*n = 0
+		} else {
+			*n++
 		}
+		return nil
+	})
+	if err != nil {
+		zero(key)
+		if _, isRV := err.(ck.RV); isRV {
+			return nil, err
+		}
+		return nil, fmt.Errorf("pin counter: %w", deviceError(err))
+	}
+	t.rec = rec
+	switch {
+	case ok:
+		return key, nil
+	case *count(rec) >= max:
+		return nil, ck.CKR_PIN_LOCKED
+	default:
 		return nil, ck.CKR_PIN_INCORRECT
 	}
-	if *failures != 0 {
-		*failures = 0
-		if err := t.store.SaveToken(t.rec); err != nil {
-			zero(key)
-			return nil, fmt.Errorf("save pin counter: %w", deviceError(err))
-		}
-	}
-	return key, nil
 }
 
 func (t *Token) checkPINLen(pin []byte) error {
