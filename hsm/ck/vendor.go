@@ -81,6 +81,12 @@ func vendorParamKind(m MechanismType) (ParamKind, bool) {
 		if v, ok := p.Codes["CKM_SM4_CTR"]; ok && MechanismType(v) == m {
 			return ParamCTR, true
 		}
+		// CK_MAC_GENERAL_PARAMS, as for the standard *_GENERAL mechanisms.
+		for _, n := range [...]string{"CKM_SM3_HMAC_GENERAL", "CKM_SM4_MAC_GENERAL"} {
+			if v, ok := p.Codes[n]; ok && MechanismType(v) == m {
+				return ParamULong, true
+			}
+		}
 	}
 	return 0, false
 }

@@ -20,9 +20,26 @@ type Registry struct {
 func New(p *ck.Profile) *Registry {
 	r := &Registry{mechs: map[ck.MechanismType]*Mechanism{}, keys: map[ck.KeyType]*KeyKind{}, Profile: p}
 	families := [][]Mechanism{
+		sm2Mechanisms(p),
+		sm3Mechanisms(p),
+		sm4Mechanisms(p),
+		rsaMechanisms(),
+		ecMechanisms(),
+		aesMechanisms(),
+		des3Mechanisms(),
+		digestMechanisms(),
+		hmacMechanisms(),
+		genericMechanisms(),
 		// families are added here
 	}
 	kinds := [][]KeyKind{
+		sm2KeyKinds(p),
+		sm4KeyKinds(p),
+		rsaKeyKinds(),
+		ecKeyKinds(),
+		aesKeyKinds(),
+		des3KeyKinds(),
+		genericKeyKinds(),
 		// key kinds are added here
 	}
 	for _, fam := range families {

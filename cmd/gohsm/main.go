@@ -1,0 +1,49 @@
+// Command gohsm is the single gohsm binary: `gohsm run` prepares the
+// default token store and demo token and prints how to use the module;
+// further subcommands (serve, fixture, token, key, bench, conformance) join
+// as their faces land.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+type command struct {
+	name, summary string
+	run           func(args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"run", "create the default token store and a demo token, print how to use the module", runCmd},
+		{"version", "print the version", func([]string) error { fmt.Println("gohsm", version); return nil }},
+	}
+}
+
+const version = "0.1.0"
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: gohsm <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", c.name, c.summary)
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	for _, c := range commands() {
+		if c.name == os.Args[1] {
+			if err := c.run(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "gohsm "+c.name+":", err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	usage()
+	os.Exit(2)
+}

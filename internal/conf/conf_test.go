@@ -1,0 +1,88 @@
+package conf
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+func envOf(m map[string]string) Getenv { return func(k string) string { return m[k] } }
+
+func TestParseConfig(t *testing.T) {
+	var cfg Config
+	err := Parse(strings.NewReader(`
+# comment
+mode = local
+dir = "/var/lib/my gohsm"   # quoted, with a comment
+profile = gohsm
+log = debug
+log_file = /tmp/x.log
+max_pin_tries = 3
+kdf_iterations=1000
+`), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Mode != "local" || cfg.Dir != "/var/lib/my gohsm" || cfg.Profile != ck.DefaultProfile ||
+		cfg.Log != "debug" || cfg.LogFile != "/tmp/x.log" || cfg.MaxPINTries != 3 || cfg.KDFIterations != 1000 {
+		t.Fatalf("parsed %+v", cfg)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	for _, in := range []string{
+		"mode = cloud",
+		"dir =",
+		"profile = nosuchvendor",
+		"log = loud",
+		"max_pin_tries = 0",
+		"kdf_iterations = many",
+		"colour = blue",
+		"just words",
+		"mode = local\nmode = remote",
+		`dir = "unterminated`,
+		`dir = "a" b`,
+	} {
+		if err := Parse(strings.NewReader(in), &Config{}); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	tmp := t.TempDir()
+	conf := filepath.Join(tmp, "gohsm.conf")
+	if err := os.WriteFile(conf, []byte("dir = /from/file\nlog = info\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(envOf(map[string]string{"GOHSM_CONF": conf, "HOME": tmp}))
+	if err != nil || cfg.Dir != "/from/file" || cfg.Source != conf || cfg.Log != "info" {
+		t.Fatalf("file: %+v %v", cfg, err)
+	}
+	cfg, err = Load(envOf(map[string]string{"GOHSM_CONF": conf, "GOHSM_DIR": "/from/env"}))
+	if err != nil || cfg.Dir != "/from/env" {
+		t.Fatalf("GOHSM_DIR must override: %+v %v", cfg, err)
+	}
+	cfg, err = Load(envOf(map[string]string{"HOME": tmp}))
+	if err != nil || cfg.Dir != filepath.Join(tmp, ".local", "share", "gohsm") || cfg.Source != "" || cfg.Log != "off" {
+		t.Fatalf("defaults: %+v %v", cfg, err)
+	}
+	cfg, err = Load(envOf(map[string]string{"HOME": tmp, "XDG_DATA_HOME": "/xdg"}))
+	if err != nil || cfg.Dir != "/xdg/gohsm" {
+		t.Fatalf("XDG_DATA_HOME: %+v %v", cfg, err)
+	}
+	// The per-user config file is found without GOHSM_CONF.
+	user := filepath.Join(tmp, "xdgconf", "gohsm", "gohsm.conf")
+	os.MkdirAll(filepath.Dir(user), 0o700)
+	os.WriteFile(user, []byte("mode = remote\n"), 0o600)
+	cfg, err = Load(envOf(map[string]string{"HOME": tmp, "XDG_CONFIG_HOME": filepath.Join(tmp, "xdgconf")}))
+	if err != nil || cfg.Mode != ModeRemote || cfg.Source != user {
+		t.Fatalf("user config: %+v %v", cfg, err)
+	}
+	if _, err := Load(envOf(map[string]string{"GOHSM_CONF": filepath.Join(tmp, "missing")})); err == nil {
+		t.Fatal("a missing GOHSM_CONF file must be an error")
+	}
+}

@@ -1,0 +1,49 @@
+//go:build !shimfake
+
+package main
+
+import (
+	"fmt"
+	"github.com/gohsm/gohsm/internal/conf"
+	"os"
+
+	"github.com/gohsm/gohsm/hsm"
+	"github.com/gohsm/gohsm/hsm/ck"
+	"github.com/gohsm/gohsm/tokens"
+)
+
+// openConfigured builds the Backend the configuration asks for. The shim
+// sees only hsm.Backend from here on.
+func openConfigured(cfg *conf.Config) (hsm.Backend, func(), error) {
+	if cfg.Mode == conf.ModeRemote {
+		// The appliance client (firmware-sim/client) implements
+		// hsm.Backend; until it exists, say so instead of pretending.
+		return nil, nil, fmt.Errorf("mode remote: the appliance client is not available in this build: %w", ck.CKR_DEVICE_ERROR)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("token directory: %w", err)
+	}
+	dir, err := tokens.Open(cfg.Dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("token directory %s: %w", cfg.Dir, err)
+	}
+	hc := hsm.DefaultConfig(dir)
+	hc.Profile = cfg.Profile
+	if cfg.MaxPINTries > 0 {
+		hc.MaxPINTries = cfg.MaxPINTries
+	}
+	if cfg.KDFIterations > 0 {
+		hc.KDFIterations = cfg.KDFIterations
+	}
+	m, err := hsm.New(hc)
+	if err != nil {
+		dir.Close()
+		return nil, nil, err
+	}
+	release := func() {
+		if err := dir.Close(); err != nil {
+			logf(logError, "C_Finalize: close token directory: %v", err)
+		}
+	}
+	return m, release, nil
+}

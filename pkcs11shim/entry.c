@@ -1,0 +1,592 @@
+/*
+ * The exported C_* entry points. Each one checks for a fork in C first and
+ * then calls its Go wrapper (go<name>, exports_*.go), which does the C <-> Go
+ * conversion. The PKCS#11 3.0 message-based functions are stubs: the Backend
+ * has no message API yet (§5.1: an unsupported function returns
+ * CKR_FUNCTION_NOT_SUPPORTED).
+ */
+#include "shim.h"
+#include "_cgo_export.h"
+
+CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_INIT_RV;
+	return goC_Initialize(pInitArgs);
+}
+
+CK_RV C_Finalize(CK_VOID_PTR pReserved)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_Finalize(pReserved);
+}
+
+CK_RV C_GetInfo(CK_INFO_PTR pInfo)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetInfo(pInfo);
+}
+
+CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetSlotList(tokenPresent, pSlotList, pulCount);
+}
+
+CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetSlotInfo(slotID, pInfo);
+}
+
+CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetTokenInfo(slotID, pInfo);
+}
+
+CK_RV C_GetMechanismList(CK_SLOT_ID slotID, CK_MECHANISM_TYPE_PTR pMechanismList, CK_ULONG_PTR pulCount)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetMechanismList(slotID, pMechanismList, pulCount);
+}
+
+CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetMechanismInfo(slotID, type, pInfo);
+}
+
+CK_RV C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pLabel)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_InitToken(slotID, pPin, ulPinLen, pLabel);
+}
+
+CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_InitPIN(hSession, pPin, ulPinLen);
+}
+
+CK_RV C_SetPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pOldPin, CK_ULONG ulOldLen, CK_UTF8CHAR_PTR pNewPin, CK_ULONG ulNewLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SetPIN(hSession, pOldPin, ulOldLen, pNewPin, ulNewLen);
+}
+
+CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication, CK_NOTIFY Notify, CK_SESSION_HANDLE_PTR phSession)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_OpenSession(slotID, flags, pApplication, Notify, phSession);
+}
+
+CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_CloseSession(hSession);
+}
+
+CK_RV C_CloseAllSessions(CK_SLOT_ID slotID)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_CloseAllSessions(slotID);
+}
+
+CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetSessionInfo(hSession, pInfo);
+}
+
+CK_RV C_GetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG_PTR pulOperationStateLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetOperationState(hSession, pOperationState, pulOperationStateLen);
+}
+
+CK_RV C_SetOperationState(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOperationState, CK_ULONG ulOperationStateLen, CK_OBJECT_HANDLE hEncryptionKey, CK_OBJECT_HANDLE hAuthenticationKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SetOperationState(hSession, pOperationState, ulOperationStateLen, hEncryptionKey, hAuthenticationKey);
+}
+
+CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_Login(hSession, userType, pPin, ulPinLen);
+}
+
+CK_RV C_Logout(CK_SESSION_HANDLE hSession)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_Logout(hSession);
+}
+
+CK_RV C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_CreateObject(hSession, pTemplate, ulCount, phObject);
+}
+
+CK_RV C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phNewObject)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_CopyObject(hSession, hObject, pTemplate, ulCount, phNewObject);
+}
+
+CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DestroyObject(hSession, hObject);
+}
+
+CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetObjectSize(hSession, hObject, pulSize);
+}
+
+CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetAttributeValue(hSession, hObject, pTemplate, ulCount);
+}
+
+CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SetAttributeValue(hSession, hObject, pTemplate, ulCount);
+}
+
+CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_FindObjectsInit(hSession, pTemplate, ulCount);
+}
+
+CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject, CK_ULONG ulMaxObjectCount, CK_ULONG_PTR pulObjectCount)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_FindObjects(hSession, phObject, ulMaxObjectCount, pulObjectCount);
+}
+
+CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_FindObjectsFinal(hSession);
+}
+
+CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_EncryptInit(hSession, pMechanism, hKey);
+}
+
+CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_Encrypt(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen);
+}
+
+CK_RV C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_EncryptUpdate(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen);
+}
+
+CK_RV C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart, CK_ULONG_PTR pulLastEncryptedPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_EncryptFinal(hSession, pLastEncryptedPart, pulLastEncryptedPartLen);
+}
+
+CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecryptInit(hSession, pMechanism, hKey);
+}
+
+CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_Decrypt(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen);
+}
+
+CK_RV C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecryptUpdate(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen);
+}
+
+CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart, CK_ULONG_PTR pulLastPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecryptFinal(hSession, pLastPart, pulLastPartLen);
+}
+
+CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DigestInit(hSession, pMechanism);
+}
+
+CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_Digest(hSession, pData, ulDataLen, pDigest, pulDigestLen);
+}
+
+CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DigestUpdate(hSession, pPart, ulPartLen);
+}
+
+CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DigestKey(hSession, hKey);
+}
+
+CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DigestFinal(hSession, pDigest, pulDigestLen);
+}
+
+CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignInit(hSession, pMechanism, hKey);
+}
+
+CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_Sign(hSession, pData, ulDataLen, pSignature, pulSignatureLen);
+}
+
+CK_RV C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignUpdate(hSession, pPart, ulPartLen);
+}
+
+CK_RV C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignFinal(hSession, pSignature, pulSignatureLen);
+}
+
+CK_RV C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignRecoverInit(hSession, pMechanism, hKey);
+}
+
+CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignRecover(hSession, pData, ulDataLen, pSignature, pulSignatureLen);
+}
+
+CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyInit(hSession, pMechanism, hKey);
+}
+
+CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_Verify(hSession, pData, ulDataLen, pSignature, ulSignatureLen);
+}
+
+CK_RV C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyUpdate(hSession, pPart, ulPartLen);
+}
+
+CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyFinal(hSession, pSignature, ulSignatureLen);
+}
+
+CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyRecoverInit(hSession, pMechanism, hKey);
+}
+
+CK_RV C_VerifyRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyRecover(hSession, pSignature, ulSignatureLen, pData, pulDataLen);
+}
+
+CK_RV C_DigestEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DigestEncryptUpdate(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen);
+}
+
+CK_RV C_DecryptDigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecryptDigestUpdate(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen);
+}
+
+CK_RV C_SignEncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen, CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignEncryptUpdate(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen);
+}
+
+CK_RV C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart, CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart, CK_ULONG_PTR pulPartLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecryptVerifyUpdate(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen);
+}
+
+CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GenerateKey(hSession, pMechanism, pTemplate, ulCount, phKey);
+}
+
+CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_ATTRIBUTE_PTR pPublicKeyTemplate, CK_ULONG ulPublicKeyAttributeCount, CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount, CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GenerateKeyPair(hSession, pMechanism, pPublicKeyTemplate, ulPublicKeyAttributeCount, pPrivateKeyTemplate, ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey);
+}
+
+CK_RV C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_WrapKey(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen);
+}
+
+CK_RV C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_UnwrapKey(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, phKey);
+}
+
+CK_RV C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hBaseKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DeriveKey(hSession, pMechanism, hBaseKey, pTemplate, ulAttributeCount, phKey);
+}
+
+CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SeedRandom(hSession, pSeed, ulSeedLen);
+}
+
+CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData, CK_ULONG ulRandomLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GenerateRandom(hSession, RandomData, ulRandomLen);
+}
+
+CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetFunctionStatus(hSession);
+}
+
+CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_CancelFunction(hSession);
+}
+
+CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_WaitForSlotEvent(flags, pSlot, pReserved);
+}
+
+CK_RV C_LoginUser(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pUsername, CK_ULONG ulUsernameLen)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_LoginUser(hSession, userType, pPin, ulPinLen, pUsername, ulUsernameLen);
+}
+
+CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SessionCancel(hSession, flags);
+}
+
+CK_RV C_MessageEncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pPlaintext, CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_EncryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG ulPlaintextPartLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG_PTR pulCiphertextPartLen, CK_FLAGS flags)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_MessageEncryptFinal(CK_SESSION_HANDLE hSession)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_MessageDecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_BYTE_PTR pPlaintext, CK_ULONG_PTR pulPlaintextLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_DecryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG ulCiphertextPartLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_MessageDecryptFinal(CK_SESSION_HANDLE hSession)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_MessageSignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_SignMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_SignMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_SignMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_MessageSignFinal(CK_SESSION_HANDLE hSession)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_MessageVerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_VerifyMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}

@@ -1,0 +1,164 @@
+//go:build shimfake
+
+package main
+
+import (
+	"fmt"
+	"github.com/gohsm/gohsm/internal/conf"
+	"strings"
+	"sync"
+
+	"github.com/gohsm/gohsm/hsm"
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// This file replaces engine.go in the build the ABI tests load
+// (go build -tags shimfake): a Backend that echoes what it received, so the
+// C tests can check the shim's conversions independently of the engine.
+// Every call that takes input records a description of it, and
+// C_GetOperationState returns the last one. Methods it does not define fall
+// through to the nil embedded interface and panic, which exercises the
+// shim's panic recovery.
+
+func openConfigured(cfg *conf.Config) (hsm.Backend, func(), error) {
+	if cfg.Mode == conf.ModeRemote {
+		return nil, nil, fmt.Errorf("mode remote: not available: %w", ck.CKR_DEVICE_ERROR)
+	}
+	return &fakeBackend{}, func() {}, nil
+}
+
+type fakeBackend struct {
+	hsm.Backend // nil: undefined methods panic
+	mu          sync.Mutex
+	last        string
+}
+
+func (f *fakeBackend) record(format string, args ...any) {
+	f.mu.Lock()
+	f.last = fmt.Sprintf(format, args...)
+	f.mu.Unlock()
+}
+
+// sized answers the outCap convention for a fixed result.
+func sized(out []byte, outCap int) ([]byte, int, error) {
+	switch {
+	case outCap < 0:
+		return nil, len(out), nil
+	case outCap < len(out):
+		return nil, len(out), ck.CKR_BUFFER_TOO_SMALL
+	}
+	return out, len(out), nil
+}
+
+func (f *fakeBackend) Initialize() error { return nil }
+func (f *fakeBackend) Finalize() error   { return nil }
+
+func (f *fakeBackend) GetInfo() (ck.Info, error) {
+	return ck.Info{
+		CryptokiVersion:    ck.Version{Major: 3, Minor: 0},
+		ManufacturerID:     "fake manufacturer with a name longer than 32",
+		LibraryDescription: "fake",
+		LibraryVersion:     ck.Version{Major: 1, Minor: 2},
+	}, nil
+}
+
+func (f *fakeBackend) GetSlotList(bool) ([]ck.SlotID, error) { return []ck.SlotID{1, 7, 9}, nil }
+
+func (f *fakeBackend) GetTokenInfo(ck.SlotID) (ck.TokenInfo, error) {
+	// 31 ASCII bytes then a two-byte character: it must not be split.
+	return ck.TokenInfo{Label: strings.Repeat("a", 31) + "é", SerialNumber: "42", MaxPinLen: 255, MinPinLen: 4}, nil
+}
+
+func (f *fakeBackend) Login(s ck.SessionHandle, u ck.UserType, pin []byte) error {
+	f.record("Login s=%d u=%d pin=%q", s, u, pin)
+	if string(pin) != "1234" {
+		return fmt.Errorf("fake login: %w", ck.CKR_PIN_INCORRECT)
+	}
+	return nil
+}
+
+func (f *fakeBackend) InitToken(slot ck.SlotID, so []byte, label string) error {
+	f.record("InitToken slot=%d so=%q label=%q", slot, so, label)
+	return nil
+}
+
+func (f *fakeBackend) GetOperationState(_ ck.SessionHandle, outCap int) ([]byte, int, error) {
+	f.mu.Lock()
+	last := f.last
+	f.mu.Unlock()
+	return sized([]byte(last), outCap)
+}
+
+func describe(m ck.Mechanism) string {
+	switch p := m.Param.(type) {
+	case nil:
+		return fmt.Sprintf("%#x nil", uint64(m.Type))
+	case []byte:
+		return fmt.Sprintf("%#x bytes %x", uint64(m.Type), p)
+	case ck.MACGeneralParams:
+		return fmt.Sprintf("%#x mac %d", uint64(m.Type), p)
+	default:
+		return fmt.Sprintf("%#x %T %+v", uint64(m.Type), p, p)
+	}
+}
+
+func (f *fakeBackend) EncryptInit(s ck.SessionHandle, m ck.Mechanism, key ck.ObjectHandle) error {
+	f.record("EncryptInit key=%d %s", key, describe(m))
+	return nil
+}
+
+// Encrypt returns the input reversed, following the outCap convention.
+func (f *fakeBackend) Encrypt(s ck.SessionHandle, in []byte, outCap int) ([]byte, int, error) {
+	out := make([]byte, len(in))
+	for i, b := range in {
+		out[len(in)-1-i] = b
+	}
+	return sized(out, outCap)
+}
+
+func (f *fakeBackend) CreateObject(s ck.SessionHandle, t []ck.Attribute) (ck.ObjectHandle, error) {
+	var b strings.Builder
+	for _, a := range t {
+		fmt.Fprintf(&b, "%#x=%x;", uint64(a.Type), a.Value)
+	}
+	f.record("CreateObject %s", b.String())
+	return ck.ObjectHandle(len(t)), nil
+}
+
+// GetAttributeValue knows CKA_CLASS (8 bytes), CKA_LABEL ("fake label"),
+// CKA_VALUE (sensitive) and CKA_WRAP_TEMPLATE (two attributes); any other
+// type is invalid. Precedence: sensitive, then type invalid, then too small.
+func (f *fakeBackend) GetAttributeValue(s ck.SessionHandle, o ck.ObjectHandle, req []ck.AttributeRequest) ([]ck.AttributeResult, error) {
+	vals := map[ck.AttributeType][]byte{
+		ck.CKA_CLASS:         {3, 0, 0, 0, 0, 0, 0, 0},
+		ck.CKA_LABEL:         []byte("fake label"),
+		ck.CKA_WRAP_TEMPLATE: encodeTemplate([]ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("in")}, {Type: ck.CKA_TOKEN, Value: []byte{1}}}),
+	}
+	var sensitive, invalid, small bool
+	res := make([]ck.AttributeResult, len(req))
+	for i, r := range req {
+		res[i] = ck.AttributeResult{Type: r.Type, Len: ck.CK_UNAVAILABLE_INFORMATION}
+		v, ok := vals[r.Type]
+		switch {
+		case r.Type == ck.CKA_VALUE:
+			sensitive = true
+		case !ok:
+			invalid = true
+		case r.Cap < 0:
+			res[i].Len = ck.ULong(len(v))
+		case r.Cap < len(v):
+			small = true
+		default:
+			res[i].Len, res[i].Value = ck.ULong(len(v)), v
+		}
+	}
+	switch {
+	case sensitive:
+		return res, ck.CKR_ATTRIBUTE_SENSITIVE
+	case invalid:
+		return res, ck.CKR_ATTRIBUTE_TYPE_INVALID
+	case small:
+		return res, ck.CKR_BUFFER_TOO_SMALL
+	}
+	return res, nil
+}

@@ -1,0 +1,157 @@
+package main
+
+/*
+#include "shim.h"
+
+// The PKCS#11 2.40 errata layout of CK_GCM_PARAMS, without ulIvBits. Some
+// callers (Java SunPKCS11 talking to a 2.40 module) send it first; its size
+// tells it apart from the 3.0 layout.
+typedef struct {
+	CK_BYTE_PTR pIv;
+	CK_ULONG ulIvLen;
+	CK_BYTE_PTR pAAD;
+	CK_ULONG ulAADLen;
+	CK_ULONG ulTagBits;
+} gohsm_gcm_params_240;
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// inMechanism decodes a CK_MECHANISM and its parameter into Go memory, by
+// the parameter kind ck.ParamKindOf names. A NULL pParameter with a length,
+// a length that is not the structure's size, or a NULL pointer inside the
+// structure with a length is CKR_MECHANISM_PARAM_INVALID. A NULL parameter
+// of length 0 gives Param nil and the mechanism decides (EdDSA's parameter
+// is optional; GCM's is not).
+//
+// Structures are passed as pointers (*ck.GCMParams, ...); a byte-string
+// parameter as []byte; CK_MAC_GENERAL_PARAMS as ck.MACGeneralParams.
+func inMechanism(p C.CK_MECHANISM_PTR) (ck.Mechanism, ck.RV) {
+	if p == nil {
+		return ck.Mechanism{}, ck.CKR_ARGUMENTS_BAD
+	}
+	m := ck.Mechanism{Type: ck.MechanismType(p.mechanism)}
+	pp, n := p.pParameter, p.ulParameterLen
+	if pp == nil {
+		if n != 0 {
+			return m, ck.CKR_MECHANISM_PARAM_INVALID
+		}
+		return m, ck.CKR_OK
+	}
+	bad := ck.CKR_MECHANISM_PARAM_INVALID
+	var err ck.RV
+	switch ck.ParamKindOf(m.Type) {
+	case ck.ParamGCM:
+		switch n {
+		case C.CK_ULONG(unsafe.Sizeof(C.CK_GCM_PARAMS{})):
+			g := (*C.CK_GCM_PARAMS)(pp)
+			v := &ck.GCMParams{IVBits: ck.ULong(g.ulIvBits), TagBits: ck.ULong(g.ulTagBits)}
+			if v.IV, err = paramBytes(unsafe.Pointer(g.pIv), g.ulIvLen); err != ck.CKR_OK {
+				return m, err
+			}
+			if v.AAD, err = paramBytes(unsafe.Pointer(g.pAAD), g.ulAADLen); err != ck.CKR_OK {
+				return m, err
+			}
+			m.Param = v
+		case C.CK_ULONG(unsafe.Sizeof(C.gohsm_gcm_params_240{})):
+			g := (*C.gohsm_gcm_params_240)(pp)
+			v := &ck.GCMParams{IVBits: ck.ULong(g.ulIvLen) * 8, TagBits: ck.ULong(g.ulTagBits)}
+			if v.IV, err = paramBytes(unsafe.Pointer(g.pIv), g.ulIvLen); err != ck.CKR_OK {
+				return m, err
+			}
+			if v.AAD, err = paramBytes(unsafe.Pointer(g.pAAD), g.ulAADLen); err != ck.CKR_OK {
+				return m, err
+			}
+			m.Param = v
+		default:
+			return m, bad
+		}
+	case ck.ParamCCM:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_CCM_PARAMS{})) {
+			return m, bad
+		}
+		c := (*C.CK_CCM_PARAMS)(pp)
+		v := &ck.CCMParams{DataLen: ck.ULong(c.ulDataLen), MACLen: ck.ULong(c.ulMACLen)}
+		if v.Nonce, err = paramBytes(unsafe.Pointer(c.pNonce), c.ulNonceLen); err != ck.CKR_OK {
+			return m, err
+		}
+		if v.AAD, err = paramBytes(unsafe.Pointer(c.pAAD), c.ulAADLen); err != ck.CKR_OK {
+			return m, err
+		}
+		m.Param = v
+	case ck.ParamCTR:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_AES_CTR_PARAMS{})) {
+			return m, bad
+		}
+		c := (*C.CK_AES_CTR_PARAMS)(pp)
+		v := &ck.CTRParams{CounterBits: ck.ULong(c.ulCounterBits)}
+		copy(v.CB[:], field(c.cb[:]))
+		m.Param = v
+	case ck.ParamRSAOAEP:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_RSA_PKCS_OAEP_PARAMS{})) {
+			return m, bad
+		}
+		o := (*C.CK_RSA_PKCS_OAEP_PARAMS)(pp)
+		v := &ck.RSAOAEPParams{HashAlg: ck.MechanismType(o.hashAlg), MGF: ck.MGF(o.mgf), Source: ck.ULong(o.source)}
+		if v.SourceData, err = paramBytes(unsafe.Pointer(o.pSourceData), o.ulSourceDataLen); err != ck.CKR_OK {
+			return m, err
+		}
+		m.Param = v
+	case ck.ParamRSAPSS:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_RSA_PKCS_PSS_PARAMS{})) {
+			return m, bad
+		}
+		s := (*C.CK_RSA_PKCS_PSS_PARAMS)(pp)
+		m.Param = &ck.RSAPSSParams{HashAlg: ck.MechanismType(s.hashAlg), MGF: ck.MGF(s.mgf), SaltLen: ck.ULong(s.sLen)}
+	case ck.ParamECDH1:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_ECDH1_DERIVE_PARAMS{})) {
+			return m, bad
+		}
+		e := (*C.CK_ECDH1_DERIVE_PARAMS)(pp)
+		v := &ck.ECDH1DeriveParams{KDF: ck.EC_KDF(e.kdf)}
+		if v.SharedData, err = paramBytes(unsafe.Pointer(e.pSharedData), e.ulSharedDataLen); err != ck.CKR_OK {
+			return m, err
+		}
+		if v.PublicData, err = paramBytes(unsafe.Pointer(e.pPublicData), e.ulPublicDataLen); err != ck.CKR_OK {
+			return m, err
+		}
+		m.Param = v
+	case ck.ParamEDDSA:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_EDDSA_PARAMS{})) {
+			return m, bad
+		}
+		e := (*C.CK_EDDSA_PARAMS)(pp)
+		v := &ck.EDDSAParams{PHFlag: e.phFlag != 0}
+		if v.ContextData, err = paramBytes(unsafe.Pointer(e.pContextData), e.ulContextDataLen); err != ck.CKR_OK {
+			return m, err
+		}
+		m.Param = v
+	case ck.ParamULong:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_MAC_GENERAL_PARAMS(0))) {
+			return m, bad
+		}
+		m.Param = ck.MACGeneralParams(*(*C.CK_MAC_GENERAL_PARAMS)(pp))
+	default: // ck.ParamBytes: an IV or other opaque string
+		b, rv := inBytes(unsafe.Pointer(pp), n)
+		if rv != ck.CKR_OK {
+			return m, bad
+		}
+		m.Param = b
+	}
+	return m, ck.CKR_OK
+}
+
+// paramBytes copies a buffer a mechanism parameter points to; the errors
+// are the parameter's, not the call's.
+func paramBytes(p unsafe.Pointer, n C.CK_ULONG) ([]byte, ck.RV) {
+	b, rv := inBytes(p, n)
+	if rv != ck.CKR_OK {
+		return nil, ck.CKR_MECHANISM_PARAM_INVALID
+	}
+	return b, ck.CKR_OK
+}

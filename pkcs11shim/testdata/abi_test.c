@@ -1,0 +1,405 @@
+/*
+ * ABI tests for libgohsm.so, driven by abi_test.go. Usage:
+ *   abi_test <module.so> fake    conversions, lifecycle and fork, against
+ *                                the shimfake build (fake_backend.go)
+ *   abi_test <module.so> remote  GOHSM_CONF says mode = remote
+ *   abi_test <module.so> real    the real engine: Finalize/Initialize cycles
+ * Prints one line per failed check and exits 1 if any failed.
+ */
+#include <dlfcn.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pkcs11.h"
+
+#define CKR_OK 0x0UL
+#define CKR_GENERAL_ERROR 0x5UL
+#define CKR_ARGUMENTS_BAD 0x7UL
+#define CKR_ATTRIBUTE_SENSITIVE 0x11UL
+#define CKR_DEVICE_ERROR 0x30UL
+#define CKR_FUNCTION_NOT_SUPPORTED 0x54UL
+#define CKR_MECHANISM_PARAM_INVALID 0x71UL
+#define CKR_PIN_INCORRECT 0xA0UL
+#define CKR_BUFFER_TOO_SMALL 0x150UL
+#define CKR_CRYPTOKI_NOT_INITIALIZED 0x190UL
+#define CKR_CRYPTOKI_ALREADY_INITIALIZED 0x191UL
+#define CKF_OS_LOCKING_OK 0x2UL
+#define CKF_LIBRARY_CANT_CREATE_OS_THREADS 0x1UL
+#define CK_UNAVAILABLE_INFORMATION (~0UL)
+#define CKA_CLASS 0x0UL
+#define CKA_TOKEN 0x1UL
+#define CKA_LABEL 0x3UL
+#define CKA_VALUE 0x11UL
+#define CKA_WRAP_TEMPLATE 0x40000211UL
+
+static int failures;
+static CK_FUNCTION_LIST_PTR f;
+static void *lib;
+
+#define CHECK(cond, ...)                                        \
+	do {                                                    \
+		if (!(cond)) {                                  \
+			failures++;                             \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+			printf(__VA_ARGS__);                    \
+			printf("\n");                           \
+		}                                               \
+	} while (0)
+#define RV(call, want)                                                           \
+	do {                                                                     \
+		CK_RV rv_ = (call);                                              \
+		CHECK(rv_ == (CK_RV)(want), "%s = 0x%lx, want 0x%lx", #call, rv_, (CK_RV)(want)); \
+	} while (0)
+
+static CK_RV mutex_cb(void *p) { return CKR_OK; }
+
+/* echo returns what the fake backend recorded last (via C_GetOperationState). */
+static const char *echo(void)
+{
+	static char buf[1024];
+	CK_ULONG n = sizeof(buf) - 1;
+	CK_RV rv = f->C_GetOperationState(1, (CK_BYTE_PTR)buf, &n);
+	if (rv != CKR_OK)
+		return "(no echo)";
+	buf[n] = 0;
+	return buf;
+}
+
+static void mech(CK_MECHANISM_TYPE t, void *p, CK_ULONG n, CK_RV want, const char *wantEcho)
+{
+	CK_MECHANISM m = {t, p, n};
+	CK_RV rv = f->C_EncryptInit(1, &m, 5);
+	CHECK(rv == want, "EncryptInit(0x%lx, len %lu) = 0x%lx, want 0x%lx", t, n, rv, want);
+	char full[512];
+	snprintf(full, sizeof(full), "EncryptInit key=5 %s", wantEcho ? wantEcho : "");
+	if (wantEcho != NULL && rv == CKR_OK)
+		CHECK(strcmp(echo(), full) == 0, "mechanism 0x%lx: backend got %s, want %s", t, echo(), wantEcho);
+}
+
+static void test_tables(void)
+{
+	CK_C_GetFunctionList gfl = f->C_GetFunctionList;
+	CK_FUNCTION_LIST_PTR l = NULL;
+	RV(gfl(&l), CKR_OK);
+	CHECK(l == f && l->version.major == 2 && l->version.minor == 40, "2.40 table");
+	RV(gfl(NULL), CKR_ARGUMENTS_BAD);
+	CK_C_GetInterfaceList gil = (CK_C_GetInterfaceList)dlsym(lib, "C_GetInterfaceList");
+	CHECK(gil != NULL, "C_GetInterfaceList exported");
+	if (gil == NULL)
+		return;
+	CK_ULONG n = 0;
+	RV(gil(NULL, &n), CKR_OK);
+	CHECK(n == 2, "interface count %lu", n);
+	CK_INTERFACE ifs[2];
+	n = 1;
+	RV(gil(ifs, &n), CKR_BUFFER_TOO_SMALL);
+	CHECK(n == 2, "count after too small %lu", n);
+	RV(gil(ifs, NULL), CKR_ARGUMENTS_BAD);
+	n = 2;
+	RV(gil(ifs, &n), CKR_OK);
+	CK_FUNCTION_LIST_3_0 *l3 = ifs[0].pFunctionList;
+	CHECK(strcmp((char *)ifs[0].pInterfaceName, "PKCS 11") == 0 && l3->version.major == 3 && l3->version.minor == 0,
+	      "default interface is PKCS 11 3.0");
+	CHECK(ifs[1].pFunctionList == (void *)f, "second interface is the 2.40 table");
+	CHECK(ifs[0].flags == 0 && ifs[1].flags == 0, "no CKF_INTERFACE_FORK_SAFE");
+	/* The 3.0 table starts with the 2.40 functions. */
+	CHECK(memcmp(&l3->C_Initialize, &f->C_Initialize, sizeof(CK_FUNCTION_LIST) - offsetof(CK_FUNCTION_LIST, C_Initialize)) == 0,
+	      "3.0 prefix equals 2.40 table");
+	CHECK(l3->C_GetInterfaceList == gil && l3->C_LoginUser != NULL && l3->C_MessageVerifyFinal != NULL, "3.0 entries set");
+	RV(l3->C_MessageEncryptInit(1, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+	RV(l3->C_MessageVerifyFinal(1), CKR_FUNCTION_NOT_SUPPORTED);
+
+	CK_C_GetInterface gi = l3->C_GetInterface;
+	CK_INTERFACE_PTR p = NULL;
+	RV(gi(NULL, NULL, &p, 0), CKR_OK);
+	CHECK(p != NULL && p->pFunctionList == l3, "default interface");
+	CK_VERSION v240 = {2, 40};
+	RV(gi((CK_UTF8CHAR_PTR) "PKCS 11", &v240, &p, 0), CKR_OK);
+	CHECK(p != NULL && p->pFunctionList == (void *)f, "2.40 interface by version");
+	RV(gi((CK_UTF8CHAR_PTR) "Vendor", NULL, &p, 0), CKR_ARGUMENTS_BAD);
+	RV(gi(NULL, NULL, &p, 1 /* CKF_INTERFACE_FORK_SAFE */), CKR_ARGUMENTS_BAD);
+	RV(gi(NULL, NULL, NULL, 0), CKR_ARGUMENTS_BAD);
+}
+
+static void test_lifecycle(void)
+{
+	CK_INFO info;
+	RV(f->C_GetInfo(&info), CKR_CRYPTOKI_NOT_INITIALIZED);
+	RV(f->C_Finalize(NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
+	RV(f->C_OpenSession(0, 4, NULL, NULL, NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
+
+	CK_C_INITIALIZE_ARGS a = {0};
+	a.pReserved = &a;
+	RV(f->C_Initialize(&a), CKR_ARGUMENTS_BAD);
+	a.pReserved = NULL;
+	a.CreateMutex = (CK_CREATEMUTEX)mutex_cb;
+	RV(f->C_Initialize(&a), CKR_ARGUMENTS_BAD); /* one callback of four */
+	a.DestroyMutex = mutex_cb;
+	a.LockMutex = mutex_cb;
+	a.UnlockMutex = mutex_cb;
+	RV(f->C_Initialize(&a), CKR_OK); /* callbacks without CKF_OS_LOCKING_OK: accepted */
+	RV(f->C_Finalize(NULL), CKR_OK);
+	a.flags = CKF_OS_LOCKING_OK | CKF_LIBRARY_CANT_CREATE_OS_THREADS; /* what NSS passes */
+	RV(f->C_Initialize(&a), CKR_OK);
+	RV(f->C_Finalize(NULL), CKR_OK);
+	CK_C_INITIALIZE_ARGS os = {0};
+	os.flags = CKF_OS_LOCKING_OK;
+	RV(f->C_Initialize(&os), CKR_OK);
+	RV(f->C_Initialize(NULL), CKR_CRYPTOKI_ALREADY_INITIALIZED);
+	RV(f->C_Finalize(&os), CKR_ARGUMENTS_BAD);
+	RV(f->C_Finalize(NULL), CKR_OK);
+	RV(f->C_GetInfo(&info), CKR_CRYPTOKI_NOT_INITIALIZED);
+	RV(f->C_Initialize(NULL), CKR_OK);
+}
+
+static void test_info(void)
+{
+	CK_INFO info;
+	memset(&info, 0, sizeof(info));
+	RV(f->C_GetInfo(NULL), CKR_ARGUMENTS_BAD);
+	RV(f->C_GetInfo(&info), CKR_OK);
+	CHECK(memcmp(info.manufacturerID, "fake manufacturer with a name lo", 32) == 0, "manufacturerID truncated to 32");
+	CHECK(memcmp(info.libraryDescription, "fake                            ", 32) == 0, "libraryDescription blank padded");
+	CHECK(info.libraryVersion.major == 1 && info.libraryVersion.minor == 2, "library version");
+
+	CK_SLOT_ID slots[3];
+	CK_ULONG n = 0;
+	RV(f->C_GetSlotList(0, NULL, &n), CKR_OK);
+	CHECK(n == 3, "slot count %lu", n);
+	n = 2;
+	RV(f->C_GetSlotList(0, slots, &n), CKR_BUFFER_TOO_SMALL);
+	CHECK(n == 3, "slot count after too small %lu", n);
+	RV(f->C_GetSlotList(0, slots, &n), CKR_OK);
+	CHECK(n == 3 && slots[0] == 1 && slots[1] == 7 && slots[2] == 9, "slot ids");
+	RV(f->C_GetSlotList(0, slots, NULL), CKR_ARGUMENTS_BAD);
+
+	CK_TOKEN_INFO ti;
+	RV(f->C_GetTokenInfo(1, &ti), CKR_OK);
+	CHECK(memcmp(ti.label, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa ", 32) == 0, "label cut before a split UTF-8 character");
+	CHECK(memcmp(ti.serialNumber, "42              ", 16) == 0, "serial padded");
+	CHECK(ti.ulMaxPinLen == 255 && ti.ulMinPinLen == 4, "pin lengths");
+}
+
+static void test_login(void)
+{
+	RV(f->C_Login(1, 1, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
+	CHECK(strcmp(echo(), "Login s=1 u=1 pin=\"1234\"") == 0, "login echo %s", echo());
+	RV(f->C_Login(1, 1, (CK_UTF8CHAR_PTR) "12345", 5), CKR_PIN_INCORRECT);
+	RV(f->C_Login(1, 1, NULL, 4), CKR_ARGUMENTS_BAD);
+	CK_UTF8CHAR label[32];
+	memset(label, ' ', 32);
+	memcpy(label, "my token", 8);
+	RV(f->C_InitToken(3, (CK_UTF8CHAR_PTR) "so", 2, label), CKR_OK);
+	CHECK(strcmp(echo(), "InitToken slot=3 so=\"so\" label=\"my token\"") == 0, "init token echo %s", echo());
+	RV(f->C_InitToken(3, (CK_UTF8CHAR_PTR) "so", 2, NULL), CKR_ARGUMENTS_BAD);
+}
+
+static void test_mechanisms(void)
+{
+	CK_BYTE iv[3] = {1, 2, 3}, aad[2] = {0xaa, 0xbb};
+	CK_GCM_PARAMS gcm = {iv, 3, 24, aad, 2, 128};
+	mech(0x1087, &gcm, sizeof(gcm), CKR_OK, "0x1087 *ck.GCMParams &{IV:[1 2 3] IVBits:24 AAD:[170 187] TagBits:128}");
+	struct { CK_BYTE_PTR pIv; CK_ULONG ulIvLen; CK_BYTE_PTR pAAD; CK_ULONG ulAADLen; CK_ULONG ulTagBits; } gcm240 = {iv, 3, NULL, 0, 96};
+	mech(0x1087, &gcm240, sizeof(gcm240), CKR_OK, "0x1087 *ck.GCMParams &{IV:[1 2 3] IVBits:24 AAD:[] TagBits:96}");
+	mech(0x1087, &gcm, sizeof(gcm) - 1, CKR_MECHANISM_PARAM_INVALID, NULL);
+	mech(0x1087, NULL, sizeof(gcm), CKR_MECHANISM_PARAM_INVALID, NULL);
+	CK_GCM_PARAMS gcmNullIV = {NULL, 12, 96, NULL, 0, 128};
+	mech(0x1087, &gcmNullIV, sizeof(gcmNullIV), CKR_MECHANISM_PARAM_INVALID, NULL);
+	mech(0x1087, NULL, 0, CKR_OK, "0x1087 nil");
+
+	CK_CCM_PARAMS ccm = {16, iv, 3, aad, 2, 8};
+	mech(0x1088, &ccm, sizeof(ccm), CKR_OK, "0x1088 *ck.CCMParams &{DataLen:16 Nonce:[1 2 3] AAD:[170 187] MACLen:8}");
+	CK_AES_CTR_PARAMS ctr = {32, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}};
+	mech(0x1086, &ctr, sizeof(ctr), CKR_OK,
+	     "0x1086 *ck.CTRParams &{CounterBits:32 CB:[0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]}");
+	CK_RSA_PKCS_OAEP_PARAMS oaep = {0x250, 2, 1, aad, 2};
+	mech(0x9, &oaep, sizeof(oaep), CKR_OK,
+	     "0x9 *ck.RSAOAEPParams &{HashAlg:CKM_SHA256 MGF:2 Source:1 SourceData:[170 187]}");
+	CK_RSA_PKCS_PSS_PARAMS pss = {0x250, 2, 32};
+	mech(0xd, &pss, sizeof(pss), CKR_OK, "0xd *ck.RSAPSSParams &{HashAlg:CKM_SHA256 MGF:2 SaltLen:32}");
+	mech(0xd, &pss, sizeof(pss) + 8, CKR_MECHANISM_PARAM_INVALID, NULL);
+	CK_ECDH1_DERIVE_PARAMS ecdh = {1, 0, NULL, 3, iv};
+	mech(0x1050, &ecdh, sizeof(ecdh), CKR_OK,
+	     "0x1050 *ck.ECDH1DeriveParams &{KDF:1 SharedData:[] PublicData:[1 2 3]}");
+	CK_EDDSA_PARAMS ed = {1, 2, aad};
+	mech(0x1057, &ed, sizeof(ed), CKR_OK, "0x1057 *ck.EDDSAParams &{PHFlag:true ContextData:[170 187]}");
+	CK_MAC_GENERAL_PARAMS macLen = 16;
+	mech(0x252, &macLen, sizeof(macLen), CKR_OK, "0x252 mac 16");
+	mech(0x252, &macLen, 4, CKR_MECHANISM_PARAM_INVALID, NULL);
+	mech(0x1082, iv, 3, CKR_OK, "0x1082 bytes 010203");
+	RV(f->C_EncryptInit(1, NULL, 5), CKR_ARGUMENTS_BAD);
+}
+
+static void test_output(void)
+{
+	CK_BYTE in[5] = {1, 2, 3, 4, 5}, out[8];
+	CK_ULONG n = 0;
+	RV(f->C_Encrypt(1, in, 5, NULL, &n), CKR_OK);
+	CHECK(n == 5, "size query %lu", n);
+	n = 4;
+	memset(out, 0xee, sizeof(out));
+	RV(f->C_Encrypt(1, in, 5, out, &n), CKR_BUFFER_TOO_SMALL);
+	CHECK(n == 5 && out[0] == 0xee, "too small: n=%lu, buffer untouched", n);
+	n = sizeof(out);
+	RV(f->C_Encrypt(1, in, 5, out, &n), CKR_OK);
+	CHECK(n == 5 && out[0] == 5 && out[4] == 1 && out[5] == 0xee, "output copied, n=%lu", n);
+	n = CK_UNAVAILABLE_INFORMATION; /* a huge size must not read as a size query */
+	RV(f->C_Encrypt(1, in, 5, out, &n), CKR_OK);
+	CHECK(n == 5, "huge buffer size: n=%lu", n);
+	RV(f->C_Encrypt(1, in, 5, out, NULL), CKR_ARGUMENTS_BAD);
+	RV(f->C_Encrypt(1, NULL, 5, out, &n), CKR_ARGUMENTS_BAD);
+}
+
+static void test_attributes(void)
+{
+	CK_BYTE label[4], value[32];
+	CK_ATTRIBUTE t[4] = {
+		{CKA_CLASS, NULL, 0}, {CKA_LABEL, label, sizeof(label)}, {CKA_VALUE, value, sizeof(value)}, {0x9999, NULL, 0}};
+	RV(f->C_GetAttributeValue(1, 2, t, 4), CKR_ATTRIBUTE_SENSITIVE);
+	CHECK(t[0].ulValueLen == 8, "class length %lu", t[0].ulValueLen);
+	CHECK(t[1].ulValueLen == CK_UNAVAILABLE_INFORMATION, "label too small -> unavailable");
+	CHECK(t[2].ulValueLen == CK_UNAVAILABLE_INFORMATION, "sensitive -> unavailable");
+	CHECK(t[3].ulValueLen == CK_UNAVAILABLE_INFORMATION, "invalid type -> unavailable");
+	CK_BYTE cls[8], lbl[32];
+	CK_ATTRIBUTE ok[2] = {{CKA_CLASS, cls, sizeof(cls)}, {CKA_LABEL, lbl, sizeof(lbl)}};
+	RV(f->C_GetAttributeValue(1, 2, ok, 2), CKR_OK);
+	CHECK(ok[0].ulValueLen == 8 && cls[0] == 3, "class value");
+	CHECK(ok[1].ulValueLen == 10 && memcmp(lbl, "fake label", 10) == 0, "label value");
+	RV(f->C_GetAttributeValue(1, 2, NULL, 2), CKR_ARGUMENTS_BAD);
+
+	/* A template-valued attribute, answered the three-call way. */
+	CK_ATTRIBUTE w = {CKA_WRAP_TEMPLATE, NULL, 0};
+	RV(f->C_GetAttributeValue(1, 2, &w, 1), CKR_OK);
+	CHECK(w.ulValueLen == 2 * sizeof(CK_ATTRIBUTE), "wrap template length %lu", w.ulValueLen);
+	CK_ATTRIBUTE inner[2] = {{0, NULL, 0}, {0, NULL, 0}};
+	w.pValue = inner;
+	w.ulValueLen = sizeof(inner);
+	RV(f->C_GetAttributeValue(1, 2, &w, 1), CKR_OK);
+	CHECK(inner[0].type == CKA_LABEL && inner[0].ulValueLen == 2 && inner[1].type == CKA_TOKEN && inner[1].ulValueLen == 1,
+	      "inner lengths");
+	CK_BYTE v0[1], v1[1];
+	inner[0].pValue = v0;
+	inner[0].ulValueLen = 1;
+	inner[1].pValue = v1;
+	inner[1].ulValueLen = 1;
+	RV(f->C_GetAttributeValue(1, 2, &w, 1), CKR_BUFFER_TOO_SMALL);
+	CHECK(inner[0].ulValueLen == CK_UNAVAILABLE_INFORMATION && inner[1].ulValueLen == 1 && v1[0] == 1, "inner too small");
+
+	/* Templates in: nested template flattened, NULL value with length refused. */
+	CK_BBOOL yes = 1;
+	CK_ATTRIBUTE nested[1] = {{CKA_TOKEN, &yes, 1}};
+	CK_ATTRIBUTE create[2] = {{CKA_LABEL, "ab", 2}, {CKA_WRAP_TEMPLATE, nested, sizeof(nested)}};
+	CK_OBJECT_HANDLE h = 0;
+	RV(f->C_CreateObject(1, create, 2, &h), CKR_OK);
+	CHECK(h == 2, "handle %lu", h);
+	CHECK(strcmp(echo(), "CreateObject 0x3=6162;0x40000211=0100000000000000010000000000000001;") == 0, "create echo %s", echo());
+	create[0].pValue = NULL;
+	RV(f->C_CreateObject(1, create, 2, &h), CKR_ARGUMENTS_BAD);
+	RV(f->C_CreateObject(1, NULL, 2, &h), CKR_ARGUMENTS_BAD);
+	RV(f->C_CreateObject(1, nested, 1, NULL), CKR_ARGUMENTS_BAD);
+}
+
+static void test_panic(void)
+{
+	/* The fake backend does not define DigestKey: the nil interface panics. */
+	RV(f->C_DigestKey(1, 2), CKR_GENERAL_ERROR);
+	CK_INFO info;
+	RV(f->C_GetInfo(&info), CKR_OK);
+}
+
+static void test_fork(void)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(10); /* a hang kills the child with SIGALRM */
+		CK_INFO info;
+		int bad = 0;
+		if (f->C_GetInfo(&info) != CKR_CRYPTOKI_NOT_INITIALIZED)
+			bad |= 1;
+		if (f->C_Initialize(NULL) != CKR_GENERAL_ERROR)
+			bad |= 2;
+		if (f->C_Finalize(NULL) != CKR_CRYPTOKI_NOT_INITIALIZED)
+			bad |= 4;
+		CK_FUNCTION_LIST_PTR l = NULL;
+		if (f->C_GetFunctionList(&l) != CKR_OK || l != f)
+			bad |= 8;
+		_exit(bad);
+	}
+	int status = 0;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork/wait");
+	CHECK(WIFEXITED(status), "child did not exit normally (signal %d)", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child results, bitmask %d", WEXITSTATUS(status));
+	CK_INFO info;
+	RV(f->C_GetInfo(&info), CKR_OK); /* the parent is unaffected */
+}
+
+static void test_real(void)
+{
+	for (int i = 0; i < 3; i++) {
+		RV(f->C_Initialize(NULL), CKR_OK);
+		CK_ULONG n = 0;
+		RV(f->C_GetSlotList(0, NULL, &n), CKR_OK);
+		CHECK(n >= 1, "real engine has a slot");
+		CK_SLOT_ID slot = 0;
+		n = 1;
+		RV(f->C_GetSlotList(0, &slot, &n), CKR_OK);
+		CK_TOKEN_INFO ti;
+		RV(f->C_GetTokenInfo(slot, &ti), CKR_OK);
+		CK_SESSION_INFO si;
+		RV(f->C_GetSessionInfo(12345, &si), 0xB3UL /* CKR_SESSION_HANDLE_INVALID */);
+		RV(f->C_Finalize(NULL), CKR_OK);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: abi_test module.so fake|remote|real\n");
+		return 2;
+	}
+	lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+	if (lib == NULL) {
+		printf("FAIL dlopen: %s\n", dlerror());
+		return 1;
+	}
+	CK_C_GetFunctionList gfl = (CK_C_GetFunctionList)dlsym(lib, "C_GetFunctionList");
+	if (gfl == NULL || gfl(&f) != CKR_OK) {
+		printf("FAIL C_GetFunctionList\n");
+		return 1;
+	}
+	if (strcmp(argv[2], "fake") == 0) {
+		test_tables();
+		test_lifecycle();
+		test_info();
+		test_login();
+		test_mechanisms();
+		test_output();
+		test_attributes();
+		test_panic();
+		test_fork();
+		RV(f->C_Finalize(NULL), CKR_OK);
+	} else if (strcmp(argv[2], "remote") == 0) {
+		RV(f->C_Initialize(NULL), CKR_DEVICE_ERROR);
+		CK_INFO info;
+		RV(f->C_GetInfo(&info), CKR_CRYPTOKI_NOT_INITIALIZED);
+	} else if (strcmp(argv[2], "real") == 0) {
+		test_real();
+		RV(f->C_Initialize(NULL), CKR_OK);
+		test_fork();
+		RV(f->C_Finalize(NULL), CKR_OK);
+	}
+	/* The module stays loaded: dlclose must be harmless (NODELETE). */
+	dlclose(lib);
+	if (failures) {
+		printf("%d failures\n", failures);
+		return 1;
+	}
+	printf("ok\n");
+	return 0;
+}
