@@ -6,12 +6,15 @@ export CGO_ENABLED = 1
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build deps run test test-go test-clients vet install clean
+.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm vet install clean
 
 all: build
 
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh test
+
+deps-run:
+	@scripts/install-deps.sh run
 
 build: $(BUILD)/libgohsm.so $(BUILD)/gohsm
 
@@ -24,7 +27,7 @@ $(BUILD)/gohsm: $(GOFILES)
 	@mkdir -p $(BUILD)
 	$(GO) build -trimpath -o $@ ./cmd/gohsm
 
-run: deps build
+run: deps-run build
 	@$(BUILD)/gohsm run --module $(CURDIR)/$(BUILD)/libgohsm.so
 
 vet:
@@ -33,10 +36,21 @@ vet:
 test-go:
 	$(GO) test -count=1 ./...
 
+# Real PKCS#11 clients (pkcs11-tool, p11tool, OpenSSL, Java, PyKCS11, OpenSSH,
+# NSS) and the C ABI sweep, against our module.
 test-clients: build
 	@tests/clients/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
 
-test: deps build vet test-go test-clients
+# The same scripts against SoftHSMv2, to keep them honest.
+test-clients-softhsm:
+	@tests/clients/run.sh /usr/lib/softhsm/libsofthsm2.so
+
+# crypto11's and miekg/pkcs11's own test suites, loading libgohsm.so into a
+# second Go runtime in the same process.
+test-gosuites: build
+	@tests/gosuites/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
+
+test: deps build vet test-go test-clients test-gosuites
 
 install: build
 	install -D -m 0755 $(BUILD)/libgohsm.so $(DESTDIR)/usr/local/lib/gohsm/libgohsm.so

@@ -205,29 +205,6 @@ func dropEqual(t, ref attr.Template, at ck.AttributeType) attr.Template {
 	return out
 }
 
-// WrapKey, UnwrapKey and DeriveKey: no registered mechanism wraps, unwraps
-// or derives yet, so after the session check the mechanism is invalid.
-func (m *Module) WrapKey(h ck.SessionHandle, mt ck.Mechanism, wrapping, key ck.ObjectHandle, outCap int) ([]byte, int, error) {
-	if _, err := m.session(h); err != nil {
-		return nil, 0, err
-	}
-	return nil, 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
-}
-
-func (m *Module) UnwrapKey(h ck.SessionHandle, mt ck.Mechanism, unwrapping ck.ObjectHandle, wrapped []byte, t []ck.Attribute) (ck.ObjectHandle, error) {
-	if _, err := m.session(h); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
-}
-
-func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, base ck.ObjectHandle, t []ck.Attribute) (ck.ObjectHandle, error) {
-	if _, err := m.session(h); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
-}
-
 // SeedRandom is C_SeedRandom: the generator is the operating system's and
 // takes no seed (§5.15 allows CKR_RANDOM_SEED_NOT_SUPPORTED).
 func (m *Module) SeedRandom(h ck.SessionHandle, seed []byte) error {

@@ -17,6 +17,7 @@ import (
 func goC_EncryptInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_EncryptInit", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.EncryptInit(s, m, k)
 	}))
@@ -26,6 +27,7 @@ func goC_EncryptInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR
 func goC_DecryptInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DecryptInit", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.DecryptInit(s, m, k)
 	}))
@@ -35,6 +37,7 @@ func goC_DecryptInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR
 func goC_SignInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SignInit", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.SignInit(s, m, k)
 	}))
@@ -44,6 +47,7 @@ func goC_SignInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, h
 func goC_SignRecoverInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SignRecoverInit", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.SignRecoverInit(s, m, k)
 	}))
@@ -53,6 +57,7 @@ func goC_SignRecoverInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM
 func goC_VerifyInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_VerifyInit", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.VerifyInit(s, m, k)
 	}))
@@ -62,6 +67,7 @@ func goC_VerifyInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR,
 func goC_VerifyRecoverInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_VerifyRecoverInit", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.VerifyRecoverInit(s, m, k)
 	}))
@@ -71,6 +77,8 @@ func goC_VerifyRecoverInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANI
 func goC_Encrypt(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pEncryptedData C.CK_BYTE_PTR, pulEncryptedDataLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_Encrypt", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_ENCRYPT, &rv)
 	return cRV(opInOut(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen, hsm.Backend.Encrypt))
 }
 
@@ -78,6 +86,8 @@ func goC_Encrypt(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.
 func goC_EncryptUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG, pEncryptedPart C.CK_BYTE_PTR, pulEncryptedPartLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_EncryptUpdate", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_ENCRYPT, &rv)
 	return cRV(opInOut(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen, hsm.Backend.EncryptUpdate))
 }
 
@@ -85,6 +95,8 @@ func goC_EncryptUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPart
 func goC_Decrypt(hSession C.CK_SESSION_HANDLE, pEncryptedData C.CK_BYTE_PTR, ulEncryptedDataLen C.CK_ULONG, pData C.CK_BYTE_PTR, pulDataLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_Decrypt", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_DECRYPT, &rv)
 	return cRV(opInOut(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen, hsm.Backend.Decrypt))
 }
 
@@ -92,6 +104,8 @@ func goC_Decrypt(hSession C.CK_SESSION_HANDLE, pEncryptedData C.CK_BYTE_PTR, ulE
 func goC_DecryptUpdate(hSession C.CK_SESSION_HANDLE, pEncryptedPart C.CK_BYTE_PTR, ulEncryptedPartLen C.CK_ULONG, pPart C.CK_BYTE_PTR, pulPartLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DecryptUpdate", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_DECRYPT, &rv)
 	return cRV(opInOut(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen, hsm.Backend.DecryptUpdate))
 }
 
@@ -99,6 +113,8 @@ func goC_DecryptUpdate(hSession C.CK_SESSION_HANDLE, pEncryptedPart C.CK_BYTE_PT
 func goC_Digest(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pDigest C.CK_BYTE_PTR, pulDigestLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_Digest", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_DIGEST, &rv)
 	return cRV(opInOut(hSession, pData, ulDataLen, pDigest, pulDigestLen, hsm.Backend.Digest))
 }
 
@@ -106,6 +122,8 @@ func goC_Digest(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.C
 func goC_Sign(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pSignature C.CK_BYTE_PTR, pulSignatureLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_Sign", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_SIGN, &rv)
 	return cRV(opInOut(hSession, pData, ulDataLen, pSignature, pulSignatureLen, hsm.Backend.Sign))
 }
 
@@ -113,6 +131,7 @@ func goC_Sign(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_
 func goC_SignRecover(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pSignature C.CK_BYTE_PTR, pulSignatureLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SignRecover", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInOut(hSession, pData, ulDataLen, pSignature, pulSignatureLen, hsm.Backend.SignRecover))
 }
 
@@ -120,6 +139,7 @@ func goC_SignRecover(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLe
 func goC_VerifyRecover(hSession C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, ulSignatureLen C.CK_ULONG, pData C.CK_BYTE_PTR, pulDataLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_VerifyRecover", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInOut(hSession, pSignature, ulSignatureLen, pData, pulDataLen, hsm.Backend.VerifyRecover))
 }
 
@@ -127,6 +147,7 @@ func goC_VerifyRecover(hSession C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, u
 func goC_DigestEncryptUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG, pEncryptedPart C.CK_BYTE_PTR, pulEncryptedPartLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DigestEncryptUpdate", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInOut(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen, hsm.Backend.DigestEncryptUpdate))
 }
 
@@ -134,6 +155,7 @@ func goC_DigestEncryptUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, 
 func goC_DecryptDigestUpdate(hSession C.CK_SESSION_HANDLE, pEncryptedPart C.CK_BYTE_PTR, ulEncryptedPartLen C.CK_ULONG, pPart C.CK_BYTE_PTR, pulPartLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DecryptDigestUpdate", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInOut(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen, hsm.Backend.DecryptDigestUpdate))
 }
 
@@ -141,6 +163,7 @@ func goC_DecryptDigestUpdate(hSession C.CK_SESSION_HANDLE, pEncryptedPart C.CK_B
 func goC_SignEncryptUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG, pEncryptedPart C.CK_BYTE_PTR, pulEncryptedPartLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SignEncryptUpdate", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInOut(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen, hsm.Backend.SignEncryptUpdate))
 }
 
@@ -148,6 +171,7 @@ func goC_SignEncryptUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ul
 func goC_DecryptVerifyUpdate(hSession C.CK_SESSION_HANDLE, pEncryptedPart C.CK_BYTE_PTR, ulEncryptedPartLen C.CK_ULONG, pPart C.CK_BYTE_PTR, pulPartLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DecryptVerifyUpdate", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInOut(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen, hsm.Backend.DecryptVerifyUpdate))
 }
 
@@ -155,6 +179,8 @@ func goC_DecryptVerifyUpdate(hSession C.CK_SESSION_HANDLE, pEncryptedPart C.CK_B
 func goC_EncryptFinal(hSession C.CK_SESSION_HANDLE, pLastEncryptedPart C.CK_BYTE_PTR, pulLastEncryptedPartLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_EncryptFinal", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_ENCRYPT, &rv)
 	return cRV(opOut(hSession, pLastEncryptedPart, pulLastEncryptedPartLen, hsm.Backend.EncryptFinal))
 }
 
@@ -162,6 +188,8 @@ func goC_EncryptFinal(hSession C.CK_SESSION_HANDLE, pLastEncryptedPart C.CK_BYTE
 func goC_DecryptFinal(hSession C.CK_SESSION_HANDLE, pLastPart C.CK_BYTE_PTR, pulLastPartLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DecryptFinal", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_DECRYPT, &rv)
 	return cRV(opOut(hSession, pLastPart, pulLastPartLen, hsm.Backend.DecryptFinal))
 }
 
@@ -169,6 +197,8 @@ func goC_DecryptFinal(hSession C.CK_SESSION_HANDLE, pLastPart C.CK_BYTE_PTR, pul
 func goC_DigestFinal(hSession C.CK_SESSION_HANDLE, pDigest C.CK_BYTE_PTR, pulDigestLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DigestFinal", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_DIGEST, &rv)
 	return cRV(opOut(hSession, pDigest, pulDigestLen, hsm.Backend.DigestFinal))
 }
 
@@ -176,6 +206,8 @@ func goC_DigestFinal(hSession C.CK_SESSION_HANDLE, pDigest C.CK_BYTE_PTR, pulDig
 func goC_SignFinal(hSession C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, pulSignatureLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SignFinal", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_SIGN, &rv)
 	return cRV(opOut(hSession, pSignature, pulSignatureLen, hsm.Backend.SignFinal))
 }
 
@@ -183,6 +215,8 @@ func goC_SignFinal(hSession C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, pulSi
 func goC_DigestUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DigestUpdate", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_DIGEST, &rv)
 	return cRV(opIn(hSession, pPart, ulPartLen, hsm.Backend.DigestUpdate))
 }
 
@@ -190,6 +224,8 @@ func goC_DigestUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartL
 func goC_SignUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SignUpdate", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_SIGN, &rv)
 	return cRV(opIn(hSession, pPart, ulPartLen, hsm.Backend.SignUpdate))
 }
 
@@ -197,6 +233,8 @@ func goC_SignUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen
 func goC_VerifyUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_VerifyUpdate", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_VERIFY, &rv)
 	return cRV(opIn(hSession, pPart, ulPartLen, hsm.Backend.VerifyUpdate))
 }
 
@@ -204,6 +242,8 @@ func goC_VerifyUpdate(hSession C.CK_SESSION_HANDLE, pPart C.CK_BYTE_PTR, ulPartL
 func goC_VerifyFinal(hSession C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, ulSignatureLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_VerifyFinal", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_VERIFY, &rv)
 	return cRV(opIn(hSession, pSignature, ulSignatureLen, hsm.Backend.VerifyFinal))
 }
 
@@ -211,6 +251,7 @@ func goC_VerifyFinal(hSession C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, ulS
 func goC_DigestInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DigestInit", &rv)
+	defer sessionFirst(hSession, &rv)
 	return cRV(opInit(hSession, pMechanism, 0, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, _ ck.ObjectHandle) error {
 		return be.DigestInit(s, m)
 	}))
@@ -220,6 +261,8 @@ func goC_DigestInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR)
 func goC_DigestKey(hSession C.CK_SESSION_HANDLE, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DigestKey", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_DIGEST, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -231,6 +274,8 @@ func goC_DigestKey(hSession C.CK_SESSION_HANDLE, hKey C.CK_OBJECT_HANDLE) (rv C.
 func goC_Verify(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_ULONG, pSignature C.CK_BYTE_PTR, ulSignatureLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_Verify", &rv)
+	defer sessionFirst(hSession, &rv)
+	defer endOnBadArgs(hSession, ck.CKF_VERIFY, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)

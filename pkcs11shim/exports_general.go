@@ -207,6 +207,7 @@ func goC_InitToken(slotID C.CK_SLOT_ID, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_UL
 func goC_InitPIN(hSession C.CK_SESSION_HANDLE, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_InitPIN", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -223,6 +224,7 @@ func goC_InitPIN(hSession C.CK_SESSION_HANDLE, pPin C.CK_UTF8CHAR_PTR, ulPinLen 
 func goC_SetPIN(hSession C.CK_SESSION_HANDLE, pOldPin C.CK_UTF8CHAR_PTR, ulOldLen C.CK_ULONG, pNewPin C.CK_UTF8CHAR_PTR, ulNewLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SetPIN", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)

@@ -16,6 +16,7 @@ import (
 func goC_GenerateKey(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG, phKey C.CK_OBJECT_HANDLE_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_GenerateKey", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -46,6 +47,7 @@ func goC_GenerateKeyPair(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM
 	phPublicKey, phPrivateKey C.CK_OBJECT_HANDLE_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_GenerateKeyPair", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -78,6 +80,7 @@ func goC_GenerateKeyPair(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM
 func goC_WrapKey(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hWrappingKey, hKey C.CK_OBJECT_HANDLE, pWrappedKey C.CK_BYTE_PTR, pulWrappedKeyLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_WrapKey", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -100,6 +103,7 @@ func goC_UnwrapKey(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, 
 	phKey C.CK_OBJECT_HANDLE_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_UnwrapKey", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -132,6 +136,7 @@ func goC_DeriveKey(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, 
 	pTemplate C.CK_ATTRIBUTE_PTR, ulAttributeCount C.CK_ULONG, phKey C.CK_OBJECT_HANDLE_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DeriveKey", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)

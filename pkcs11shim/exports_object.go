@@ -18,6 +18,7 @@ import (
 func goC_CreateObject(hSession C.CK_SESSION_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG, phObject C.CK_OBJECT_HANDLE_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_CreateObject", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -41,6 +42,7 @@ func goC_CreateObject(hSession C.CK_SESSION_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR
 func goC_CopyObject(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG, phNewObject C.CK_OBJECT_HANDLE_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_CopyObject", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -64,6 +66,7 @@ func goC_CopyObject(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pT
 func goC_DestroyObject(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DestroyObject", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -75,6 +78,7 @@ func goC_DestroyObject(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE)
 func goC_GetObjectSize(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pulSize C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_GetObjectSize", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -94,6 +98,7 @@ func goC_GetObjectSize(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE,
 func goC_GetAttributeValue(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_GetAttributeValue", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -105,6 +110,7 @@ func goC_GetAttributeValue(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HAN
 func goC_SetAttributeValue(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SetAttributeValue", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -120,6 +126,7 @@ func goC_SetAttributeValue(hSession C.CK_SESSION_HANDLE, hObject C.CK_OBJECT_HAN
 func goC_FindObjectsInit(hSession C.CK_SESSION_HANDLE, pTemplate C.CK_ATTRIBUTE_PTR, ulCount C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_FindObjectsInit", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -135,6 +142,7 @@ func goC_FindObjectsInit(hSession C.CK_SESSION_HANDLE, pTemplate C.CK_ATTRIBUTE_
 func goC_FindObjects(hSession C.CK_SESSION_HANDLE, phObject C.CK_OBJECT_HANDLE_PTR, ulMaxObjectCount C.CK_ULONG, pulObjectCount C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_FindObjects", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -162,6 +170,7 @@ func goC_FindObjects(hSession C.CK_SESSION_HANDLE, phObject C.CK_OBJECT_HANDLE_P
 func goC_FindObjectsFinal(hSession C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_FindObjectsFinal", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)

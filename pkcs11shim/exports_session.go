@@ -40,6 +40,7 @@ func goC_OpenSession(slotID C.CK_SLOT_ID, flags C.CK_FLAGS, pApplication C.CK_VO
 func goC_CloseSession(hSession C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_CloseSession", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -62,6 +63,7 @@ func goC_CloseAllSessions(slotID C.CK_SLOT_ID) (rv C.CK_RV) {
 func goC_GetSessionInfo(hSession C.CK_SESSION_HANDLE, pInfo C.CK_SESSION_INFO_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_GetSessionInfo", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -84,6 +86,7 @@ func goC_GetSessionInfo(hSession C.CK_SESSION_HANDLE, pInfo C.CK_SESSION_INFO_PT
 func goC_GetOperationState(hSession C.CK_SESSION_HANDLE, pOperationState C.CK_BYTE_PTR, pulOperationStateLen C.CK_ULONG_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_GetOperationState", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -97,6 +100,7 @@ func goC_GetOperationState(hSession C.CK_SESSION_HANDLE, pOperationState C.CK_BY
 func goC_SetOperationState(hSession C.CK_SESSION_HANDLE, pOperationState C.CK_BYTE_PTR, ulOperationStateLen C.CK_ULONG, hEncryptionKey, hAuthenticationKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SetOperationState", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -115,6 +119,7 @@ func goC_SetOperationState(hSession C.CK_SESSION_HANDLE, pOperationState C.CK_BY
 func goC_Login(hSession C.CK_SESSION_HANDLE, userType C.CK_USER_TYPE, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_Login", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -131,6 +136,7 @@ func goC_Login(hSession C.CK_SESSION_HANDLE, userType C.CK_USER_TYPE, pPin C.CK_
 func goC_LoginUser(hSession C.CK_SESSION_HANDLE, userType C.CK_USER_TYPE, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_ULONG, pUsername C.CK_UTF8CHAR_PTR, ulUsernameLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_LoginUser", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -151,6 +157,7 @@ func goC_LoginUser(hSession C.CK_SESSION_HANDLE, userType C.CK_USER_TYPE, pPin C
 func goC_Logout(hSession C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_Logout", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -162,6 +169,7 @@ func goC_Logout(hSession C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 func goC_SessionCancel(hSession C.CK_SESSION_HANDLE, flags C.CK_FLAGS) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SessionCancel", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -173,6 +181,7 @@ func goC_SessionCancel(hSession C.CK_SESSION_HANDLE, flags C.CK_FLAGS) (rv C.CK_
 func goC_SeedRandom(hSession C.CK_SESSION_HANDLE, pSeed C.CK_BYTE_PTR, ulSeedLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SeedRandom", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -188,6 +197,7 @@ func goC_SeedRandom(hSession C.CK_SESSION_HANDLE, pSeed C.CK_BYTE_PTR, ulSeedLen
 func goC_GenerateRandom(hSession C.CK_SESSION_HANDLE, pRandom C.CK_BYTE_PTR, ulRandomLen C.CK_ULONG) (rv C.CK_RV) {
 	enter()
 	defer leave("C_GenerateRandom", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -213,6 +223,7 @@ func goC_GenerateRandom(hSession C.CK_SESSION_HANDLE, pRandom C.CK_BYTE_PTR, ulR
 func goC_GetFunctionStatus(hSession C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_GetFunctionStatus", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)
@@ -224,6 +235,7 @@ func goC_GetFunctionStatus(hSession C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 func goC_CancelFunction(hSession C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_CancelFunction", &rv)
+	defer sessionFirst(hSession, &rv)
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return cRV(r)

@@ -8,6 +8,8 @@ import "C"
 import (
 	"runtime/debug"
 
+	"github.com/gohsm/gohsm/hsm"
+
 	"github.com/gohsm/gohsm/hsm/ck"
 )
 
@@ -30,3 +32,33 @@ func leave(fn string, rv *C.CK_RV) {
 
 // cRV converts a Go return value to C.
 func cRV(rv ck.RV) C.CK_RV { return C.CK_RV(rv) }
+
+// sessionFirst gives an invalid session handle precedence over a bad
+// argument: §5.1.7 ranks the session codes of §5.1.2 above the "all other"
+// codes of §5.1.6 such as CKR_ARGUMENTS_BAD. The wrappers check pointers
+// before they ask the backend anything, so only on that error path is the
+// session looked up, and the hot path pays nothing.
+func sessionFirst(h C.CK_SESSION_HANDLE, rv *C.CK_RV) {
+	if ck.RV(*rv) != ck.CKR_ARGUMENTS_BAD {
+		return
+	}
+	be, r := backend()
+	if r != ck.CKR_OK {
+		return
+	}
+	if _, err := be.GetSessionInfo(ck.SessionHandle(h)); hsm.ToRV(err) == ck.CKR_SESSION_HANDLE_INVALID {
+		*rv = C.CK_RV(ck.CKR_SESSION_HANDLE_INVALID)
+	}
+}
+
+// endOnBadArgs ends the operation a single- or multi-part call belongs to
+// when its arguments are bad: §5.2 says any error but CKR_BUFFER_TOO_SMALL
+// terminates the operation, and a rejected call must not leave it running.
+func endOnBadArgs(h C.CK_SESSION_HANDLE, op ck.Flags, rv *C.CK_RV) {
+	if ck.RV(*rv) != ck.CKR_ARGUMENTS_BAD {
+		return
+	}
+	if be, r := backend(); r == ck.CKR_OK {
+		_ = be.SessionCancel(ck.SessionHandle(h), op)
+	}
+}

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gohsm's build and tests use, only when one is
 # missing, so that `make run` and `make test` work on a fresh Debian 12 machine.
+#
+#   scripts/install-deps.sh run    what `make run` and its printed commands need
+#   scripts/install-deps.sh test   everything the tests drive (the default)
 set -euo pipefail
-pkgs=(gcc opensc softhsm2 gnutls-bin python3-pykcs11 libengine-pkcs11-openssl
-      libnss3-tools openssh-client p11-kit default-jdk-headless openssl)
+pkgs=(gcc opensc libengine-pkcs11-openssl openssl)
+if [ "${1:-test}" = test ]; then
+  pkgs+=(binutils libp11-kit-dev softhsm2 gnutls-bin python3-pykcs11 python3-cryptography
+         libnss3-tools openssh-client p11-kit default-jdk-headless)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

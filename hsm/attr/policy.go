@@ -152,19 +152,25 @@ var Table = []Policy{
 	// Public keys (§4.8). Usage defaults are token-specific; true matches
 	// SoftHSMv2 so applications that rely on it keep working.
 	{Type: ck.CKA_SUBJECT, Kind: KindBytes, Classes: PublicKey | PrivateKey, Rules: Modifiable, Default: vEmpty},
-	{Type: ck.CKA_ENCRYPT, Kind: KindBool, Classes: PublicKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_ENCRYPT, Kind: KindBool, Classes: PublicKey, Rules: Modifiable, Default: vTrue},
+	// On secret and private keys the four roles below can be given up but
+	// never gained after creation, by C_SetAttributeValue or by copying:
+	// otherwise a copy of a wrap-only key could be made able to decrypt
+	// what it wrapped (the Tookan wrap/decrypt attack; see hsm/wrap.go).
+	{Type: ck.CKA_ENCRYPT, Kind: KindBool, Classes: SecretKey, Rules: Modifiable | StickyFalse, Default: vTrue},
 	{Type: ck.CKA_VERIFY, Kind: KindBool, Classes: PublicKey | SecretKey, Rules: Modifiable, Default: vTrue},
 	{Type: ck.CKA_VERIFY_RECOVER, Kind: KindBool, Classes: PublicKey, Rules: Modifiable, Default: vTrue},
-	{Type: ck.CKA_WRAP, Kind: KindBool, Classes: PublicKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_WRAP, Kind: KindBool, Classes: PublicKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_WRAP, Kind: KindBool, Classes: SecretKey, Rules: Modifiable | StickyFalse, Default: vTrue},
 	{Type: ck.CKA_WRAP_TEMPLATE, Kind: KindAttrArray, Classes: PublicKey | SecretKey},
 
 	// Private keys (§4.9) and secret keys (§4.10). A key is sensitive
 	// unless the caller asks otherwise: the safe token-specific default.
 	{Type: ck.CKA_SENSITIVE, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable | StickyTrue, Default: vTrue},
-	{Type: ck.CKA_DECRYPT, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_DECRYPT, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable | StickyFalse, Default: vTrue},
 	{Type: ck.CKA_SIGN, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable, Default: vTrue},
 	{Type: ck.CKA_SIGN_RECOVER, Kind: KindBool, Classes: PrivateKey, Rules: Modifiable, Default: vTrue},
-	{Type: ck.CKA_UNWRAP, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_UNWRAP, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable | StickyFalse, Default: vTrue},
 	{Type: ck.CKA_EXTRACTABLE, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: Modifiable | StickyFalse, Default: vTrue},
 	{Type: ck.CKA_ALWAYS_SENSITIVE, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: NoCreate | NoGenerate | NoUnwrap},
 	{Type: ck.CKA_NEVER_EXTRACTABLE, Kind: KindBool, Classes: PrivateKey | SecretKey, Rules: NoCreate | NoGenerate | NoUnwrap},
@@ -192,6 +198,16 @@ var Table = []Policy{
 	{Type: ck.CKA_EC_POINT, Kind: KindBytes, Classes: PrivateKey, KeyTypes: ec, Rules: NoCreate | NoGenerate | NoUnwrap},
 	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PrivateKey, KeyTypes: ec, Rules: MustCreate | NoGenerate | NoUnwrap | Sensitive},
 
+	// ML-DSA and SLH-DSA (3.2 "ML-DSA public/private key objects" and the
+	// SLH-DSA equivalents, footnotes of table 13). The private CKA_VALUE
+	// is not MustCreate: 3.2 accepts CKA_SEED or CKA_VALUE or both, and
+	// the key kind's Parse requires one of them.
+	{Type: ck.CKA_PARAMETER_SET, Kind: KindULong, Classes: PublicKey, KeyTypes: pqSig, Rules: MustCreate | MustGenerate},
+	{Type: ck.CKA_PARAMETER_SET, Kind: KindULong, Classes: PrivateKey, KeyTypes: pqSig, Rules: MustCreate | NoGenerate | NoUnwrap},
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PublicKey, KeyTypes: pqSig, Rules: MustCreate | NoGenerate},
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PrivateKey, KeyTypes: pqSig, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_SEED, Kind: KindBytes, Classes: PrivateKey, KeyTypes: pqSig, Rules: NoGenerate | NoUnwrap | Sensitive},
+
 	// Secret keys: the value, and its length where the key type varies.
 	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: SecretKey, Rules: MustCreate | NoGenerate | NoUnwrap | Sensitive},
 	{Type: ck.CKA_VALUE_LEN, Kind: KindULong, Classes: SecretKey, Rules: NoCreate},
@@ -202,6 +218,9 @@ var Table = []Policy{
 var ec = []ck.KeyType{ck.CKK_EC, ck.CKK_EC_EDWARDS, ck.CKK_EC_MONTGOMERY}
 
 var rsa = []ck.KeyType{ck.CKK_RSA}
+
+// pqSig lists the 3.2 signature key types whose CKA_VALUE is the key.
+var pqSig = []ck.KeyType{ck.CKK_ML_DSA, ck.CKK_SLH_DSA}
 
 // ECLike reports whether kt uses the EC attribute rows; vendor SM2 key
 // types are EC-like, which the caller says through extraEC.

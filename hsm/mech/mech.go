@@ -84,6 +84,12 @@ type Mechanism struct {
 	// GenerateKeyPair returns the attributes it sets on the public and the
 	// private key (CKA_KEY_TYPE, CKA_MODULUS, CKA_EC_POINT, CKA_VALUE, ...).
 	GenerateKeyPair func(pub, priv attr.Template) (attr.Template, attr.Template, error)
+	// Derive returns the attributes a derived secret key gets from the
+	// mechanism (CKA_VALUE, and CKA_KEY_TYPE when the caller gave none);
+	// t is the caller's template, for CKA_VALUE_LEN and CKA_KEY_TYPE.
+	Derive func(base *Key, param any, t attr.Template) (attr.Template, error)
+	// Wrapping uses Encrypt and unwrapping Decrypt (single-part) of
+	// mechanisms whose Info has CKF_WRAP / CKF_UNWRAP.
 }
 
 // KeyKind tells the engine how to treat one key type: which attributes a
@@ -102,6 +108,11 @@ type KeyKind struct {
 	// (never returned when CKA_SENSITIVE or not CKA_EXTRACTABLE, encrypted
 	// at rest).
 	Secret []ck.AttributeType
+	// Encode serialises a key for C_WrapKey: nil means the CKA_VALUE of a
+	// secret key; private keys travel as PKCS#8 PrivateKeyInfo.
+	Encode func(k *Key) ([]byte, error)
+	// Decode turns an unwrapped PKCS#8 private key into its attributes.
+	Decode func(der []byte) (attr.Template, error)
 	// Bits reports the key size in the units of CK_MECHANISM_INFO for the
 	// mechanism size check (bits for RSA/EC, bytes for AES/DES/generic).
 	Size func(a attr.Template, material any) ck.ULong

@@ -1,0 +1,328 @@
+package hsm
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/gohsm/gohsm/hsm/attr"
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// Key wrapping, unwrapping and derivation (§5.14), with a policy that
+// defeats the published Tookan attacks (Bortolozzo, Centenaro, Focardi,
+// Steel, "Attacking and fixing PKCS#11 security tokens", CCS 2010):
+//
+//   - A sensitive key may be wrapped only by a key whose value nobody can
+//     know: a key the SO marked CKA_TRUSTED, or a secret key generated on
+//     this token (CKA_LOCAL) that was never extractable and cannot decrypt
+//     or unwrap. So an attacker cannot wrap a sensitive key under a key they
+//     imported, nor wrap it and then decrypt the blob with the same key, nor
+//     wrap it and unwrap it again as a non-sensitive key.
+//   - Encrypt/decrypt/wrap/unwrap can only be given up after creation,
+//     never gained (hsm/attr/policy.go), so a copy of a wrap-only key cannot
+//     be turned into a decryption key.
+//   - CKA_WRAP_WITH_TRUSTED keys are wrapped only by CKA_TRUSTED keys.
+//   - Unwrapped and derived keys are never CKA_LOCAL, so they cannot serve
+//     as trusted wrapping keys, and never claim ALWAYS_SENSITIVE or
+//     NEVER_EXTRACTABLE beyond what their origin allows.
+
+// canWrapSensitive is the first rule above.
+func canWrapSensitive(w *Object) bool {
+	if w.boolAttr(ck.CKA_TRUSTED) {
+		return true
+	}
+	return w.class == ck.CKO_SECRET_KEY && w.boolAttr(ck.CKA_LOCAL) && w.boolAttr(ck.CKA_NEVER_EXTRACTABLE) &&
+		!w.boolAttr(ck.CKA_DECRYPT) && !w.boolAttr(ck.CKA_UNWRAP)
+}
+
+// WrapKey is C_WrapKey.
+func (m *Module) WrapKey(h ck.SessionHandle, mt ck.Mechanism, wh, kh ck.ObjectHandle, outCap int) ([]byte, int, error) {
+	s, err := m.lock(h)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer s.mu.Unlock()
+	tok := s.tok
+	tok.mu.RLock()
+	defer tok.mu.RUnlock()
+	w, err := tok.visible(wh)
+	if err != nil || !w.isKey() {
+		return nil, 0, fmt.Errorf("wrapping key %d: %w", wh, ck.CKR_WRAPPING_KEY_HANDLE_INVALID)
+	}
+	k, err := tok.visible(kh)
+	if err != nil || !k.isKey() {
+		return nil, 0, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
+	}
+	if !w.boolAttr(ck.CKA_WRAP) {
+		return nil, 0, fmt.Errorf("wrapping key %d has CKA_WRAP false: %w", wh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	if k.class == ck.CKO_PUBLIC_KEY {
+		return nil, 0, fmt.Errorf("public key %d: %w", kh, ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	if v, ok := k.clearGet(ck.CKA_EXTRACTABLE); ok && len(v) == 1 && v[0] == 0 {
+		return nil, 0, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_UNEXTRACTABLE)
+	}
+	if k.boolAttr(ck.CKA_WRAP_WITH_TRUSTED) && !w.boolAttr(ck.CKA_TRUSTED) {
+		return nil, 0, fmt.Errorf("key %d needs a trusted wrapping key: %w", kh, ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	if k.boolAttr(ck.CKA_SENSITIVE) && !canWrapSensitive(w) {
+		return nil, 0, fmt.Errorf("sensitive key %d: wrapping key %d is neither trusted nor a local wrap-only key: %w",
+			kh, wh, ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	mm, ok := m.reg.Mechanism(mt.Type)
+	if !ok || mm.Encrypt == nil || mm.Info.Flags&ck.CKF_WRAP == 0 {
+		return nil, 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	if !slices.Contains(mm.KeyTypes, w.keyType) {
+		return nil, 0, fmt.Errorf("%v with a %v key: %w", mt.Type, w.keyType, ck.CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
+	}
+	if err := tok.unseal(w); err != nil {
+		return nil, 0, err
+	}
+	if err := tok.unseal(k); err != nil {
+		return nil, 0, err
+	}
+	wk, err := w.key(m.reg)
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err := m.encodeKey(k)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer zero(data)
+	c, err := mm.Encrypt(wk, mt.Param)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%v: %w", mt.Type, err)
+	}
+	if outCap < 0 {
+		return nil, c.OneShotLen(len(data)), nil
+	}
+	out, err := c.OneShot(nil, data)
+	if err != nil {
+		if errors.Is(err, ck.CKR_DATA_LEN_RANGE) {
+			return nil, 0, fmt.Errorf("%v cannot wrap %d bytes: %w", mt.Type, len(data), ck.CKR_KEY_SIZE_RANGE)
+		}
+		return nil, 0, err
+	}
+	if len(out) > outCap {
+		return nil, len(out), ck.CKR_BUFFER_TOO_SMALL
+	}
+	return out, len(out), nil
+}
+
+// encodeKey is what C_WrapKey encrypts: a secret key's value, or a private
+// key as PKCS#8. The caller has unsealed o.
+func (m *Module) encodeKey(o *Object) ([]byte, error) {
+	kk, ok := m.reg.KeyKind(o.keyType)
+	if !ok {
+		return nil, fmt.Errorf("key type %v: %w", o.keyType, ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	if kk.Encode != nil {
+		k, err := o.key(m.reg)
+		if err != nil {
+			return nil, err
+		}
+		return kk.Encode(k)
+	}
+	if o.class != ck.CKO_SECRET_KEY {
+		return nil, fmt.Errorf("%v private keys cannot be wrapped yet: %w", o.keyType, ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	v, ok := o.secret.Get(ck.CKA_VALUE)
+	if !ok {
+		return nil, fmt.Errorf("secret key without a value: %w", ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	return append([]byte{}, v...), nil
+}
+
+// UnwrapKey is C_UnwrapKey.
+func (m *Module) UnwrapKey(h ck.SessionHandle, mt ck.Mechanism, uh ck.ObjectHandle, wrapped []byte, tmpl []ck.Attribute) (ck.ObjectHandle, error) {
+	s, err := m.lock(h)
+	if err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	t := attr.Template(tmpl)
+	cls, kt, err := classOf(t)
+	if err != nil {
+		return 0, err
+	}
+	if cls != ck.CKO_SECRET_KEY && cls != ck.CKO_PRIVATE_KEY {
+		return 0, fmt.Errorf("unwrap into %v: %w", cls, ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	token, private, err := flagsOf(t, cls)
+	if err != nil {
+		return 0, err
+	}
+	tok := s.tok
+	tok.mu.Lock()
+	defer tok.mu.Unlock()
+	if err := s.access(token, private); err != nil {
+		return 0, err
+	}
+	u, err := tok.visible(uh)
+	if err != nil || !u.isKey() {
+		return 0, fmt.Errorf("unwrapping key %d: %w", uh, ck.CKR_UNWRAPPING_KEY_HANDLE_INVALID)
+	}
+	if !u.boolAttr(ck.CKA_UNWRAP) {
+		return 0, fmt.Errorf("unwrapping key %d has CKA_UNWRAP false: %w", uh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	mm, ok := m.reg.Mechanism(mt.Type)
+	if !ok || mm.Decrypt == nil || mm.Info.Flags&ck.CKF_UNWRAP == 0 {
+		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	if !slices.Contains(mm.KeyTypes, u.keyType) {
+		return 0, fmt.Errorf("%v with a %v key: %w", mt.Type, u.keyType, ck.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+	}
+	kk, ok := m.reg.KeyKind(kt)
+	if !ok {
+		return 0, fmt.Errorf("key type %v: %w", kt, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	if err := tok.unseal(u); err != nil {
+		return 0, err
+	}
+	uk, err := u.key(m.reg)
+	if err != nil {
+		return 0, err
+	}
+	c, err := mm.Decrypt(uk, mt.Param)
+	if err != nil {
+		return 0, fmt.Errorf("%v: %w", mt.Type, err)
+	}
+	data, err := c.OneShot(nil, wrapped)
+	switch {
+	case errors.Is(err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE):
+		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_WRAPPED_KEY_LEN_RANGE)
+	case errors.Is(err, ck.CKR_ENCRYPTED_DATA_INVALID):
+		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_WRAPPED_KEY_INVALID)
+	case err != nil:
+		return 0, err
+	}
+	defer zero(data)
+	var extra attr.Template
+	if cls == ck.CKO_SECRET_KEY {
+		if n, ok, err := t.ULong(ck.CKA_VALUE_LEN); err != nil {
+			return 0, err
+		} else if ok {
+			// A padded wrap may carry more than the key; the template's
+			// length says how much is key (§5.14 C_UnwrapKey).
+			if int(n) > len(data) {
+				return 0, fmt.Errorf("CKA_VALUE_LEN %d > %d unwrapped bytes: %w", n, len(data), ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+			data = data[:n]
+		}
+		extra = attr.Template{{Type: ck.CKA_VALUE, Value: data}}
+	} else {
+		if kk.Decode == nil {
+			return 0, fmt.Errorf("%v private keys cannot be unwrapped: %w", kt, ck.CKR_TEMPLATE_INCONSISTENT)
+		}
+		extra, err = kk.Decode(data)
+		if err != nil {
+			return 0, fmt.Errorf("unwrapped key: %w", ck.CKR_WRAPPED_KEY_INVALID)
+		}
+		defer zeroTemplate(extra)
+	}
+	extra = append(extra, ck.Attribute{Type: ck.CKA_LOCAL, Value: attr.Bool(false)})
+	t = dropTypes(t, ck.CKA_VALUE_LEN)
+	all, err := m.build(t, cls, kt, fromUnwrap, tok.user == ck.CKU_SO, extra)
+	if err != nil {
+		return 0, err
+	}
+	o, err := m.insert(s, all, cls, kt)
+	if err != nil {
+		return 0, err
+	}
+	return o.handle, nil
+}
+
+// DeriveKey is C_DeriveKey. The derived key is a secret key that is never
+// CKA_LOCAL; it is ALWAYS_SENSITIVE / NEVER_EXTRACTABLE only if the base key
+// was and the new key is too (§4.10).
+func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHandle, tmpl []ck.Attribute) (ck.ObjectHandle, error) {
+	s, err := m.lock(h)
+	if err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	t := attr.Template(tmpl)
+	if err := keyTemplateClass(t, ck.CKO_SECRET_KEY); err != nil {
+		return 0, err
+	}
+	token, private, err := flagsOf(t, ck.CKO_SECRET_KEY)
+	if err != nil {
+		return 0, err
+	}
+	tok := s.tok
+	tok.mu.Lock()
+	defer tok.mu.Unlock()
+	if err := s.access(token, private); err != nil {
+		return 0, err
+	}
+	b, err := tok.visible(bh)
+	if err != nil || !b.isKey() {
+		return 0, fmt.Errorf("base key %d: %w", bh, ck.CKR_KEY_HANDLE_INVALID)
+	}
+	if !b.boolAttr(ck.CKA_DERIVE) {
+		return 0, fmt.Errorf("base key %d has CKA_DERIVE false: %w", bh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	mm, ok := m.reg.Mechanism(mt.Type)
+	if !ok || mm.Derive == nil {
+		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	if !slices.Contains(mm.KeyTypes, b.keyType) {
+		return 0, fmt.Errorf("%v with a %v key: %w", mt.Type, b.keyType, ck.CKR_KEY_TYPE_INCONSISTENT)
+	}
+	if err := checkDuplicates(t); err != nil {
+		return 0, err
+	}
+	if err := tok.unseal(b); err != nil {
+		return 0, err
+	}
+	bk, err := b.key(m.reg)
+	if err != nil {
+		return 0, err
+	}
+	gen, err := mm.Derive(bk, mt.Param, t)
+	if err != nil {
+		return 0, fmt.Errorf("%v: %w", mt.Type, err)
+	}
+	defer zeroTemplate(gen)
+	kt := ck.CKK_GENERIC_SECRET
+	if v, ok, err := t.ULong(ck.CKA_KEY_TYPE); err != nil {
+		return 0, err
+	} else if ok {
+		kt = ck.KeyType(v)
+	} else if v, ok, _ := gen.ULong(ck.CKA_KEY_TYPE); ok {
+		kt = ck.KeyType(v)
+	}
+	extra := append(dropTypes(gen, ck.CKA_KEY_TYPE),
+		ck.Attribute{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
+		ck.Attribute{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
+		ck.Attribute{Type: ck.CKA_LOCAL, Value: attr.Bool(false)})
+	all, err := m.build(dropTypes(t, ck.CKA_VALUE_LEN), ck.CKO_SECRET_KEY, kt, fromGenerate, tok.user == ck.CKU_SO, extra)
+	if err != nil {
+		return 0, err
+	}
+	sens, _, _ := all.Bool(ck.CKA_SENSITIVE)
+	extr, _, _ := all.Bool(ck.CKA_EXTRACTABLE)
+	all.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(sens && b.boolAttr(ck.CKA_ALWAYS_SENSITIVE)))
+	all.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(!extr && b.boolAttr(ck.CKA_NEVER_EXTRACTABLE)))
+	o, err := m.insert(s, all, ck.CKO_SECRET_KEY, kt)
+	if err != nil {
+		return 0, err
+	}
+	return o.handle, nil
+}
+
+func dropTypes(t attr.Template, types ...ck.AttributeType) attr.Template {
+	out := make(attr.Template, 0, len(t))
+	for _, a := range t {
+		if !slices.Contains(types, a.Type) {
+			out = append(out, a)
+		}
+	}
+	return out
+}

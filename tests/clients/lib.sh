@@ -1,0 +1,179 @@
+# Shared helpers for the real-client scripts; sourced, never run.
+#
+# run.sh exports MODULE (absolute path), KIND (softhsm|gohsm), WORK (a scratch
+# folder for this run) and RESULTS (one "PASS|FAIL|XFAIL|XPASS name" per line).
+# A client script may also be run alone: `tests/clients/ssh.sh <module>`.
+
+set -u
+
+if [ -z "${MODULE:-}" ]; then
+	MODULE=$(realpath "${1:?usage: $0 <absolute module path>}")
+	case "$MODULE" in *softhsm*) KIND=softhsm ;; *) KIND=gohsm ;; esac
+	WORK=$(mktemp -d /tmp/gohsm-clients.XXXXXX)
+	RESULTS=$WORK/results
+	export MODULE KIND WORK RESULTS
+	_STANDALONE=1
+fi
+
+# at_exit CMD: run CMD when the script ends (e.g. stop a daemon it started).
+_AT_EXIT=()
+at_exit() { _AT_EXIT+=("$1"); }
+_on_exit() {
+	local c
+	for c in "${_AT_EXIT[@]}"; do eval "$c"; done
+	[ -n "${_STANDALONE:-}" ] && { echo "logs in $WORK"; summary_line; exit $?; }
+}
+trap _on_exit EXIT
+
+# PINs are test constants, long enough for any sane minimum length.
+SO_PIN=${SO_PIN:-87654321}
+PIN=${PIN:-24681357}
+STEP_TIMEOUT=${STEP_TIMEOUT:-90}
+export SO_PIN PIN
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SYS_PY=/usr/bin/python3
+
+summary_line() {
+	local p f x
+	p=$(grep -cE '^(PASS|XPASS) ' "$RESULTS" 2>/dev/null)
+	f=$(grep -cE '^FAIL ' "$RESULTS" 2>/dev/null)
+	x=$(grep -cE '^XFAIL ' "$RESULTS" 2>/dev/null)
+	[ "${x:-0}" -gt 0 ] && echo "($x expected failures on $KIND, not counted)"
+	echo "${p:-0} passed, ${f:-0} failed"
+	[ "${f:-0}" -eq 0 ]
+}
+
+# new_store NAME: a fresh, empty token store for the module under test; every
+# later command in the calling script uses it.
+new_store() {
+	STORE=$WORK/$1
+	rm -rf "$STORE"
+	mkdir -p "$STORE/tokens" "$STORE/logs"
+	LOGS=$STORE/logs
+	if [ "$KIND" = softhsm ]; then
+		printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+			"$STORE/tokens" >"$STORE/softhsm2.conf"
+		export SOFTHSM2_CONF=$STORE/softhsm2.conf
+	else
+		export GOHSM_DIR=$STORE/tokens
+		unset GOHSM_CONF
+	fi
+}
+
+_XFAIL=""
+# xfail_softhsm REASON: the next step is known to fail on SoftHSMv2 only.
+xfail_softhsm() { [ "$KIND" = softhsm ] && _XFAIL=$1; return 0; }
+
+# step NAME CMD...: run CMD (with a timeout; output kept in a log file), record
+# and print PASS/FAIL. Returns CMD's status so callers can skip what depends on it.
+step() {
+	local name=$1 rc log
+	shift
+	log=$LOGS/$(printf '%s' "$name" | tr -c 'A-Za-z0-9_.-' '_').log
+	LAST_LOG=$log
+	if [ "$(type -t "$1")" = function ]; then
+		export -f "$1"
+		timeout -k 5 "$STEP_TIMEOUT" bash -c '"$@"' _ "$@" >"$log" 2>&1
+	else
+		timeout -k 5 "$STEP_TIMEOUT" "$@" >"$log" 2>&1
+	fi
+	rc=$?
+	[ $rc -eq 124 ] && echo "(timed out after ${STEP_TIMEOUT}s)" >>"$log"
+	[ $rc -gt 128 ] && [ $rc -ne 124 ] && echo "(killed by signal $((rc - 128)))" >>"$log"
+	_record "$name" $rc "$log"
+	return $rc
+}
+
+# check NAME CONDITION-CMD...: like step but for a quick assertion whose output
+# matters only on failure.
+check() { step "$@"; }
+
+# Step names carry the client script's name, so that the summary is unambiguous.
+TAG=${TAG:-$(basename "$0" .sh)}
+_record() {
+	local name="$TAG: $1" rc=$2 log=$3
+	if [ -n "$_XFAIL" ]; then
+		if [ "$rc" -ne 0 ]; then
+			echo "XFAIL $name [$KIND: $_XFAIL]" | tee -a "$RESULTS"
+		else
+			echo "XPASS $name [expected to fail on $KIND: $_XFAIL]" | tee -a "$RESULTS"
+		fi
+		_XFAIL=""
+		return
+	fi
+	if [ "$rc" -eq 0 ]; then
+		echo "PASS $name" | tee -a "$RESULTS"
+	else
+		echo "FAIL $name (exit $rc; log $log)" | tee -a "$RESULTS"
+		tail -n 15 "$log" | sed 's/^/    | /'
+	fi
+}
+
+p11() { pkcs11-tool --module "$MODULE" "$@"; }
+export -f p11
+
+# init_token LABEL: C_InitToken on the first (free) slot, then C_InitPIN.
+# Sets TOKEN_LABEL and SLOT_ID (decimal, as Java wants it).
+init_token() {
+	export TOKEN_LABEL=$1
+	step "init-token $1" p11 --slot-index 0 --init-token --label "$1" --so-pin "$SO_PIN" || return 1
+	step "init-pin $1" p11 --token-label "$1" --login --login-type so --so-pin "$SO_PIN" \
+		--init-pin --pin "$PIN" || return 1
+	SLOT_ID=$(slot_id_of "$1")
+	[ -n "$SLOT_ID" ]
+}
+
+# slot_id_of LABEL: the decimal slot id of the token with that label.
+slot_id_of() {
+	local hex
+	hex=$(p11 -L 2>/dev/null | awk -v l="$1" '
+		/^Slot [0-9]+ \(0x[0-9a-fA-F]+\)/ { s = $3; gsub(/[():]/, "", s) }
+		/token label/ { sub(/^[^:]*: */, ""); if ($0 == l) { print s; exit } }')
+	[ -n "$hex" ] && printf '%d\n' "$hex"
+}
+
+uri_key() { # uri_key OBJECT TYPE: RFC 7512 URI with the PIN
+	printf 'pkcs11:token=%s;object=%s;type=%s?pin-value=%s' "$TOKEN_LABEL" "$1" "$2" "$PIN"
+}
+
+# import_results PREFIX LOG: record the "PASS name" / "FAIL name: why" lines a
+# test program printed as steps of their own (XFAIL-able with xfail_match).
+import_results() {
+	local prefix=$1 log=$2 line verdict name
+	while IFS= read -r line; do
+		case "$line" in
+		"PASS "*) verdict=0 ;;
+		"FAIL "*) verdict=1 ;;
+		*) continue ;;
+		esac
+		name=${line#* }
+		_XFAIL=""
+		if [ "$KIND" = softhsm ] && [ -n "${XFAIL_SOFTHSM_NAMES:-}" ]; then
+			local pat reason
+			while IFS='|' read -r pat reason; do
+				[ -n "$pat" ] && [[ "${name%%:*}" == $pat ]] && _XFAIL=$reason
+			done <<<"$XFAIL_SOFTHSM_NAMES"
+		fi
+		_record "$prefix${name%%:*}" $verdict "$log"
+	done <"$log"
+}
+
+# run_checks NAME MARKER CMD...: run a test program that prints its own
+# "PASS x" / "FAIL x: why" lines; record those, then record NAME as passed if
+# the program ran to its end (printed a line starting with MARKER, exit 0 or 1:
+# no crash, no hang). A failing check is counted once, under its own name.
+run_checks() {
+	local name=$1 marker=$2 log rc
+	shift 2
+	log=$LOGS/$(printf '%s' "$name" | tr -c 'A-Za-z0-9_.-' '_').log
+	LAST_LOG=$log
+	timeout -k 5 "$STEP_TIMEOUT" "$@" >"$log" 2>&1
+	rc=$?
+	import_results "" "$log"
+	if [ $rc -le 1 ] && grep -q "^$marker" "$log"; then
+		_record "$name" 0 "$log"
+	else
+		echo "(exit status $rc; no '$marker' line: the program did not run to its end)" >>"$log"
+		_record "$name" 1 "$log"
+	fi
+}
