@@ -37,6 +37,14 @@ var families = []struct{ prefix, typ string }{
 	{"CK_", "ULong"},
 }
 
+// superseded names are defined in v3.go instead: PKCS#11 3.0 renumbered
+// them (the 2.40 header gives CKK_SHA3_224_HMAC..CKK_SHA3_512_HMAC the values
+// 0x33..0x36, which 3.0 assigns to CKK_CHACHA20..CKK_SHA3_224_HMAC; the
+// OASIS 3.0/3.1/3.2 headers and NSS's pkcs11t.h use 0x36..0x39).
+var superseded = map[string]bool{
+	"CKK_SHA3_224_HMAC": true, "CKK_SHA3_256_HMAC": true, "CKK_SHA3_384_HMAC": true, "CKK_SHA3_512_HMAC": true,
+}
+
 var define = regexp.MustCompile(`^#define\s+(CK[A-Z]*_[A-Za-z0-9_]+)\s+(.+?)\s*(/\*.*)?$`)
 var ulSuffix = regexp.MustCompile(`(0x[0-9A-Fa-f]+|\b[0-9]+)UL\b`)
 
@@ -51,7 +59,7 @@ func main() {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		m := define.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-		if m == nil || seen[m[1]] {
+		if m == nil || seen[m[1]] || superseded[m[1]] {
 			continue
 		}
 		name, expr := m[1], ulSuffix.ReplaceAllString(m[2], "$1")

@@ -55,6 +55,23 @@ type EDDSAParams struct {
 	ContextData []byte
 }
 
+// SignAdditionalContext is CK_SIGN_ADDITIONAL_CONTEXT (3.2): the optional
+// parameter of CKM_ML_DSA, CKM_SLH_DSA and their CKM_HASH_*_<hash> forms.
+// A nil parameter means CKH_HEDGE_PREFERRED with an empty context.
+type SignAdditionalContext struct {
+	Hedge   HedgeType
+	Context []byte
+}
+
+// HashSignAdditionalContext is CK_HASH_SIGN_ADDITIONAL_CONTEXT (3.2), the
+// parameter of CKM_HASH_ML_DSA and CKM_HASH_SLH_DSA: Hash names the digest
+// mechanism the caller already applied.
+type HashSignAdditionalContext struct {
+	Hedge   HedgeType
+	Context []byte
+	Hash    MechanismType
+}
+
 // MACGeneralParams is CK_MAC_GENERAL_PARAMS: the requested MAC length.
 type MACGeneralParams ULong
 
@@ -72,6 +89,8 @@ const (
 	ParamECDH1
 	ParamEDDSA
 	ParamULong
+	ParamSignContext     // CK_SIGN_ADDITIONAL_CONTEXT
+	ParamHashSignContext // CK_HASH_SIGN_ADDITIONAL_CONTEXT
 )
 
 // ParamKindOf reports the parameter structure of m. Mechanisms not listed
@@ -96,8 +115,18 @@ func ParamKindOf(m MechanismType) ParamKind {
 	case CKM_EDDSA:
 		return ParamEDDSA
 	case CKM_SHA_1_HMAC_GENERAL, CKM_SHA224_HMAC_GENERAL, CKM_SHA256_HMAC_GENERAL,
-		CKM_SHA384_HMAC_GENERAL, CKM_SHA512_HMAC_GENERAL, CKM_AES_CMAC_GENERAL, CKM_AES_MAC_GENERAL:
+		CKM_SHA384_HMAC_GENERAL, CKM_SHA512_HMAC_GENERAL, CKM_AES_CMAC_GENERAL, CKM_AES_MAC_GENERAL,
+		CKM_SHA3_224_HMAC_GENERAL, CKM_SHA3_256_HMAC_GENERAL, CKM_SHA3_384_HMAC_GENERAL, CKM_SHA3_512_HMAC_GENERAL:
 		return ParamULong
+	case CKM_ML_DSA, CKM_HASH_ML_DSA_SHA224, CKM_HASH_ML_DSA_SHA256, CKM_HASH_ML_DSA_SHA384, CKM_HASH_ML_DSA_SHA512,
+		CKM_HASH_ML_DSA_SHA3_224, CKM_HASH_ML_DSA_SHA3_256, CKM_HASH_ML_DSA_SHA3_384, CKM_HASH_ML_DSA_SHA3_512,
+		CKM_HASH_ML_DSA_SHAKE128, CKM_HASH_ML_DSA_SHAKE256,
+		CKM_SLH_DSA, CKM_HASH_SLH_DSA_SHA224, CKM_HASH_SLH_DSA_SHA256, CKM_HASH_SLH_DSA_SHA384, CKM_HASH_SLH_DSA_SHA512,
+		CKM_HASH_SLH_DSA_SHA3_224, CKM_HASH_SLH_DSA_SHA3_256, CKM_HASH_SLH_DSA_SHA3_384, CKM_HASH_SLH_DSA_SHA3_512,
+		CKM_HASH_SLH_DSA_SHAKE128, CKM_HASH_SLH_DSA_SHAKE256:
+		return ParamSignContext
+	case CKM_HASH_ML_DSA, CKM_HASH_SLH_DSA:
+		return ParamHashSignContext
 	}
 	if k, ok := vendorParamKind(m); ok {
 		return k

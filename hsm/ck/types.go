@@ -51,19 +51,16 @@ func lookup[T comparable](table []struct {
 	return func(v T) (string, bool) { s, ok := m()[v]; return s, ok }
 }
 
+// The 3.x names come first so that a 3.0 renaming wins (CKF_EC_OID...).
 var (
-	rvName        = lookup(rvNames)
-	attributeName = lookup(attributeNames)
-	mechanismName = lookup(append(append([]struct {
-		v MechanismType
-		n string
-	}{}, v3MechanismNames...), mechanismNames...))
-	className   = lookup(classNames)
-	keyTypeName = lookup(append(append([]struct {
-		v KeyType
-		n string
-	}{}, v3KeyTypeNames...), keyTypeNames...))
+	rvName        = lookup(join(v3RVNames, rvNames))
+	attributeName = lookup(join(v3AttributeNames, attributeNames))
+	mechanismName = lookup(join(v3MechanismNames, mechanismNames))
+	className     = lookup(join(v3ClassNames, classNames))
+	keyTypeName   = lookup(join(v3KeyTypeNames, keyTypeNames))
 )
+
+func join[T any](a, b []T) []T { return append(append(make([]T, 0, len(a)+len(b)), a...), b...) }
 
 func name[T ~uint64](f func(T) (string, bool), v T) string {
 	if s, ok := f(v); ok {

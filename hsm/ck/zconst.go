@@ -97,10 +97,6 @@ const (
 	CKK_GOSTR3410                        KeyType         = KeyType(0x00000030)
 	CKK_GOSTR3411                        KeyType         = KeyType(0x00000031)
 	CKK_GOST28147                        KeyType         = KeyType(0x00000032)
-	CKK_SHA3_224_HMAC                    KeyType         = KeyType(0x00000033)
-	CKK_SHA3_256_HMAC                    KeyType         = KeyType(0x00000034)
-	CKK_SHA3_384_HMAC                    KeyType         = KeyType(0x00000035)
-	CKK_SHA3_512_HMAC                    KeyType         = KeyType(0x00000036)
 	CKK_VENDOR_DEFINED                   KeyType         = KeyType(0x80000000)
 	CK_CERTIFICATE_CATEGORY_UNSPECIFIED  ULong           = ULong(0)
 	CK_CERTIFICATE_CATEGORY_TOKEN_USER   ULong           = ULong(1)
@@ -1406,8 +1402,4 @@ var keyTypeNames = []struct {
 	{CKK_GOSTR3410, "CKK_GOSTR3410"},
 	{CKK_GOSTR3411, "CKK_GOSTR3411"},
 	{CKK_GOST28147, "CKK_GOST28147"},
-	{CKK_SHA3_224_HMAC, "CKK_SHA3_224_HMAC"},
-	{CKK_SHA3_256_HMAC, "CKK_SHA3_256_HMAC"},
-	{CKK_SHA3_384_HMAC, "CKK_SHA3_384_HMAC"},
-	{CKK_SHA3_512_HMAC, "CKK_SHA3_512_HMAC"},
 }

@@ -5,6 +5,7 @@ import (
 	_ "crypto/md5" // registers crypto.MD5 for CKM_MD5
 	_ "crypto/sha1"
 	_ "crypto/sha256"
+	_ "crypto/sha3" // registers crypto.SHA3_* for the SHA-3 family (sha3.go)
 	_ "crypto/sha512"
 	"fmt"
 	"hash"
@@ -60,7 +61,7 @@ func hashOf(m ck.MechanismType) (crypto.Hash, bool) {
 	case ck.CKM_SHA512:
 		return crypto.SHA512, true
 	}
-	return 0, false
+	return sha3HashOf(m)
 }
 
 // mgfHash maps a CKG_MGF1_* value to the hash MGF1 uses.
@@ -77,7 +78,7 @@ func mgfHash(g ck.MGF) (crypto.Hash, bool) {
 	case ck.CKG_MGF1_SHA512:
 		return crypto.SHA512, true
 	}
-	return 0, false
+	return sha3MGFHash(g)
 }
 
 // hashSigner is the Signer of every hash-then-sign mechanism and, with

@@ -29,9 +29,13 @@ type ecCurve struct {
 }
 
 var ecCurves = []ecCurve{
+	{elliptic.P224(), asn1.ObjectIdentifier{1, 3, 132, 0, 33}, []string{"secp224r1", "P-224"}, 224, 28},
 	{elliptic.P256(), asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}, []string{"prime256v1", "secp256r1", "P-256"}, 256, 32},
 	{elliptic.P384(), asn1.ObjectIdentifier{1, 3, 132, 0, 34}, []string{"secp384r1", "P-384"}, 384, 48},
 	{elliptic.P521(), asn1.ObjectIdentifier{1, 3, 132, 0, 35}, []string{"secp521r1", "P-521"}, 521, 66},
+	// secp256k1 has no crypto/elliptic curve (nil here): secp256k1.go
+	// implements its keys and signatures.
+	{nil, asn1.ObjectIdentifier{1, 3, 132, 0, 10}, []string{"secp256k1"}, 256, 32},
 }
 
 // curveOf decodes CKA_EC_PARAMS: a DER OBJECT IDENTIFIER (namedCurve) or,
@@ -99,7 +103,7 @@ func ecPointRaw(c *ecCurve, v []byte) ([]byte, error) {
 func ecMechanisms() []Mechanism {
 	const ecFlags = ck.CKF_EC_F_P | ck.CKF_EC_NAMEDCURVE | ck.CKF_EC_UNCOMPRESS
 	info := func(f ck.Flags) ck.MechanismInfo {
-		return ck.MechanismInfo{MinKeySize: 256, MaxKeySize: 521, Flags: f | ecFlags}
+		return ck.MechanismInfo{MinKeySize: 224, MaxKeySize: 521, Flags: f | ecFlags}
 	}
 	kts := []ck.KeyType{ck.CKK_EC}
 	ms := []Mechanism{{
@@ -116,33 +120,56 @@ func ecMechanisms() []Mechanism {
 	} {
 		ms = append(ms, Mechanism{
 			Type: e.m, Info: info(ck.CKF_SIGN | ck.CKF_VERIFY), KeyTypes: kts,
-			Sign: func(k *Key, param any) (Signer, error) {
-				if err := noParam(e.m, param); err != nil {
-					return nil, err
-				}
-				priv, c, err := ecPrivate(k)
-				if err != nil {
-					return nil, err
-				}
-				return newHashSigner(e.m.String(), e.h, 2*c.size, func(digest []byte) ([]byte, error) {
-					return ecdsaSign(priv, c, digest)
-				}), nil
-			},
-			Verify: func(k *Key, param any) (Verifier, error) {
-				if err := noParam(e.m, param); err != nil {
-					return nil, err
-				}
-				pub, c, err := ecPublic(k)
-				if err != nil {
-					return nil, err
-				}
-				return newHashVerifier(e.m.String(), e.h, func(digest, sig []byte) error {
-					return ecdsaVerify(pub, c, digest, sig)
-				}), nil
-			},
+			Sign:   func(k *Key, param any) (Signer, error) { return ecdsaSigner(e.m, e.h, k, param) },
+			Verify: func(k *Key, param any) (Verifier, error) { return ecdsaVerifier(e.m, e.h, k, param) },
 		})
 	}
 	return ms
+}
+
+// ecdsaSigner builds the Signer of an ECDSA mechanism hashing with h (0
+// for CKM_ECDSA) on any supported curve; the SHA-3 family shares it.
+func ecdsaSigner(m ck.MechanismType, h crypto.Hash, k *Key, param any) (Signer, error) {
+	if err := noParam(m, param); err != nil {
+		return nil, err
+	}
+	mat, err := keyMaterial(k, parseEC)
+	if err != nil {
+		return nil, err
+	}
+	if ek, ok := mat.(*ecKey); ok && ek.k1 != nil {
+		if ek.k1.priv == nil {
+			return nil, fmt.Errorf("ecdsa: signing needs a private EC key: %w", ck.CKR_KEY_TYPE_INCONSISTENT)
+		}
+		return newHashSigner(m.String(), h, 64, ek.k1.sign), nil
+	}
+	priv, c, err := ecPrivate(k)
+	if err != nil {
+		return nil, err
+	}
+	return newHashSigner(m.String(), h, 2*c.size, func(digest []byte) ([]byte, error) {
+		return ecdsaSign(priv, c, digest)
+	}), nil
+}
+
+func ecdsaVerifier(m ck.MechanismType, h crypto.Hash, k *Key, param any) (Verifier, error) {
+	if err := noParam(m, param); err != nil {
+		return nil, err
+	}
+	mat, err := keyMaterial(k, parseEC)
+	if err != nil {
+		return nil, err
+	}
+	if ek, ok := mat.(*ecKey); ok && ek.k1 != nil {
+		return newHashVerifier(m.String(), h, ek.k1.verify), nil
+	}
+	pub, c, err := ecPublic(k)
+	if err != nil {
+		return nil, err
+	}
+	return newHashVerifier(m.String(), h, func(digest, sig []byte) error {
+		return ecdsaVerify(pub, c, digest, sig)
+	}), nil
 }
 
 // ecdsaSign signs a hash (truncated to the order's length by crypto/ecdsa,
@@ -177,6 +204,7 @@ type ecKey struct {
 	curve *ecCurve
 	priv  *ecdsa.PrivateKey // nil for public keys
 	pub   *ecdsa.PublicKey
+	k1    *k1Key // secp256k1 keys only; priv and pub are then nil
 }
 
 func ecPrivate(k *Key) (*ecdsa.PrivateKey, *ecCurve, error) {
@@ -232,6 +260,9 @@ func parseEC(class ck.ObjectClass, a attr.Template) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.curve == nil {
+		return parseK1(class, c, a)
+	}
 	switch class {
 	case ck.CKO_PUBLIC_KEY:
 		v, ok := a.Get(ck.CKA_EC_POINT)
@@ -269,6 +300,25 @@ func parseEC(class ck.ObjectClass, a attr.Template) (any, error) {
 	return nil, fmt.Errorf("CKK_EC: class %v: %w", class, ck.CKR_TEMPLATE_INCONSISTENT)
 }
 
+// ecGenerateRaw makes a key on c: the big-endian scalar and the
+// uncompressed point.
+func ecGenerateRaw(c *ecCurve) (d, q []byte, err error) {
+	if c.curve == nil {
+		return generateK1()
+	}
+	priv, err := ecdsa.GenerateKey(c.curve, rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ec key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
+	}
+	if d, err = priv.Bytes(); err != nil {
+		return nil, nil, fmt.Errorf("ec key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
+	}
+	if q, err = priv.PublicKey.Bytes(); err != nil {
+		return nil, nil, fmt.Errorf("ec key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
+	}
+	return d, q, nil
+}
+
 // generateEC implements CKM_EC_KEY_PAIR_GEN. CKA_EC_PARAMS comes from the
 // public template and is stored on both keys exactly as the caller gave it.
 func generateEC(pubT, privT attr.Template) (attr.Template, attr.Template, error) {
@@ -290,17 +340,9 @@ func generateEC(pubT, privT attr.Template) (attr.Template, attr.Template, error)
 			return nil, nil, err
 		}
 	}
-	priv, err := ecdsa.GenerateKey(c.curve, rand.Reader)
+	d, q, err := ecGenerateRaw(c)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ec key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-	}
-	d, err := priv.Bytes()
-	if err != nil {
-		return nil, nil, fmt.Errorf("ec key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-	}
-	q, err := priv.PublicKey.Bytes()
-	if err != nil {
-		return nil, nil, fmt.Errorf("ec key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
+		return nil, nil, err
 	}
 	kt := attr.ULong(ck.ULong(ck.CKK_EC))
 	p := append([]byte(nil), params...)

@@ -14,7 +14,8 @@ import (
 // full output, the _GENERAL variants a caller-chosen prefix of it
 // (CK_MAC_GENERAL_PARAMS, 1..output bytes).
 
-var hmacKeyTypes = []ck.KeyType{ck.CKK_SHA_1_HMAC, ck.CKK_SHA224_HMAC, ck.CKK_SHA256_HMAC, ck.CKK_SHA384_HMAC, ck.CKK_SHA512_HMAC}
+var hmacKeyTypes = []ck.KeyType{ck.CKK_SHA_1_HMAC, ck.CKK_SHA224_HMAC, ck.CKK_SHA256_HMAC, ck.CKK_SHA384_HMAC, ck.CKK_SHA512_HMAC,
+	ck.CKK_SHA3_224_HMAC, ck.CKK_SHA3_256_HMAC, ck.CKK_SHA3_384_HMAC, ck.CKK_SHA3_512_HMAC}
 
 var hmacs = []struct {
 	mac, general ck.MechanismType

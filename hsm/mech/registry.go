@@ -30,6 +30,14 @@ func New(p *ck.Profile) *Registry {
 		digestMechanisms(),
 		hmacMechanisms(),
 		genericMechanisms(),
+		keyWrapMechanisms(),
+		ecdhMechanisms(),
+		montgomeryMechanisms(),
+		ncipherMechanisms(),
+		sha3Mechanisms(),
+		eddsaMechanisms(),
+		cmacMechanisms(),
+		mldsaMechanisms(),
 		// families are added here
 	}
 	kinds := [][]KeyKind{
@@ -40,6 +48,9 @@ func New(p *ck.Profile) *Registry {
 		aesKeyKinds(),
 		des3KeyKinds(),
 		genericKeyKinds(),
+		edKeyKinds(),
+		mldsaKeyKinds(),
+		montgomeryKeyKinds(),
 		// key kinds are added here
 	}
 	for _, fam := range families {
@@ -49,9 +60,13 @@ func New(p *ck.Profile) *Registry {
 			r.list = append(r.list, m.Type)
 		}
 	}
+	codecs := pkcs8Codecs()
 	for _, ks := range kinds {
 		for i := range ks {
 			k := ks[i]
+			if c, ok := codecs[k.Type]; ok && k.Encode == nil {
+				k.Encode, k.Decode = c.encode, c.decode
+			}
 			r.keys[k.Type] = &k
 		}
 	}

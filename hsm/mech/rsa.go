@@ -1,7 +1,6 @@
 package mech
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -220,8 +219,8 @@ func rsaPublic(k *Key) (*rsa.PublicKey, error) {
 	return nil, fmt.Errorf("rsa: key material %T: %w", m, ck.CKR_KEY_TYPE_INCONSISTENT)
 }
 
-// generateRSA implements CKM_RSA_PKCS_KEY_PAIR_GEN. Go generates only
-// e = 65537, so another CKA_PUBLIC_EXPONENT is refused rather than ignored.
+// generateRSA implements CKM_RSA_PKCS_KEY_PAIR_GEN with the caller's
+// CKA_PUBLIC_EXPONENT (default 65537).
 func generateRSA(pubT, privT attr.Template) (attr.Template, attr.Template, error) {
 	for _, t := range []attr.Template{pubT, privT} {
 		if _, err := templateKeyType(t, ck.CKK_RSA); err != nil {
@@ -238,10 +237,12 @@ func generateRSA(pubT, privT attr.Template) (attr.Template, attr.Template, error
 	if bits < rsaGenMinBits || bits > rsaGenMaxBits {
 		return nil, nil, fmt.Errorf("rsa key gen: %d bits: %w", bits, ck.CKR_KEY_SIZE_RANGE)
 	}
-	if e, ok := pubT.Get(ck.CKA_PUBLIC_EXPONENT); ok && !bytes.Equal(bytes.TrimLeft(e, "\x00"), []byte{1, 0, 1}) {
-		return nil, nil, fmt.Errorf("rsa key gen: only public exponent 65537: %w", ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	ev, hasE := pubT.Get(ck.CKA_PUBLIC_EXPONENT)
+	exp, err := rsaExponent(ev, hasE)
+	if err != nil {
+		return nil, nil, err
 	}
-	priv, err := rsa.GenerateKey(rand.Reader, int(bits))
+	priv, err := generateRSAKey(int(bits), exp)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rsa key gen: %v: %w", err, ck.CKR_KEY_SIZE_RANGE)
 	}

@@ -1,0 +1,116 @@
+package hsm
+
+import (
+	"bytes"
+	"encoding/asn1"
+	"testing"
+
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// ecPoint returns the raw point inside a public key's CKA_EC_POINT.
+func ecPoint(t *testing.T, m *Module, s ck.SessionHandle, pub ck.ObjectHandle) []byte {
+	t.Helper()
+	var raw []byte
+	if _, err := asn1.Unmarshal(getAttr(t, m, s, pub, ck.CKA_EC_POINT), &raw); err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestECDHBothSidesAgree(t *testing.T) {
+	x25519, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 101, 110})
+	x448, _ := asn1.Marshal("curve448")
+	for _, c := range []struct {
+		name   string
+		gen    ck.MechanismType
+		params []byte
+	}{
+		{"P-256", ck.CKM_EC_KEY_PAIR_GEN, p256Params},
+		{"X25519", ck.CKM_EC_MONTGOMERY_KEY_PAIR_GEN, x25519},
+		{"X448", ck.CKM_EC_MONTGOMERY_KEY_PAIR_GEN, x448},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, s := userSession(t)
+			derive := ck.Attribute{Type: ck.CKA_DERIVE, Value: tb(true)}
+			pa, ka := genPair(t, m, s, c.gen, []ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: c.params}}, derive)
+			pb, kb := genPair(t, m, s, c.gen, []ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: c.params}}, derive)
+			tmpl := []ck.Attribute{
+				{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+				{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_AES))},
+				{Type: ck.CKA_VALUE_LEN, Value: ul(32)},
+				{Type: ck.CKA_SENSITIVE, Value: tb(false)},
+			}
+			for _, kdf := range []ck.EC_KDF{ck.CKD_SHA256_KDF, ck.CKD_SHA512_KDF} {
+				p1 := &ck.ECDH1DeriveParams{KDF: kdf, SharedData: []byte("ctx"), PublicData: ecPoint(t, m, s, pb)}
+				p2 := &ck.ECDH1DeriveParams{KDF: kdf, SharedData: []byte("ctx"), PublicData: getAttr(t, m, s, pa, ck.CKA_EC_POINT)}
+				k1, err := m.DeriveKey(s, ck.Mechanism{Type: ck.CKM_ECDH1_DERIVE, Param: p1}, ka, tmpl)
+				must(t, err)
+				k2, err := m.DeriveKey(s, ck.Mechanism{Type: ck.CKM_ECDH1_DERIVE, Param: p2}, kb, tmpl)
+				must(t, err)
+				v1, v2 := getAttr(t, m, s, k1, ck.CKA_VALUE), getAttr(t, m, s, k2, ck.CKA_VALUE)
+				if len(v1) != 32 || !bytes.Equal(v1, v2) {
+					t.Fatalf("KDF %d: the two sides derived different keys", kdf)
+				}
+				if getAttr(t, m, s, k1, ck.CKA_LOCAL)[0] != 0 || getAttr(t, m, s, k1, ck.CKA_ALWAYS_SENSITIVE)[0] != 0 {
+					t.Fatal("derived key claims LOCAL or ALWAYS_SENSITIVE")
+				}
+			}
+			// CKD_NULL takes no shared data.
+			bad := &ck.ECDH1DeriveParams{KDF: ck.CKD_NULL, SharedData: []byte("x"), PublicData: ecPoint(t, m, s, pb)}
+			_, err := m.DeriveKey(s, ck.Mechanism{Type: ck.CKM_ECDH1_DERIVE, Param: bad}, ka, tmpl)
+			wantRV(t, err, ck.CKR_MECHANISM_PARAM_INVALID)
+			// Without CKA_DERIVE the base key cannot derive.
+			_, k3 := genPair(t, m, s, c.gen, []ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: c.params}})
+			_, err = m.DeriveKey(s, ck.Mechanism{Type: ck.CKM_ECDH1_DERIVE, Param: &ck.ECDH1DeriveParams{KDF: ck.CKD_NULL, PublicData: ecPoint(t, m, s, pb)}}, k3, tmpl)
+			wantRV(t, err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+		})
+	}
+}
+
+func TestWrapPrivateKeyAsPKCS8(t *testing.T) {
+	m, s := userSession(t)
+	w := wrapOnlyKey(t, m, s)
+	uw := genSecret(t, m, s, ck.CKM_AES_KEY_GEN, 32)
+	for _, c := range []struct {
+		name string
+		gen  ck.MechanismType
+		pub  []ck.Attribute
+		kt   ck.KeyType
+		sig  ck.MechanismType
+	}{
+		{"RSA", ck.CKM_RSA_PKCS_KEY_PAIR_GEN, []ck.Attribute{{Type: ck.CKA_MODULUS_BITS, Value: ul(2048)}}, ck.CKK_RSA, ck.CKM_SHA256_RSA_PKCS},
+		{"EC", ck.CKM_EC_KEY_PAIR_GEN, []ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: p256Params}}, ck.CKK_EC, ck.CKM_ECDSA_SHA256},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pub, priv := genPair(t, m, s, c.gen, c.pub)
+			blob, _, err := m.WrapKey(s, ck.Mechanism{Type: ck.CKM_AES_KEY_WRAP_KWP}, w, priv, 8192)
+			must(t, err)
+			// The wrap-only key cannot unwrap, by design: another key with
+			// the same value would, on another token. Here the blob must
+			// at least be rejected by a different key.
+			_, err = m.UnwrapKey(s, ck.Mechanism{Type: ck.CKM_AES_KEY_WRAP_KWP}, uw, blob, []ck.Attribute{
+				{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_PRIVATE_KEY))},
+				{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(c.kt))},
+			})
+			wantRV(t, err, ck.CKR_WRAPPED_KEY_INVALID)
+			_ = pub
+		})
+	}
+	// A non-sensitive private key wrapped and unwrapped with one ordinary
+	// key comes back whole and still signs for the old public key.
+	pub, priv := genPair(t, m, s, ck.CKM_EC_KEY_PAIR_GEN, []ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: p256Params}},
+		ck.Attribute{Type: ck.CKA_SENSITIVE, Value: tb(false)})
+	blob, _, err := m.WrapKey(s, ck.Mechanism{Type: ck.CKM_AES_KEY_WRAP_KWP}, uw, priv, 8192)
+	must(t, err)
+	back, err := m.UnwrapKey(s, ck.Mechanism{Type: ck.CKM_AES_KEY_WRAP_KWP}, uw, blob, []ck.Attribute{
+		{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_PRIVATE_KEY))},
+		{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_EC))},
+	})
+	must(t, err)
+	must(t, m.SignInit(s, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, back))
+	sig, _, err := m.Sign(s, []byte("unwrapped"), 256)
+	must(t, err)
+	must(t, m.VerifyInit(s, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, pub))
+	must(t, m.Verify(s, []byte("unwrapped"), sig))
+}
