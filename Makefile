@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm vet install clean
+.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance vet install clean
 
 all: build
 
@@ -49,6 +49,12 @@ test-clients-softhsm:
 # second Go runtime in the same process.
 test-gosuites: build
 	@tests/gosuites/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
+
+# The conformance suite against SoftHSMv2 and our module, side by side:
+# build/conformance/<module>.json and docs/conformance.md.
+conformance: deps build
+	$(GO) run ./conformance/cmd/conformance -out $(BUILD)/conformance -doc docs/conformance.md \
+		/usr/lib/softhsm/libsofthsm2.so $(BUILD)/libgohsm.so
 
 test: deps build vet test-go test-clients test-gosuites
 

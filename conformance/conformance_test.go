@@ -1,0 +1,146 @@
+package conformance
+
+import (
+	"bufio"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var moduleFlag = flag.String("conformance.module", "", "PKCS#11 module to test (default $GOHSM_CONFORMANCE_MODULE, then ../build/libgohsm.so)")
+
+const softhsm = "/usr/lib/softhsm/libsofthsm2.so"
+
+// modulePath resolves the module under test. A missing module fails the
+// test (a conformance run that silently passes would hide a broken build)
+// unless -short is given, where it skips.
+func modulePath(t *testing.T) string {
+	p := *moduleFlag
+	if p == "" {
+		p = os.Getenv("GOHSM_CONFORMANCE_MODULE")
+	}
+	if p == "" {
+		p = filepath.Join("..", "build", "libgohsm.so")
+	}
+	if _, err := os.Stat(p); err != nil {
+		msg := "module " + p + " not found: run `make build`, or set GOHSM_CONFORMANCE_MODULE / -conformance.module"
+		if testing.Short() {
+			t.Skip(msg)
+		}
+		t.Fatal(msg)
+	}
+	abs, _ := filepath.Abs(p)
+	return abs
+}
+
+// expectedFailures reads testdata/<name>.xfail: one check id per line, then
+// the reason; '#' starts a comment.
+func expectedFailures(t *testing.T, name string) map[string]string {
+	out := map[string]string{}
+	f, err := os.Open(filepath.Join("testdata", name+".xfail"))
+	if os.IsNotExist(err) {
+		return out
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		id, why, _ := strings.Cut(line, " ")
+		out[id] = strings.TrimSpace(why)
+	}
+	return out
+}
+
+// judge fails the test on every failure not listed as expected, and on
+// every expected failure that now passes (so the list cannot rot).
+func judge(t *testing.T, name string, rs []Result) {
+	xfail := expectedFailures(t, name)
+	p, f, s := Totals(rs)
+	t.Logf("%s: %d checks, %d pass, %d fail, %d skip", name, len(rs), p, f, s)
+	seen := map[string]bool{}
+	for _, r := range rs {
+		seen[r.ID] = true
+		_, expected := xfail[r.ID]
+		switch {
+		case r.Result == Fail && !expected:
+			t.Errorf("%s [%s]: %s", r.ID, r.Spec, r.Detail)
+		case r.Result != Fail && expected:
+			t.Errorf("%s is listed in testdata/%s.xfail but now %s: remove it", r.ID, name, r.Result)
+		}
+	}
+	for id := range xfail {
+		if !seen[id] {
+			t.Errorf("testdata/%s.xfail names unknown check %s", name, id)
+		}
+	}
+}
+
+// TestConformance runs the suite against our module (or the one named by
+// GOHSM_CONFORMANCE_MODULE / -conformance.module).
+func TestConformance(t *testing.T) {
+	path := modulePath(t)
+	rs, err := Run(path, Options{TokenDir: t.TempDir(), Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) < 300 {
+		t.Fatalf("only %d checks ran", len(rs))
+	}
+	judge(t, ModuleName(path), rs)
+}
+
+// TestSuiteCanFail proves the suite is able to fail: SoftHSMv2 2.6.1 has no
+// PIN lockout, no RSA-OAEP with SHA-256 and lets C_WrapKey export a
+// sensitive key, and testdata/softhsm2.xfail lists exactly what it fails.
+func TestSuiteCanFail(t *testing.T) {
+	if _, err := os.Stat(softhsm); err != nil {
+		t.Skip("SoftHSMv2 not installed (apt-get install softhsm2)")
+	}
+	if os.Getenv("GOHSM_CONFORMANCE_MODULE") != "" || *moduleFlag != "" {
+		t.Skip("a module was named explicitly; only that one is tested")
+	}
+	rs, err := Run(softhsm, Options{TokenDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, must := range []string{"pin.user.locked", "enc.rsa-oaep-sha256.roundtrip", "wrap.attack.known-wrapping-key", "login.logout-twice"} {
+		for _, r := range rs {
+			if r.ID == must && r.Result != Fail {
+				t.Errorf("%s: SoftHSMv2 2.6.1 must fail it, got %s (%s)", must, r.Result, r.Detail)
+			}
+		}
+	}
+	judge(t, "softhsm2", rs)
+}
+
+func TestChecksUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, c := range Checks() {
+		if seen[c.ID] {
+			t.Errorf("duplicate check id %s", c.ID)
+		}
+		if c.Spec == "" {
+			t.Errorf("%s has no spec section", c.ID)
+		}
+		seen[c.ID] = true
+	}
+	if len(seen) < 300 {
+		t.Errorf("%d checks, want at least 300", len(seen))
+	}
+}
+
+func TestModuleName(t *testing.T) {
+	for in, want := range map[string]string{"/usr/lib/softhsm/libsofthsm2.so": "softhsm2", "build/libgohsm.so": "gohsm", "x/opensc-pkcs11.so": "opensc-pkcs11"} {
+		if got := ModuleName(in); got != want {
+			t.Errorf("ModuleName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
