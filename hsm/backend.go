@@ -100,4 +100,27 @@ type Backend interface {
 	// PKCS#11 3.0 session functions the engine supports.
 	LoginUser(s ck.SessionHandle, user ck.UserType, pin []byte, username []byte) error
 	SessionCancel(s ck.SessionHandle, flags ck.Flags) error
+
+	// PKCS#11 3.0 message-based encryption (§5.9-§5.12). param is the
+	// per-message parameter (*ck.GCMMessageParams,
+	// *ck.ChaCha20Poly1305MsgParams): it is in and out, and on success an
+	// encryption leaves the generated IV and the tag in it for the
+	// boundary to copy back to its caller. Output lengths are exact.
+	MessageEncryptInit(s ck.SessionHandle, m ck.Mechanism, key ck.ObjectHandle) error
+	EncryptMessage(s ck.SessionHandle, param any, aad, plaintext []byte, outCap int) ([]byte, int, error)
+	EncryptMessageBegin(s ck.SessionHandle, param any, aad []byte) error
+	EncryptMessageNext(s ck.SessionHandle, param any, in []byte, outCap int, flags ck.Flags) ([]byte, int, error)
+	MessageEncryptFinal(s ck.SessionHandle) error
+	MessageDecryptInit(s ck.SessionHandle, m ck.Mechanism, key ck.ObjectHandle) error
+	DecryptMessage(s ck.SessionHandle, param any, aad, ciphertext []byte, outCap int) ([]byte, int, error)
+	DecryptMessageBegin(s ck.SessionHandle, param any, aad []byte) error
+	DecryptMessageNext(s ck.SessionHandle, param any, in []byte, outCap int, flags ck.Flags) ([]byte, int, error)
+	MessageDecryptFinal(s ck.SessionHandle) error
+
+	// PKCS#11 3.2 key encapsulation. EncapsulateKey follows the output
+	// convention for the ciphertext (ctCap -1 asks for its length; nothing
+	// is created then, nor on CKR_BUFFER_TOO_SMALL) and returns the new
+	// key's handle with it.
+	EncapsulateKey(s ck.SessionHandle, m ck.Mechanism, pub ck.ObjectHandle, t []ck.Attribute, ctCap int) ([]byte, int, ck.ObjectHandle, error)
+	DecapsulateKey(s ck.SessionHandle, m ck.Mechanism, priv ck.ObjectHandle, t []ck.Attribute, ciphertext []byte) (ck.ObjectHandle, error)
 }

@@ -178,7 +178,7 @@ func signCases() []signCase {
 	}
 	digest := sha256.Sum256([]byte("message"))
 	msg := bytes.Repeat([]byte("message-"), 40)
-	return []signCase{
+	return append([]signCase{
 		{"ECDSA", ck.Mechanism{Type: ck.CKM_ECDSA}, ec, digest[:], false},
 		{"ECDSA-SHA256", ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, ec, msg, true},
 		{"ECDSA-SHA384", ck.Mechanism{Type: ck.CKM_ECDSA_SHA384}, ec, msg, true},
@@ -186,7 +186,7 @@ func signCases() []signCase {
 		{"SHA256-RSA-PSS", ck.Mechanism{Type: ck.CKM_SHA256_RSA_PKCS_PSS, Param: &ck.RSAPSSParams{HashAlg: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256, SaltLen: 32}}, rsa, msg, true},
 		{"RSA-PSS", ck.Mechanism{Type: ck.CKM_RSA_PKCS_PSS, Param: &ck.RSAPSSParams{HashAlg: ck.CKM_SHA256, MGF: ck.CKG_MGF1_SHA256, SaltLen: 32}}, rsa, digest[:], false},
 		{"HMAC-SHA256", ck.Mechanism{Type: ck.CKM_SHA256_HMAC}, hmac, msg, true},
-	}
+	}, signCases3()...)
 }
 
 func TestSignSemantics(t *testing.T) {

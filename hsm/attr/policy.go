@@ -208,6 +208,20 @@ var Table = []Policy{
 	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PrivateKey, KeyTypes: pqSig, Rules: NoGenerate | NoUnwrap | Sensitive},
 	{Type: ck.CKA_SEED, Kind: KindBytes, Classes: PrivateKey, KeyTypes: pqSig, Rules: NoGenerate | NoUnwrap | Sensitive},
 
+	// ML-KEM (3.2 "ML-KEM public/private key objects"): as for ML-DSA, the
+	// private CKA_VALUE is not MustCreate because CKA_SEED (d||z) may stand
+	// in for it. CKA_ENCAPSULATE / CKA_DECAPSULATE are the 3.2 usage flags
+	// C_EncapsulateKey / C_DecapsulateKey check; their defaults follow the
+	// other usage flags, and decapsulation, like decryption, can be given
+	// up but never regained.
+	{Type: ck.CKA_PARAMETER_SET, Kind: KindULong, Classes: PublicKey, KeyTypes: pqKEM, Rules: MustCreate | MustGenerate},
+	{Type: ck.CKA_PARAMETER_SET, Kind: KindULong, Classes: PrivateKey, KeyTypes: pqKEM, Rules: MustCreate | NoGenerate | NoUnwrap},
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PublicKey, KeyTypes: pqKEM, Rules: MustCreate | NoGenerate},
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PrivateKey, KeyTypes: pqKEM, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_SEED, Kind: KindBytes, Classes: PrivateKey, KeyTypes: pqKEM, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_ENCAPSULATE, Kind: KindBool, Classes: PublicKey, KeyTypes: pqKEM, Rules: Modifiable, Default: vTrue},
+	{Type: ck.CKA_DECAPSULATE, Kind: KindBool, Classes: PrivateKey, KeyTypes: pqKEM, Rules: Modifiable | StickyFalse, Default: vTrue},
+
 	// Secret keys: the value, and its length where the key type varies.
 	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: SecretKey, Rules: MustCreate | NoGenerate | NoUnwrap | Sensitive},
 	{Type: ck.CKA_VALUE_LEN, Kind: KindULong, Classes: SecretKey, Rules: NoCreate},
@@ -221,6 +235,9 @@ var rsa = []ck.KeyType{ck.CKK_RSA}
 
 // pqSig lists the 3.2 signature key types whose CKA_VALUE is the key.
 var pqSig = []ck.KeyType{ck.CKK_ML_DSA, ck.CKK_SLH_DSA}
+
+// pqKEM lists the 3.2 KEM key types.
+var pqKEM = []ck.KeyType{ck.CKK_ML_KEM}
 
 // ECLike reports whether kt uses the EC attribute rows; vendor SM2 key
 // types are EC-like, which the caller says through extraEC.

@@ -72,6 +72,37 @@ type HashSignAdditionalContext struct {
 	Hash    MechanismType
 }
 
+// GCMMessageParams is CK_GCM_MESSAGE_PARAMS (3.0 current mechanisms
+// §2.12.5): the per-message parameter of CKM_AES_GCM in the message-based
+// functions. It is in and out: when IVGenerator asks for it, encryption
+// fills the non-fixed part of IV (leaving IVFixedBits leading bits as the
+// caller gave them), and encryption always fills Tag (TagBits/8 bytes);
+// decryption reads both. The engine updates the struct it is given, and
+// the boundary that decoded it copies IV and Tag back to its caller.
+type GCMMessageParams struct {
+	IV          []byte
+	IVFixedBits ULong
+	IVGenerator GeneratorFunction
+	Tag         []byte
+	TagBits     ULong
+}
+
+// ChaCha20Poly1305Params is CK_SALSA20_CHACHA20_POLY1305_PARAMS, the
+// parameter of CKM_CHACHA20_POLY1305 in C_Encrypt/C_Decrypt.
+type ChaCha20Poly1305Params struct {
+	Nonce []byte
+	AAD   []byte
+}
+
+// ChaCha20Poly1305MsgParams is CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS,
+// the per-message parameter of CKM_CHACHA20_POLY1305 in the message-based
+// functions. The C struct has no tag length: the tag is always 16 bytes.
+// Encryption fills Tag; decryption reads it.
+type ChaCha20Poly1305MsgParams struct {
+	Nonce []byte
+	Tag   []byte
+}
+
 // MACGeneralParams is CK_MAC_GENERAL_PARAMS: the requested MAC length.
 type MACGeneralParams ULong
 
@@ -89,8 +120,9 @@ const (
 	ParamECDH1
 	ParamEDDSA
 	ParamULong
-	ParamSignContext     // CK_SIGN_ADDITIONAL_CONTEXT
-	ParamHashSignContext // CK_HASH_SIGN_ADDITIONAL_CONTEXT
+	ParamSignContext      // CK_SIGN_ADDITIONAL_CONTEXT
+	ParamHashSignContext  // CK_HASH_SIGN_ADDITIONAL_CONTEXT
+	ParamChaCha20Poly1305 // CK_SALSA20_CHACHA20_POLY1305_PARAMS
 )
 
 // ParamKindOf reports the parameter structure of m. Mechanisms not listed
@@ -102,6 +134,8 @@ func ParamKindOf(m MechanismType) ParamKind {
 		return ParamGCM
 	case CKM_AES_CCM:
 		return ParamCCM
+	case CKM_CHACHA20_POLY1305:
+		return ParamChaCha20Poly1305
 	case CKM_AES_CTR:
 		return ParamCTR
 	case CKM_RSA_PKCS_OAEP:

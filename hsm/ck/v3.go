@@ -24,6 +24,10 @@ package ck
 // HedgeType is CK_HEDGE_TYPE (3.2).
 type HedgeType ULong
 
+// GeneratorFunction is CK_GENERATOR_FUNCTION (3.0): how a token makes the
+// IV or nonce of a message-based AEAD operation.
+type GeneratorFunction ULong
+
 // ParameterSet is the value of CKA_PARAMETER_SET: CK_ML_KEM_PARAMETER_SET_TYPE,
 // CK_ML_DSA_PARAMETER_SET_TYPE or CK_SLH_DSA_PARAMETER_SET_TYPE (3.2).
 type ParameterSet ULong
@@ -230,6 +234,15 @@ const (
 	CKM_PUB_KEY_FROM_PRIV_KEY         MechanismType = 0x0000403A
 )
 
+// Key wrap mechanisms 3.0 added. The 2.40 value CKM_AES_KEY_WRAP_PAD
+// (0x210A) is RFC 3394 over PKCS#7-padded input; RFC 5649 is
+// CKM_AES_KEY_WRAP_KWP (SoftHSMv2 2.6 implements RFC 5649 under 0x210A:
+// softhsmv2 issue #726).
+const (
+	CKM_AES_KEY_WRAP_KWP   MechanismType = 0x0000210B
+	CKM_AES_KEY_WRAP_PKCS7 MechanismType = 0x0000210C
+)
+
 // Return values.
 const (
 	CKR_AEAD_DECRYPT_FAILED         RV = 0x00000042
@@ -279,6 +292,16 @@ const (
 	CKH_HEDGE_PREFERRED        HedgeType = 0x00000000
 	CKH_HEDGE_REQUIRED         HedgeType = 0x00000001
 	CKH_DETERMINISTIC_REQUIRED HedgeType = 0x00000002
+)
+
+// CK_GENERATOR_FUNCTION values (3.0 CK_GCM_MESSAGE_PARAMS and
+// CK_CCM_MESSAGE_PARAMS; CKG_GENERATE_COUNTER_XOR is 3.1).
+const (
+	CKG_NO_GENERATE          GeneratorFunction = 0x00000000
+	CKG_GENERATE             GeneratorFunction = 0x00000001
+	CKG_GENERATE_COUNTER     GeneratorFunction = 0x00000002
+	CKG_GENERATE_RANDOM      GeneratorFunction = 0x00000003
+	CKG_GENERATE_COUNTER_XOR GeneratorFunction = 0x00000004
 )
 
 // CKA_PARAMETER_SET values (3.2): each key type numbers its own sets from 1.
@@ -528,6 +551,8 @@ var v3MechanismNames = []struct {
 	{CKM_ECDH_X_AES_KEY_WRAP, "CKM_ECDH_X_AES_KEY_WRAP"},
 	{CKM_ECDH_COF_AES_KEY_WRAP, "CKM_ECDH_COF_AES_KEY_WRAP"},
 	{CKM_PUB_KEY_FROM_PRIV_KEY, "CKM_PUB_KEY_FROM_PRIV_KEY"},
+	{CKM_AES_KEY_WRAP_KWP, "CKM_AES_KEY_WRAP_KWP"},
+	{CKM_AES_KEY_WRAP_PKCS7, "CKM_AES_KEY_WRAP_PKCS7"},
 }
 
 var v3RVNames = []struct {
@@ -733,6 +758,8 @@ var v3All = map[string]ULong{
 	"CKM_XMSS":                              ULong(CKM_XMSS),
 	"CKM_XMSSMT":                            ULong(CKM_XMSSMT),
 	"CKM_ECDH_X_AES_KEY_WRAP":               ULong(CKM_ECDH_X_AES_KEY_WRAP),
+	"CKM_AES_KEY_WRAP_KWP":                  ULong(CKM_AES_KEY_WRAP_KWP),
+	"CKM_AES_KEY_WRAP_PKCS7":                ULong(CKM_AES_KEY_WRAP_PKCS7),
 	"CKM_ECDH_COF_AES_KEY_WRAP":             ULong(CKM_ECDH_COF_AES_KEY_WRAP),
 	"CKM_PUB_KEY_FROM_PRIV_KEY":             ULong(CKM_PUB_KEY_FROM_PRIV_KEY),
 	"CKR_AEAD_DECRYPT_FAILED":               ULong(CKR_AEAD_DECRYPT_FAILED),
@@ -767,6 +794,11 @@ var v3All = map[string]ULong{
 	"CKG_MGF1_SHA3_256":                     ULong(CKG_MGF1_SHA3_256),
 	"CKG_MGF1_SHA3_384":                     ULong(CKG_MGF1_SHA3_384),
 	"CKG_MGF1_SHA3_512":                     ULong(CKG_MGF1_SHA3_512),
+	"CKG_NO_GENERATE":                       ULong(CKG_NO_GENERATE),
+	"CKG_GENERATE":                          ULong(CKG_GENERATE),
+	"CKG_GENERATE_COUNTER":                  ULong(CKG_GENERATE_COUNTER),
+	"CKG_GENERATE_RANDOM":                   ULong(CKG_GENERATE_RANDOM),
+	"CKG_GENERATE_COUNTER_XOR":              ULong(CKG_GENERATE_COUNTER_XOR),
 	"CKH_HEDGE_PREFERRED":                   ULong(CKH_HEDGE_PREFERRED),
 	"CKH_HEDGE_REQUIRED":                    ULong(CKH_HEDGE_REQUIRED),
 	"CKH_DETERMINISTIC_REQUIRED":            ULong(CKH_DETERMINISTIC_REQUIRED),

@@ -43,9 +43,12 @@ func aesMechanisms() []Mechanism {
 		ms = append(ms, Mechanism{Type: e.m, Info: info(ck.CKF_ENCRYPT | ck.CKF_DECRYPT), KeyTypes: kts, Encrypt: enc, Decrypt: dec})
 	}
 	ms = append(ms, Mechanism{
-		Type: ck.CKM_AES_GCM, Info: info(ck.CKF_ENCRYPT | ck.CKF_DECRYPT), KeyTypes: kts,
+		Type: ck.CKM_AES_GCM, Info: info(ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_MESSAGE_ENCRYPT | ck.CKF_MESSAGE_DECRYPT), KeyTypes: kts,
 		Encrypt: func(k *Key, param any) (Cipher, error) { return aesGCM(k, param, true) },
 		Decrypt: func(k *Key, param any) (Cipher, error) { return aesGCM(k, param, false) },
+		// The message-based functions (aead_message.go).
+		MessageEncrypt: func(k *Key, param any) (MessageCipher, error) { return newGCMMessages(k, param, true) },
+		MessageDecrypt: func(k *Key, param any) (MessageCipher, error) { return newGCMMessages(k, param, false) },
 	})
 	return ms
 }

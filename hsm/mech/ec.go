@@ -29,13 +29,13 @@ type ecCurve struct {
 }
 
 var ecCurves = []ecCurve{
-	{elliptic.P224(), asn1.ObjectIdentifier{1, 3, 132, 0, 33}, []string{"secp224r1", "P-224"}, 224, 28},
 	{elliptic.P256(), asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}, []string{"prime256v1", "secp256r1", "P-256"}, 256, 32},
 	{elliptic.P384(), asn1.ObjectIdentifier{1, 3, 132, 0, 34}, []string{"secp384r1", "P-384"}, 384, 48},
 	{elliptic.P521(), asn1.ObjectIdentifier{1, 3, 132, 0, 35}, []string{"secp521r1", "P-521"}, 521, 66},
 	// secp256k1 has no crypto/elliptic curve (nil here): secp256k1.go
 	// implements its keys and signatures.
 	{nil, asn1.ObjectIdentifier{1, 3, 132, 0, 10}, []string{"secp256k1"}, 256, 32},
+	{elliptic.P224(), asn1.ObjectIdentifier{1, 3, 132, 0, 33}, []string{"secp224r1", "P-224"}, 224, 28},
 }
 
 // curveOf decodes CKA_EC_PARAMS: a DER OBJECT IDENTIFIER (namedCurve) or,

@@ -147,6 +147,9 @@ func genEC(t testing.TB, params []byte) (pub, priv *Key, pubA attr.Template) {
 
 func TestECKeyGenSignVerify(t *testing.T) {
 	for _, c := range ecCurves {
+		if c.curve == nil {
+			continue // secp256k1: secp256k1_test.go
+		}
 		for _, params := range [][]byte{curveParams(t, c.oid), mustMarshal(t, c.names[0])} {
 			pub, priv, pa := genEC(t, params)
 			if p, _ := pa.Get(ck.CKA_EC_PARAMS); !bytes.Equal(p, params) {
@@ -249,7 +252,7 @@ func TestECParseErrors(t *testing.T) {
 	}{
 		{"no params", ck.CKO_PUBLIC_KEY, nil, ck.CKR_TEMPLATE_INCOMPLETE},
 		{"bad DER", ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: []byte{6, 9, 1}}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
-		{"P-224", ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: curveParams(t, asn1.ObjectIdentifier{1, 3, 132, 0, 33})}}, ck.CKR_CURVE_NOT_SUPPORTED},
+		{"brainpoolP256r1", ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: curveParams(t, asn1.ObjectIdentifier{1, 3, 36, 3, 3, 2, 8, 1, 1, 7})}}, ck.CKR_CURVE_NOT_SUPPORTED},
 		{"unknown name", ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: mustMarshal(t, "brainpoolP256r1")}}, ck.CKR_CURVE_NOT_SUPPORTED},
 		{"no point", ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: p256}}, ck.CKR_TEMPLATE_INCOMPLETE},
 		{"point off curve", ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: p256},

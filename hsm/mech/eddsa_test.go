@@ -74,7 +74,7 @@ func TestACVPEdDSASigVer(t *testing.T) {
 				Curve   string
 				PreHash bool
 				Tests   []struct {
-					TcID                 int
+					TcID                  int
 					Message, Q, Signature string
 				}
 			}

@@ -90,6 +90,43 @@ type Mechanism struct {
 	Derive func(base *Key, param any, t attr.Template) (attr.Template, error)
 	// Wrapping uses Encrypt and unwrapping Decrypt (single-part) of
 	// mechanisms whose Info has CKF_WRAP / CKF_UNWRAP.
+
+	// Encapsulate is the KEM half of C_EncapsulateKey (3.2): it returns
+	// the ciphertext for pub and the shared secret it carries.
+	Encapsulate func(pub *Key, param any) (ciphertext, secret []byte, err error)
+	// Decapsulate is the KEM half of C_DecapsulateKey: the shared secret
+	// carried by ciphertext. A KEM with implicit rejection (ML-KEM) returns
+	// a pseudo-random secret, not an error, for a forged ciphertext.
+	Decapsulate func(priv *Key, param any, ciphertext []byte) ([]byte, error)
+	// CiphertextLen is the exact length of Encapsulate's ciphertext for
+	// pub, so that a size query does no work.
+	CiphertextLen func(pub *Key) (int, error)
+
+	// MessageEncrypt and MessageDecrypt start a message-based process
+	// (C_MessageEncryptInit / C_MessageDecryptInit, 3.0 §5.9-§5.12) for
+	// mechanisms whose Info has CKF_MESSAGE_ENCRYPT / CKF_MESSAGE_DECRYPT.
+	MessageEncrypt func(k *Key, param any) (MessageCipher, error)
+	MessageDecrypt func(k *Key, param any) (MessageCipher, error)
+}
+
+// MessageCipher is one message-based encryption or decryption process: one
+// key, any number of messages, each with its own parameter (IV, tag). It
+// handles one message at a time; the engine buffers a multi-part message
+// and hands it over whole, because an AEAD must not release plaintext
+// before its tag is checked.
+type MessageCipher interface {
+	// Begin starts a message. It validates param; for encryption it makes
+	// the IV when param asks the token to, and writes it into param.
+	Begin(param any, aad []byte) error
+	// OutLen is the exact output length of a message of n input bytes.
+	OutLen(n int) int
+	// Finish encrypts or decrypts the whole message begun last. param is
+	// the parameter of the caller's last call: encryption writes the tag
+	// into it, decryption reads the tag from it (or, when it is nil, from
+	// Begin's). The message ends whatever the result.
+	Finish(param any, in []byte) ([]byte, error)
+	// Abort forgets the message begun last.
+	Abort()
 }
 
 // KeyKind tells the engine how to treat one key type: which attributes a

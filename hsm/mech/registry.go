@@ -38,6 +38,8 @@ func New(p *ck.Profile) *Registry {
 		eddsaMechanisms(),
 		cmacMechanisms(),
 		mldsaMechanisms(),
+		mlkemMechanisms(),
+		chacha20Mechanisms(),
 		// families are added here
 	}
 	kinds := [][]KeyKind{

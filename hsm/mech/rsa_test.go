@@ -376,9 +376,24 @@ func TestRSAKeyGen(t *testing.T) {
 		_, _, err = gen.GenerateKeyPair(attr.Template{{Type: ck.CKA_MODULUS_BITS, Value: attr.ULong(b)}}, nil)
 		expectRV(t, err, ck.CKR_KEY_SIZE_RANGE, fmt.Sprintf("%d bits", b))
 	}
-	_, _, err = gen.GenerateKeyPair(attr.Template{{Type: ck.CKA_MODULUS_BITS, Value: attr.ULong(2048)},
+	for _, e := range [][]byte{{2}, {1}, {0x01, 0x00, 0x00, 0x00, 0x00}} {
+		_, _, err = gen.GenerateKeyPair(attr.Template{{Type: ck.CKA_MODULUS_BITS, Value: attr.ULong(2048)},
+			{Type: ck.CKA_PUBLIC_EXPONENT, Value: e}}, nil)
+		expectRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID, fmt.Sprintf("e=%x", e))
+	}
+	// Other odd exponents are the caller's choice (miekg/pkcs11's own tests
+	// ask for e = 3): the key must come out with that exponent and work.
+	pub3, priv3, err := gen.GenerateKeyPair(attr.Template{{Type: ck.CKA_MODULUS_BITS, Value: attr.ULong(1024)},
 		{Type: ck.CKA_PUBLIC_EXPONENT, Value: []byte{3}}}, nil)
-	expectRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID, "e=3")
+	if err != nil {
+		t.Fatalf("e=3: %v", err)
+	}
+	if e, _ := pub3.Get(ck.CKA_PUBLIC_EXPONENT); !bytes.Equal(e, []byte{3}) {
+		t.Fatalf("e=3 key has exponent %x", e)
+	}
+	if _, err := parseRSA(ck.CKO_PRIVATE_KEY, priv3); err != nil {
+		t.Fatalf("e=3 private key does not parse: %v", err)
+	}
 
 	// A private key missing its CRT values still works; a wrong one is refused.
 	var slim attr.Template

@@ -327,3 +327,49 @@ func TestRSASHA3PSSAndOAEP(t *testing.T) {
 		t.Fatal("hashOf(CKM_SHA3_256)")
 	}
 }
+
+// TestV3FamiliesRegistry checks the families added beyond the classic set
+// (SHA-3, EdDSA, CMAC, ML-DSA) are registered with coherent flags.
+func TestV3FamiliesRegistry(t *testing.T) {
+	r := classicReg()
+	n := 0
+	for _, fam := range [][]Mechanism{sha3Mechanisms(), eddsaMechanisms(), cmacMechanisms(), mldsaMechanisms()} {
+		for _, m := range fam {
+			n++
+			got, ok := r.Mechanism(m.Type)
+			if !ok {
+				t.Errorf("%v missing from registry", m.Type)
+				continue
+			}
+			f := got.Info.Flags
+			for _, c := range []struct {
+				flag ck.Flags
+				has  bool
+			}{
+				{ck.CKF_SIGN, got.Sign != nil}, {ck.CKF_VERIFY, got.Verify != nil}, {ck.CKF_DIGEST, got.Digest != nil},
+				{ck.CKF_GENERATE, got.GenerateKey != nil}, {ck.CKF_GENERATE_KEY_PAIR, got.GenerateKeyPair != nil},
+				{ck.CKF_ENCRYPT, got.Encrypt != nil},
+			} {
+				if (f&c.flag != 0) != c.has {
+					t.Errorf("%v: flag %#x is %v but function present is %v", m.Type, c.flag, f&c.flag != 0, c.has)
+				}
+			}
+			if got.Sign != nil && len(got.KeyTypes) == 0 {
+				t.Errorf("%v: no key types", m.Type)
+			}
+			if got.Info.MinKeySize > got.Info.MaxKeySize {
+				t.Errorf("%v: min key size above max", m.Type)
+			}
+		}
+	}
+	// SHA-3 7 per hash (digest, HMAC, HMAC_GENERAL, KEY_GEN, ECDSA, RSA
+	// PKCS, RSA PSS) x 4, EdDSA 2, CMAC 2, ML-DSA 2.
+	if n != 34 {
+		t.Fatalf("%d mechanisms, want 34", n)
+	}
+	for _, kt := range []ck.KeyType{ck.CKK_EC_EDWARDS, ck.CKK_ML_DSA, ck.CKK_SHA3_224_HMAC, ck.CKK_SHA3_512_HMAC} {
+		if _, ok := r.KeyKind(kt); !ok {
+			t.Errorf("key kind %v missing", kt)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package hsm
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/gohsm/gohsm/hsm/attr"
+	"github.com/gohsm/gohsm/hsm/ck"
+	"github.com/gohsm/gohsm/hsm/mech"
+)
+
+// Key encapsulation (PKCS#11 3.2 §5.18, C_EncapsulateKey and
+// C_DecapsulateKey). The shared secret never leaves the token: it becomes
+// the CKA_VALUE of a new secret key built from the caller's template, as
+// C_DeriveKey does. 3.2 fixes the new key's provenance: CKA_LOCAL,
+// CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE are false (the secret came
+// from outside on one side and went outside, encapsulated, on the other),
+// and CKA_EXTRACTABLE defaults to true like any key's.
+//
+// Length: the key gets the whole secret unless the template's CKA_VALUE_LEN
+// asks for fewer bytes, in which case it gets the leading ones (an AES-128
+// key from a 32-byte ML-KEM secret), as the ECDH derivations do with
+// CKD_NULL. More bytes than the KEM yields is CKR_TEMPLATE_INCONSISTENT.
+
+// kemKey is what both halves check before any work: the template's class,
+// the session's right to create the object, the key's class, usage flag,
+// mechanism and key type. The caller holds s.mu and tok.mu for writing.
+func (m *Module) kemKey(s *Session, mt ck.Mechanism, kh ck.ObjectHandle, t attr.Template, cls ck.ObjectClass,
+	usage ck.AttributeType, has func(*mech.Mechanism) bool) (*mech.Mechanism, *mech.Key, error) {
+	tok := s.tok
+	o, err := tok.visible(kh)
+	if err != nil || !o.isKey() {
+		return nil, nil, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
+	}
+	if o.class != cls {
+		return nil, nil, fmt.Errorf("key %d is a %v, %v needs a %v: %w", kh, o.class, mt.Type, cls, ck.CKR_KEY_TYPE_INCONSISTENT)
+	}
+	if !o.boolAttr(usage) {
+		return nil, nil, fmt.Errorf("key %d has %v false: %w", kh, usage, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	mm, ok := m.reg.Mechanism(mt.Type)
+	if !ok || !has(mm) {
+		return nil, nil, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	if !slices.Contains(mm.KeyTypes, o.keyType) {
+		return nil, nil, fmt.Errorf("%v with a %v key: %w", mt.Type, o.keyType, ck.CKR_KEY_TYPE_INCONSISTENT)
+	}
+	if allowed, ok := o.clearGet(ck.CKA_ALLOWED_MECHANISMS); ok && len(allowed) > 0 && !allowsMechanism(allowed, mt.Type) {
+		return nil, nil, fmt.Errorf("%v not in CKA_ALLOWED_MECHANISMS: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
+	}
+	if err := checkDuplicates(t); err != nil {
+		return nil, nil, err
+	}
+	if err := tok.unseal(o); err != nil {
+		return nil, nil, err
+	}
+	k, err := o.key(m.reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mm, k, nil
+}
+
+// kemSession locks the session and the token for a KEM call and checks
+// the template's class and the session's right to create the new key. On
+// success the caller must call unlock.
+func (m *Module) kemSession(h ck.SessionHandle, t attr.Template) (*Session, func(), error) {
+	s, err := m.lock(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := keyTemplateClass(t, ck.CKO_SECRET_KEY); err != nil {
+		s.mu.Unlock()
+		return nil, nil, err
+	}
+	token, private, err := flagsOf(t, ck.CKO_SECRET_KEY)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, nil, err
+	}
+	s.tok.mu.Lock()
+	unlock := func() { s.tok.mu.Unlock(); s.mu.Unlock() }
+	if err := s.access(token, private); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return s, unlock, nil
+}
+
+// secretKeyFrom makes the new secret key object from a KEM's shared secret.
+// The caller holds s.mu and tok.mu for writing.
+func (m *Module) secretKeyFrom(s *Session, t attr.Template, secret []byte) (ck.ObjectHandle, error) {
+	kt := ck.CKK_GENERIC_SECRET
+	if v, ok, err := t.ULong(ck.CKA_KEY_TYPE); err != nil {
+		return 0, err
+	} else if ok {
+		kt = ck.KeyType(v)
+	}
+	value := secret
+	if n, ok, err := t.ULong(ck.CKA_VALUE_LEN); err != nil {
+		return 0, err
+	} else if ok {
+		if n == 0 || n > ck.ULong(len(secret)) {
+			return 0, fmt.Errorf("CKA_VALUE_LEN %d from a %d-byte shared secret: %w", n, len(secret), ck.CKR_TEMPLATE_INCONSISTENT)
+		}
+		value = secret[:n]
+	}
+	extra := attr.Template{
+		{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
+		{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
+		{Type: ck.CKA_VALUE, Value: value},
+		{Type: ck.CKA_LOCAL, Value: attr.Bool(false)},
+	}
+	all, err := m.build(dropTypes(t, ck.CKA_VALUE_LEN), ck.CKO_SECRET_KEY, kt, fromGenerate, s.tok.user == ck.CKU_SO, extra)
+	if err != nil {
+		return 0, err
+	}
+	// build already makes both false for a key that is not CKA_LOCAL;
+	// 3.2 §5.18 C_EncapsulateKey states it, so say it here too.
+	all.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(false))
+	all.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(false))
+	o, err := m.insert(s, all, ck.CKO_SECRET_KEY, kt)
+	if err != nil {
+		return 0, err
+	}
+	return o.handle, nil
+}
+
+// EncapsulateKey is C_EncapsulateKey (3.2). ctCap follows the output
+// convention: -1 asks for the ciphertext length, which is answered without
+// encapsulating or creating anything, and a short buffer gets
+// CKR_BUFFER_TOO_SMALL with the length, also before any work.
+func (m *Module) EncapsulateKey(h ck.SessionHandle, mt ck.Mechanism, pub ck.ObjectHandle, tmpl []ck.Attribute, ctCap int) ([]byte, int, ck.ObjectHandle, error) {
+	t := attr.Template(tmpl)
+	s, unlock, err := m.kemSession(h, t)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer unlock()
+	mm, k, err := m.kemKey(s, mt, pub, t, ck.CKO_PUBLIC_KEY, ck.CKA_ENCAPSULATE,
+		func(mm *mech.Mechanism) bool { return mm.Encapsulate != nil && mm.CiphertextLen != nil })
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	need, err := mm.CiphertextLen(k)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if ctCap < 0 {
+		return nil, need, 0, nil
+	}
+	if ctCap < need {
+		return nil, need, 0, ck.CKR_BUFFER_TOO_SMALL
+	}
+	ct, secret, err := mm.Encapsulate(k, mt.Param)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%v: %w", mt.Type, err)
+	}
+	defer zero(secret)
+	kh, err := m.secretKeyFrom(s, t, secret)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return ct, len(ct), kh, nil
+}
+
+// DecapsulateKey is C_DecapsulateKey (3.2).
+func (m *Module) DecapsulateKey(h ck.SessionHandle, mt ck.Mechanism, priv ck.ObjectHandle, tmpl []ck.Attribute, ciphertext []byte) (ck.ObjectHandle, error) {
+	t := attr.Template(tmpl)
+	s, unlock, err := m.kemSession(h, t)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	mm, k, err := m.kemKey(s, mt, priv, t, ck.CKO_PRIVATE_KEY, ck.CKA_DECAPSULATE,
+		func(mm *mech.Mechanism) bool { return mm.Decapsulate != nil })
+	if err != nil {
+		return 0, err
+	}
+	secret, err := mm.Decapsulate(k, mt.Param, ciphertext)
+	if err != nil {
+		return 0, fmt.Errorf("%v: %w", mt.Type, err)
+	}
+	defer zero(secret)
+	return m.secretKeyFrom(s, t, secret)
+}
