@@ -114,3 +114,57 @@ func TestWrapPrivateKeyAsPKCS8(t *testing.T) {
 	must(t, m.VerifyInit(s, ck.Mechanism{Type: ck.CKM_ECDSA_SHA256}, pub))
 	must(t, m.Verify(s, []byte("unwrapped"), sig))
 }
+
+func hexBytes(t *testing.T, s string) []byte {
+	t.Helper()
+	b := make([]byte, len(s)/2)
+	for i := range b {
+		var v byte
+		for _, c := range s[2*i : 2*i+2] {
+			v <<= 4
+			switch {
+			case c >= '0' && c <= '9':
+				v |= byte(c - '0')
+			default:
+				v |= byte(c-'a') + 10
+			}
+		}
+		b[i] = v
+	}
+	return b
+}
+
+// TestHKDFRFC5869 derives RFC 5869 test case 1 through the Module API, with
+// the salt given as data and as a key.
+func TestHKDFRFC5869(t *testing.T) {
+	m, s := userSession(t)
+	ikm := bytes.Repeat([]byte{0x0b}, 22)
+	salt := hexBytes(t, "000102030405060708090a0b0c")
+	info := hexBytes(t, "f0f1f2f3f4f5f6f7f8f9")
+	okm := hexBytes(t, "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+	secret := func(kt ck.KeyType, v []byte) ck.ObjectHandle {
+		h, err := m.CreateObject(s, []ck.Attribute{
+			{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+			{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(kt))},
+			{Type: ck.CKA_VALUE, Value: v},
+			{Type: ck.CKA_DERIVE, Value: tb(true)},
+		})
+		must(t, err)
+		return h
+	}
+	base := secret(ck.CKK_HKDF, ikm)
+	saltKey := secret(ck.CKK_HKDF, salt)
+	tmpl := []ck.Attribute{{Type: ck.CKA_VALUE_LEN, Value: ul(42)}, {Type: ck.CKA_SENSITIVE, Value: tb(false)}}
+	for _, p := range []*ck.HKDFParams{
+		{Extract: true, Expand: true, PRF: ck.CKM_SHA256, SaltType: ck.CKF_HKDF_SALT_DATA, Salt: salt, Info: info},
+		{Extract: true, Expand: true, PRF: ck.CKM_SHA256, SaltType: ck.CKF_HKDF_SALT_KEY, SaltKey: saltKey, Info: info},
+	} {
+		k, err := m.DeriveKey(s, ck.Mechanism{Type: ck.CKM_HKDF_DERIVE, Param: p}, base, tmpl)
+		must(t, err)
+		if got := getAttr(t, m, s, k, ck.CKA_VALUE); !bytes.Equal(got, okm) {
+			t.Fatalf("salt type %d: OKM %x", p.SaltType, got)
+		}
+	}
+	_, err := m.DeriveKey(s, ck.Mechanism{Type: ck.CKM_HKDF_DERIVE, Param: &ck.HKDFParams{PRF: ck.CKM_SHA256}}, base, tmpl)
+	wantRV(t, err, ck.CKR_MECHANISM_PARAM_INVALID)
+}

@@ -285,7 +285,11 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 	if err != nil {
 		return 0, err
 	}
-	gen, err := mm.Derive(bk, mt.Param, t)
+	param, err := m.resolveSaltKey(tok, mt.Param)
+	if err != nil {
+		return 0, err
+	}
+	gen, err := mm.Derive(bk, param, t)
 	if err != nil {
 		return 0, fmt.Errorf("%v: %w", mt.Type, err)
 	}
@@ -315,6 +319,40 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 		return 0, err
 	}
 	return o.handle, nil
+}
+
+// resolveSaltKey turns an HKDF salt given as a key (CKF_HKDF_SALT_KEY) into
+// its value, so the mechanism sees bytes only. The salt key must be a
+// visible CKK_HKDF or generic secret key; the caller holds tok.mu.
+func (m *Module) resolveSaltKey(tok *Token, param any) (any, error) {
+	var p ck.HKDFParams
+	switch v := param.(type) {
+	case *ck.HKDFParams:
+		if v == nil {
+			return param, nil
+		}
+		p = *v
+	case ck.HKDFParams:
+		p = v
+	default:
+		return param, nil
+	}
+	if p.SaltType != ck.CKF_HKDF_SALT_KEY {
+		return param, nil
+	}
+	o, err := tok.visible(ck.ObjectHandle(p.SaltKey))
+	if err != nil || o.class != ck.CKO_SECRET_KEY || (o.keyType != ck.CKK_HKDF && o.keyType != ck.CKK_GENERIC_SECRET) {
+		return nil, fmt.Errorf("hkdf salt key %d: %w", p.SaltKey, ck.CKR_MECHANISM_PARAM_INVALID)
+	}
+	if err := tok.unseal(o); err != nil {
+		return nil, err
+	}
+	o.mu.RLock()
+	v, _ := o.secret.Get(ck.CKA_VALUE)
+	p.Salt = append([]byte{}, v...)
+	o.mu.RUnlock()
+	p.SaltType = ck.CKF_HKDF_SALT_DATA
+	return &p, nil
 }
 
 func dropTypes(t attr.Template, types ...ck.AttributeType) attr.Template {

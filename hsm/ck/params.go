@@ -106,6 +106,18 @@ type ChaCha20Poly1305MsgParams struct {
 // MACGeneralParams is CK_MAC_GENERAL_PARAMS: the requested MAC length.
 type MACGeneralParams ULong
 
+// HKDFParams is CK_HKDF_PARAMS (PKCS#11 3.0 mechanisms §2.43.2). SaltType
+// is CKF_HKDF_SALT_NULL, _DATA or _KEY; SaltKey is the handle of a key whose
+// value is the salt (CKF_HKDF_SALT_KEY).
+type HKDFParams struct {
+	Extract, Expand bool
+	PRF             MechanismType
+	SaltType        Flags
+	Salt            []byte
+	SaltKey         ObjectHandle
+	Info            []byte
+}
+
 // ParamKind names the C structure a mechanism's parameter has, so both the
 // shim and the wire codec decode it the same way.
 type ParamKind int
@@ -123,6 +135,7 @@ const (
 	ParamSignContext      // CK_SIGN_ADDITIONAL_CONTEXT
 	ParamHashSignContext  // CK_HASH_SIGN_ADDITIONAL_CONTEXT
 	ParamChaCha20Poly1305 // CK_SALSA20_CHACHA20_POLY1305_PARAMS
+	ParamHKDF             // CK_HKDF_PARAMS
 )
 
 // ParamKindOf reports the parameter structure of m. Mechanisms not listed
@@ -161,6 +174,8 @@ func ParamKindOf(m MechanismType) ParamKind {
 		return ParamSignContext
 	case CKM_HASH_ML_DSA, CKM_HASH_SLH_DSA:
 		return ParamHashSignContext
+	case CKM_HKDF_DERIVE, CKM_HKDF_DATA:
+		return ParamHKDF
 	}
 	if k, ok := vendorParamKind(m); ok {
 		return k

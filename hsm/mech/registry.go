@@ -32,6 +32,7 @@ func New(p *ck.Profile) *Registry {
 		genericMechanisms(),
 		keyWrapMechanisms(),
 		ecdhMechanisms(),
+		hkdfMechanisms(),
 		montgomeryMechanisms(),
 		ncipherMechanisms(),
 		sha3Mechanisms(),
@@ -53,6 +54,9 @@ func New(p *ck.Profile) *Registry {
 		edKeyKinds(),
 		mldsaKeyKinds(),
 		montgomeryKeyKinds(),
+		hkdfKeyKinds(),
+		mlkemKeyKinds(),
+		chacha20KeyKinds(),
 		// key kinds are added here
 	}
 	for _, fam := range families {
