@@ -168,3 +168,20 @@ func TestHKDFRFC5869(t *testing.T) {
 	_, err := m.DeriveKey(s, ck.Mechanism{Type: ck.CKM_HKDF_DERIVE, Param: &ck.HKDFParams{PRF: ck.CKM_SHA256}}, base, tmpl)
 	wantRV(t, err, ck.CKR_MECHANISM_PARAM_INVALID)
 }
+
+// TestPBKDF2RFC6070 generates RFC 6070's second PBKDF2-HMAC-SHA1 vector
+// with C_GenerateKey.
+func TestPBKDF2RFC6070(t *testing.T) {
+	m, s := userSession(t)
+	p := &ck.PBKD2Params{SaltSource: ck.CKZ_SALT_SPECIFIED, Salt: []byte("salt"), Iterations: 2,
+		PRF: ck.CKP_PKCS5_PBKD2_HMAC_SHA1, Password: []byte("password")}
+	k, err := m.GenerateKey(s, ck.Mechanism{Type: ck.CKM_PKCS5_PBKD2, Param: p}, []ck.Attribute{
+		{Type: ck.CKA_VALUE_LEN, Value: ul(20)}, {Type: ck.CKA_SENSITIVE, Value: tb(false)}})
+	must(t, err)
+	if got := getAttr(t, m, s, k, ck.CKA_VALUE); !bytes.Equal(got, hexBytes(t, "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957")) {
+		t.Fatalf("PBKDF2 = %x", got)
+	}
+	_, err = m.GenerateKey(s, ck.Mechanism{Type: ck.CKM_PKCS5_PBKD2, Param: &ck.PBKD2Params{SaltSource: ck.CKZ_SALT_SPECIFIED, Iterations: 2, PRF: 99}},
+		[]ck.Attribute{{Type: ck.CKA_VALUE_LEN, Value: ul(20)}})
+	wantRV(t, err, ck.CKR_MECHANISM_PARAM_INVALID)
+}

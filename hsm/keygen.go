@@ -59,13 +59,18 @@ func (m *Module) GenerateKey(h ck.SessionHandle, mt ck.Mechanism, tmpl []ck.Attr
 		return 0, err
 	}
 	mm, ok := m.reg.Mechanism(mt.Type)
-	if !ok || mm.GenerateKey == nil {
+	if !ok || (mm.GenerateKey == nil && mm.GenerateKeyParam == nil) {
 		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
 	}
 	if err := checkDuplicates(t); err != nil {
 		return 0, err
 	}
-	gen, err := mm.GenerateKey(t)
+	var gen attr.Template
+	if mm.GenerateKeyParam != nil {
+		gen, err = mm.GenerateKeyParam(t, mt.Param)
+	} else {
+		gen, err = mm.GenerateKey(t)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%v: %w", mt.Type, err)
 	}

@@ -106,6 +106,19 @@ type ChaCha20Poly1305MsgParams struct {
 // MACGeneralParams is CK_MAC_GENERAL_PARAMS: the requested MAC length.
 type MACGeneralParams ULong
 
+// PBKD2Params is CK_PKCS5_PBKD2_PARAMS2 (PKCS#11 3.0 mechanisms §2.36.4):
+// SaltSource is CKZ_SALT_SPECIFIED and PRF one of the CKP_PKCS5_PBKD2_HMAC_
+// values. The password is a secret of the caller's; the engine wipes its
+// copy after use.
+type PBKD2Params struct {
+	SaltSource ULong
+	Salt       []byte
+	Iterations ULong
+	PRF        ULong
+	PRFData    []byte
+	Password   []byte
+}
+
 // HKDFParams is CK_HKDF_PARAMS (PKCS#11 3.0 mechanisms §2.43.2). SaltType
 // is CKF_HKDF_SALT_NULL, _DATA or _KEY; SaltKey is the handle of a key whose
 // value is the salt (CKF_HKDF_SALT_KEY).
@@ -136,6 +149,7 @@ const (
 	ParamHashSignContext  // CK_HASH_SIGN_ADDITIONAL_CONTEXT
 	ParamChaCha20Poly1305 // CK_SALSA20_CHACHA20_POLY1305_PARAMS
 	ParamHKDF             // CK_HKDF_PARAMS
+	ParamPBKD2            // CK_PKCS5_PBKD2_PARAMS2 (or the 2.40 CK_PKCS5_PBKD2_PARAMS)
 )
 
 // ParamKindOf reports the parameter structure of m. Mechanisms not listed
@@ -176,6 +190,8 @@ func ParamKindOf(m MechanismType) ParamKind {
 		return ParamHashSignContext
 	case CKM_HKDF_DERIVE, CKM_HKDF_DATA:
 		return ParamHKDF
+	case CKM_PKCS5_PBKD2:
+		return ParamPBKD2
 	}
 	if k, ok := vendorParamKind(m); ok {
 		return k

@@ -81,6 +81,9 @@ type Mechanism struct {
 	// GenerateKey returns the attributes the mechanism sets on a new secret
 	// key (CKA_KEY_TYPE, CKA_VALUE, CKA_VALUE_LEN) from the caller's template.
 	GenerateKey func(t attr.Template) (attr.Template, error)
+	// GenerateKeyParam is GenerateKey for the few generation mechanisms
+	// that take a parameter (CKM_PKCS5_PBKD2); the engine prefers it.
+	GenerateKeyParam func(t attr.Template, param any) (attr.Template, error)
 	// GenerateKeyPair returns the attributes it sets on the public and the
 	// private key (CKA_KEY_TYPE, CKA_MODULUS, CKA_EC_POINT, CKA_VALUE, ...).
 	GenerateKeyPair func(pub, priv attr.Template) (attr.Template, attr.Template, error)

@@ -33,6 +33,7 @@ func New(p *ck.Profile) *Registry {
 		keyWrapMechanisms(),
 		ecdhMechanisms(),
 		hkdfMechanisms(),
+		pbkdf2Mechanisms(),
 		montgomeryMechanisms(),
 		ncipherMechanisms(),
 		sha3Mechanisms(),

@@ -1,0 +1,78 @@
+package mech
+
+import (
+	"crypto/pbkdf2"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"fmt"
+	"hash"
+
+	"github.com/gohsm/gohsm/hsm/attr"
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// CKM_PKCS5_PBKD2 (PKCS#11 3.0 mechanisms §2.36.4; PKCS #5 v2.1 PBKDF2)
+// generates a secret key from a password. The key type is the template's
+// (generic secret by default) and its length CKA_VALUE_LEN, or the fixed
+// length of the type. crypto/pbkdf2 refuses lengths and iteration counts the
+// FIPS 140 module forbids; those come back as CKR_MECHANISM_PARAM_INVALID.
+
+func pbkdf2Mechanisms() []Mechanism {
+	return []Mechanism{{
+		Type: ck.CKM_PKCS5_PBKD2,
+		Info: ck.MechanismInfo{MinKeySize: 1, MaxKeySize: genericMaxBytes, Flags: ck.CKF_GENERATE},
+		GenerateKeyParam: func(t attr.Template, param any) (attr.Template, error) {
+			p, ok := paramAs[ck.PBKD2Params](param)
+			if !ok {
+				return nil, fmt.Errorf("pbkdf2: parameter %T: %w", param, ck.CKR_MECHANISM_PARAM_INVALID)
+			}
+			if p.SaltSource != ck.CKZ_SALT_SPECIFIED || p.Iterations == 0 || len(p.PRFData) != 0 {
+				return nil, fmt.Errorf("pbkdf2: salt source %d, %d iterations: %w", p.SaltSource, p.Iterations, ck.CKR_MECHANISM_PARAM_INVALID)
+			}
+			h, ok := pbkdf2PRF(p.PRF)
+			if !ok {
+				return nil, fmt.Errorf("pbkdf2: PRF %d: %w", p.PRF, ck.CKR_MECHANISM_PARAM_INVALID)
+			}
+			kt, hasKT, err := t.ULong(ck.CKA_KEY_TYPE)
+			if err != nil {
+				return nil, err
+			}
+			if !hasKT {
+				kt = ck.ULong(ck.CKK_GENERIC_SECRET)
+			}
+			n, err := derivedLen(t)
+			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				return nil, fmt.Errorf("pbkdf2: CKA_VALUE_LEN: %w", ck.CKR_TEMPLATE_INCOMPLETE)
+			}
+			v, err := pbkdf2.Key(h, string(p.Password), p.Salt, int(p.Iterations), n)
+			if err != nil {
+				return nil, fmt.Errorf("pbkdf2: %v: %w", err, ck.CKR_MECHANISM_PARAM_INVALID)
+			}
+			return secretAttrs(ck.KeyType(kt), v), nil
+		},
+	}}
+}
+
+func pbkdf2PRF(prf ck.ULong) (func() hash.Hash, bool) {
+	switch prf {
+	case ck.CKP_PKCS5_PBKD2_HMAC_SHA1:
+		return sha1.New, true
+	case ck.CKP_PKCS5_PBKD2_HMAC_SHA224:
+		return sha256.New224, true
+	case ck.CKP_PKCS5_PBKD2_HMAC_SHA256:
+		return sha256.New, true
+	case ck.CKP_PKCS5_PBKD2_HMAC_SHA384:
+		return sha512.New384, true
+	case ck.CKP_PKCS5_PBKD2_HMAC_SHA512:
+		return sha512.New, true
+	case ck.CKP_PKCS5_PBKD2_HMAC_SHA512_224:
+		return sha512.New512_224, true
+	case ck.CKP_PKCS5_PBKD2_HMAC_SHA512_256:
+		return sha512.New512_256, true
+	}
+	return nil, false
+}
