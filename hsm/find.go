@@ -41,9 +41,7 @@ func (m *Module) FindObjectsInit(h ck.SessionHandle, tmpl []ck.Attribute) error 
 		}
 	}
 	if set, ok := tok.index.candidates(t); ok {
-		for o := range set {
-			consider(o)
-		}
+		set.each(consider)
 	} else {
 		for _, o := range tok.objects {
 			consider(o)

@@ -6,9 +6,12 @@ import (
 
 // index finds objects by the attributes searches use most (class, label,
 // id, key type) without scanning, so C_FindObjects costs the size of the
-// smallest matching set, not the size of the token.
+// smallest matching set, not the size of the token. Labels and ids are
+// mostly unique, so a set holds its first object inline and only grows a
+// map when a second object shares the value: opening a token of 100,000
+// objects then allocates no per-label maps.
 type index struct {
-	sets map[indexKey]map[*Object]struct{}
+	sets map[indexKey]objSet
 }
 
 type indexKey struct {
@@ -16,9 +19,37 @@ type indexKey struct {
 	v string
 }
 
+// objSet is a set of objects with the one-element case inline.
+type objSet struct {
+	one  *Object
+	many map[*Object]struct{}
+}
+
+func (s objSet) len() int {
+	if s.many != nil {
+		return len(s.many)
+	}
+	if s.one != nil {
+		return 1
+	}
+	return 0
+}
+
+func (s objSet) each(fn func(*Object)) {
+	if s.many != nil {
+		for o := range s.many {
+			fn(o)
+		}
+		return
+	}
+	if s.one != nil {
+		fn(s.one)
+	}
+}
+
 var indexed = [...]ck.AttributeType{ck.CKA_CLASS, ck.CKA_LABEL, ck.CKA_ID, ck.CKA_KEY_TYPE}
 
-func newIndex() index { return index{sets: map[indexKey]map[*Object]struct{}{}} }
+func newIndex() index { return index{sets: map[indexKey]objSet{}} }
 
 func isIndexed(t ck.AttributeType) bool {
 	for _, x := range indexed {
@@ -30,44 +61,66 @@ func isIndexed(t ck.AttributeType) bool {
 }
 
 func (ix index) add(o *Object) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	for _, t := range indexed {
-		if v, ok := o.clearGet(t); ok {
-			k := indexKey{t, string(v)}
-			s := ix.sets[k]
-			if s == nil {
-				s = map[*Object]struct{}{}
-				ix.sets[k] = s
-			}
-			s[o] = struct{}{}
+		v, ok := o.attrs.Get(t)
+		if !ok {
+			continue
 		}
+		k := indexKey{t, string(v)}
+		s := ix.sets[k]
+		switch {
+		case s.many != nil:
+			s.many[o] = struct{}{}
+		case s.one == nil:
+			s.one = o
+		default:
+			s.many = map[*Object]struct{}{s.one: {}, o: {}}
+			s.one = nil
+		}
+		ix.sets[k] = s
 	}
 }
 
 func (ix index) remove(o *Object) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	for _, t := range indexed {
-		if v, ok := o.clearGet(t); ok {
-			k := indexKey{t, string(v)}
-			if s := ix.sets[k]; s != nil {
-				delete(s, o)
-				if len(s) == 0 {
-					delete(ix.sets, k)
-				}
-			}
+		v, ok := o.attrs.Get(t)
+		if !ok {
+			continue
+		}
+		k := indexKey{t, string(v)}
+		s, ok := ix.sets[k]
+		if !ok {
+			continue
+		}
+		if s.one == o {
+			s.one = nil
+		}
+		if s.many != nil {
+			delete(s.many, o)
+		}
+		if s.len() == 0 {
+			delete(ix.sets, k)
+		} else {
+			ix.sets[k] = s
 		}
 	}
 }
 
 // candidates returns the smallest indexed set the template selects, or
-// (nil, false) when the template names no indexed attribute.
-func (ix index) candidates(tmpl []ck.Attribute) (map[*Object]struct{}, bool) {
-	var best map[*Object]struct{}
+// (_, false) when the template names no indexed attribute.
+func (ix index) candidates(tmpl []ck.Attribute) (objSet, bool) {
+	var best objSet
 	found := false
 	for _, a := range tmpl {
 		if !isIndexed(a.Type) {
 			continue
 		}
 		s := ix.sets[indexKey{a.Type, string(a.Value)}]
-		if !found || len(s) < len(best) {
+		if !found || s.len() < best.len() {
 			best, found = s, true
 		}
 	}
