@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance vet install clean
+.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance bench bench-report torture vet install clean
 
 all: build
 
@@ -55,6 +55,21 @@ test-gosuites: build
 conformance: deps build
 	$(GO) run ./conformance/cmd/conformance -out $(BUILD)/conformance -doc docs/conformance.md \
 		/usr/lib/softhsm/libsofthsm2.so $(BUILD)/libgohsm.so
+
+# Quick benchmark (under 2 minutes): gohsm, SoftHSMv2 and raw Go, threads 1-2.
+bench: deps build
+	$(GO) run ./bench/cmd/gohsm-bench run -quick -json $(BUILD)/bench-quick.json
+
+# Full benchmark report: both modules interleaved in one run, written to
+# docs/benchmarks.md with the ratio table against the targets and plots.
+bench-report: deps build
+	$(GO) run ./bench/cmd/gohsm-bench run -full -json $(BUILD)/benchmarks.json -md docs/benchmarks.md \
+		-commands "make build; make bench-report"
+
+# The long crash-safety run: 200 kill -9 of a writing process (make test
+# runs 40).
+torture:
+	GOHSM_TORTURE_KILLS=200 $(GO) test -count=1 -run 'TestTorture$$' -v ./tokens
 
 test: deps build vet test-go test-clients test-gosuites
 

@@ -1,12 +1,12 @@
 package main
 
 /*
+#include <stdlib.h>
 #include "shim.h"
 */
 import "C"
 
 import (
-	"os"
 	"unsafe"
 
 	"github.com/gohsm/gohsm/hsm"
@@ -14,6 +14,20 @@ import (
 )
 
 // General-purpose, slot and token functions (§5.4 - §5.6).
+
+// cGetenv reads the host process's environment as it is now. os.Getenv
+// would read this library's Go runtime's copy, taken when the library was
+// loaded: a host that sets GOHSM_DIR (or GOHSM_CONF) afterwards, with
+// setenv(3) or another Go runtime's os.Setenv, would be ignored.
+func cGetenv(k string) string {
+	ck := C.CString(k)
+	defer C.free(unsafe.Pointer(ck))
+	v := C.getenv(ck)
+	if v == nil {
+		return ""
+	}
+	return C.GoString(v)
+}
 
 //export goC_Initialize
 func goC_Initialize(pInitArgs C.CK_VOID_PTR) (rv C.CK_RV) {
@@ -31,7 +45,7 @@ func goC_Initialize(pInitArgs C.CK_VOID_PTR) (rv C.CK_RV) {
 			reserved:     c.pReserved != nil,
 		}
 	}
-	return cRV(initialize(a, os.Getenv))
+	return cRV(initialize(a, cGetenv))
 }
 
 //export goC_Finalize

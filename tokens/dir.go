@@ -139,6 +139,19 @@ func (d *Dir) Create() (hsm.Store, error) {
 	if err := s.Close(); err != nil {
 		return nil, err
 	}
+	st, err := d.install(tmp)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// install links the complete token file tmp under the next free slot
+// number and opens it. Link fails if another process took the number
+// first, so two processes creating or restoring at once never share a slot;
+// the caller removes tmp.
+func (d *Dir) install(tmp string) (*Store, error) {
+	dir := d.tokensDir()
 	for range 1000 {
 		_, nums, err := d.files()
 		if err != nil {

@@ -1,7 +1,7 @@
 // Command gohsm is the single gohsm binary: `gohsm run` prepares the
 // default token store and demo token and prints how to use the module;
-// further subcommands (serve, fixture, token, key, bench, conformance) join
-// as their faces land.
+// token, bench and conformance are the other tools; serve and fixture join
+// as the appliance and the CI fixture land.
 package main
 
 import (
@@ -17,6 +17,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "create the default token store and a demo token, print how to use the module", runCmd},
+		{"token", "list, check, back up and restore tokens (gohsm token for help)", tokenCmd},
+		{"conformance", "run the PKCS#11 conformance suite against modules (gohsm conformance -h)", conformanceCmd},
+		{"bench", "benchmark modules through the C ABI (gohsm bench -h)", benchCmd},
 		{"version", "print the version", func([]string) error { fmt.Println("gohsm", version); return nil }},
 	}
 }
