@@ -83,3 +83,29 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+// BenchmarkModuleRSA2048SignParallel signs with one key from a session per
+// goroutine: the engine must not serialise them (run with -cpu 1,2).
+func BenchmarkModuleRSA2048SignParallel(b *testing.B) {
+	m, s := userSession(b)
+	_, k := genPair(b, m, s, ck.CKM_RSA_PKCS_KEY_PAIR_GEN, []ck.Attribute{{Type: ck.CKA_MODULUS_BITS, Value: ul(2048)}})
+	mt := ck.Mechanism{Type: ck.CKM_SHA256_RSA_PKCS}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ps, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		for pb.Next() {
+			if err := m.SignInit(ps, mt, k); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, _, err := m.Sign(ps, []byte("data"), 1024); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

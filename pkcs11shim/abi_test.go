@@ -18,6 +18,7 @@ var shared struct {
 	dir           string
 	fake, real    string
 	abiTest       string
+	v32Test       string
 	err           error
 	errOut        string
 	modCache      string
@@ -39,10 +40,12 @@ func buildShared(t *testing.T) {
 		shared.fake = filepath.Join(dir, "fake", "libgohsm.so")
 		shared.real = filepath.Join(dir, "real", "libgohsm.so")
 		shared.abiTest = filepath.Join(dir, "abi_test")
+		shared.v32Test = filepath.Join(dir, "v32_test")
 		steps := [][]string{
 			{"go", "build", "-tags", "shimfake", "-buildmode=c-shared", "-o", shared.fake, "."},
 			{"go", "build", "-buildmode=c-shared", "-o", shared.real, "."},
 			{"gcc", "-Wall", "-Werror", "-Wno-unused-parameter", "-I.", "-o", shared.abiTest, "testdata/abi_test.c", "-ldl"},
+			{"gcc", "-Wall", "-Werror", "-I.", "-o", shared.v32Test, "testdata/v32_test.c", "-ldl"},
 		}
 		for _, s := range steps {
 			out, err := exec.Command(s[0], s[1:]...).CombinedOutput()
@@ -97,7 +100,25 @@ func TestABIRealEngine(t *testing.T) {
 	runABI(t, shared.real, "real")
 }
 
-// TestExports checks the .so exports every 2.40 and 3.0 function by its
+// TestABIV32Real drives the real engine through the 3.2 table: ML-KEM
+// C_EncapsulateKey / C_DecapsulateKey and the 3.0 message API
+// (testdata/v32_test.c). A cheap KDF keeps C_InitToken and C_Login fast.
+func TestABIV32Real(t *testing.T) {
+	buildShared(t)
+	home := t.TempDir()
+	conf := filepath.Join(home, "gohsm.conf")
+	if err := os.WriteFile(conf, []byte("kdf_iterations = 10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(shared.v32Test, shared.real)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "GOHSM_DIR=" + filepath.Join(home, "store"), "GOHSM_CONF=" + conf}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok\n") {
+		t.Fatalf("v32_test: %v\n%s", err, out)
+	}
+}
+
+// TestExports checks the .so exports every 2.40, 3.0 and 3.2 function by its
 // spec name and keeps the NODELETE flag Go links c-shared libraries with,
 // which C_Finalize followed by C_Initialize after a dlclose relies on.
 func TestExports(t *testing.T) {
@@ -127,8 +148,8 @@ func TestExports(t *testing.T) {
 			}
 		}
 	}
-	if want != 92 || len(syms) != 92 {
-		t.Errorf("header lists %d functions, library exports %d C_ symbols; want 92 (68 + 24)", want, len(syms))
+	if want != 104 || len(syms) != 104 {
+		t.Errorf("header lists %d functions, library exports %d C_ symbols; want 104 (68 + 24 + 12)", want, len(syms))
 	}
 	dyn, err := exec.Command("readelf", "-d", shared.real).Output()
 	if err != nil {

@@ -31,6 +31,18 @@ func inBytes(p unsafe.Pointer, n C.CK_ULONG) ([]byte, ck.RV) {
 	return C.GoBytes(p, C.int(n)), ck.CKR_OK
 }
 
+// bytesView is the caller's buffer itself, valid only until the call
+// returns: for inputs the backend reads and does not keep.
+func bytesView(p C.CK_BYTE_PTR, n C.CK_ULONG) ([]byte, ck.RV) {
+	if n == 0 {
+		return nil, ck.CKR_OK
+	}
+	if p == nil || uint64(n) > maxIn {
+		return nil, ck.CKR_ARGUMENTS_BAD
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)), ck.CKR_OK
+}
+
 // bytesIn is inBytes for CK_BYTE_PTR arguments.
 func bytesIn(p C.CK_BYTE_PTR, n C.CK_ULONG) ([]byte, ck.RV) {
 	return inBytes(unsafe.Pointer(p), n)

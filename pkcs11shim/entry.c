@@ -1,9 +1,9 @@
 /*
  * The exported C_* entry points. Each one checks for a fork in C first and
  * then calls its Go wrapper (go<name>, exports_*.go), which does the C <-> Go
- * conversion. The PKCS#11 3.0 message-based functions are stubs: the Backend
- * has no message API yet (§5.1: an unsupported function returns
- * CKR_FUNCTION_NOT_SUPPORTED).
+ * conversion. Message-based signing and verification (3.0) and most of
+ * the 3.2 additions are not offered: they return CKR_FUNCTION_NOT_SUPPORTED
+ * (§5.1) without entering Go.
  */
 #include "shim.h"
 #include "_cgo_export.h"
@@ -493,52 +493,72 @@ CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 
 CK_RV C_MessageEncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_MessageEncryptInit(hSession, pMechanism, hKey);
 }
 
 CK_RV C_EncryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pPlaintext, CK_ULONG ulPlaintextLen, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_EncryptMessage(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pPlaintext, ulPlaintextLen, pCiphertext, pulCiphertextLen);
 }
 
 CK_RV C_EncryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_EncryptMessageBegin(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen);
 }
 
 CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG ulPlaintextPartLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG_PTR pulCiphertextPartLen, CK_FLAGS flags)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_EncryptMessageNext(hSession, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags);
 }
 
 CK_RV C_MessageEncryptFinal(CK_SESSION_HANDLE hSession)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_MessageEncryptFinal(hSession);
 }
 
 CK_RV C_MessageDecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_MessageDecryptInit(hSession, pMechanism, hKey);
 }
 
 CK_RV C_DecryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_BYTE_PTR pPlaintext, CK_ULONG_PTR pulPlaintextLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecryptMessage(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, pCiphertext, ulCiphertextLen, pPlaintext, pulPlaintextLen);
 }
 
 CK_RV C_DecryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecryptMessageBegin(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen);
 }
 
 CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pCiphertextPart, CK_ULONG ulCiphertextPartLen, CK_BYTE_PTR pPlaintextPart, CK_ULONG_PTR pulPlaintextPartLen, CK_FLAGS flags)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecryptMessageNext(hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags);
 }
 
 CK_RV C_MessageDecryptFinal(CK_SESSION_HANDLE hSession)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_MessageDecryptFinal(hSession);
 }
 
 CK_RV C_MessageSignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
@@ -587,6 +607,77 @@ CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK
 }
 
 CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+/* PKCS#11 3.2. */
+
+CK_RV C_EncapsulateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPublicKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_EncapsulateKey(hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey);
+}
+
+CK_RV C_DecapsulateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPrivateKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecapsulateKey(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey);
+}
+
+/*
+ * The other 3.2 functions: no signature-verification-with-known-signature
+ * operation, no validation flags, no asynchronous sessions and no
+ * authenticated wrapping yet (§5.1: CKR_FUNCTION_NOT_SUPPORTED).
+ */
+CK_RV C_VerifySignatureInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_VerifySignature(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_VerifySignatureUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_VerifySignatureFinal(CK_SESSION_HANDLE hSession)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_GetSessionValidationFlags(CK_SESSION_HANDLE hSession, CK_SESSION_VALIDATION_FLAGS_TYPE type, CK_FLAGS_PTR pFlags)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_AsyncComplete(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ASYNC_DATA *pResult)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_AsyncGetID(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG_PTR pulID)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_AsyncJoin(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG ulID, CK_BYTE_PTR pData, CK_ULONG ulData)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_WrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
+{
+	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+CK_RV C_UnwrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey)
 {
 	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
 }

@@ -18,7 +18,7 @@ func goC_EncryptInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR
 	enter()
 	defer leave("C_EncryptInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_ENCRYPT, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.EncryptInit(s, m, k)
 	}))
 }
@@ -28,7 +28,7 @@ func goC_DecryptInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR
 	enter()
 	defer leave("C_DecryptInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_DECRYPT, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.DecryptInit(s, m, k)
 	}))
 }
@@ -38,7 +38,7 @@ func goC_SignInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, h
 	enter()
 	defer leave("C_SignInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_SIGN, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.SignInit(s, m, k)
 	}))
 }
@@ -48,7 +48,7 @@ func goC_SignRecoverInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM
 	enter()
 	defer leave("C_SignRecoverInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_SIGN_RECOVER, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.SignRecoverInit(s, m, k)
 	}))
 }
@@ -58,7 +58,7 @@ func goC_VerifyInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR,
 	enter()
 	defer leave("C_VerifyInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_VERIFY, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.VerifyInit(s, m, k)
 	}))
 }
@@ -68,7 +68,7 @@ func goC_VerifyRecoverInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANI
 	enter()
 	defer leave("C_VerifyRecoverInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_VERIFY_RECOVER, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.VerifyRecoverInit(s, m, k)
 	}))
 }
@@ -79,7 +79,7 @@ func goC_Encrypt(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.
 	defer leave("C_Encrypt", &rv)
 	defer sessionFirst(hSession, &rv)
 	defer endOnBadArgs(hSession, ck.CKF_ENCRYPT, &rv)
-	return cRV(opInOut(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen, hsm.Backend.Encrypt))
+	return cRV(opOneShot(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen, hsm.Backend.Encrypt))
 }
 
 //export goC_EncryptUpdate
@@ -97,7 +97,7 @@ func goC_Decrypt(hSession C.CK_SESSION_HANDLE, pEncryptedData C.CK_BYTE_PTR, ulE
 	defer leave("C_Decrypt", &rv)
 	defer sessionFirst(hSession, &rv)
 	defer endOnBadArgs(hSession, ck.CKF_DECRYPT, &rv)
-	return cRV(opInOut(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen, hsm.Backend.Decrypt))
+	return cRV(opOneShot(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen, hsm.Backend.Decrypt))
 }
 
 //export goC_DecryptUpdate
@@ -115,7 +115,7 @@ func goC_Digest(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.C
 	defer leave("C_Digest", &rv)
 	defer sessionFirst(hSession, &rv)
 	defer endOnBadArgs(hSession, ck.CKF_DIGEST, &rv)
-	return cRV(opInOut(hSession, pData, ulDataLen, pDigest, pulDigestLen, hsm.Backend.Digest))
+	return cRV(opOneShot(hSession, pData, ulDataLen, pDigest, pulDigestLen, hsm.Backend.Digest))
 }
 
 //export goC_Sign
@@ -124,7 +124,7 @@ func goC_Sign(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.CK_
 	defer leave("C_Sign", &rv)
 	defer sessionFirst(hSession, &rv)
 	defer endOnBadArgs(hSession, ck.CKF_SIGN, &rv)
-	return cRV(opInOut(hSession, pData, ulDataLen, pSignature, pulSignatureLen, hsm.Backend.Sign))
+	return cRV(opOneShot(hSession, pData, ulDataLen, pSignature, pulSignatureLen, hsm.Backend.Sign))
 }
 
 //export goC_SignRecover
@@ -252,7 +252,7 @@ func goC_DigestInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR)
 	enter()
 	defer leave("C_DigestInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, 0, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, _ ck.ObjectHandle) error {
+	return cRV(opInit(hSession, pMechanism, 0, ck.CKF_DIGEST, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, _ ck.ObjectHandle) error {
 		return be.DigestInit(s, m)
 	}))
 }
@@ -280,11 +280,11 @@ func goC_Verify(hSession C.CK_SESSION_HANDLE, pData C.CK_BYTE_PTR, ulDataLen C.C
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
-	data, r := bytesIn(pData, ulDataLen)
+	data, r := bytesView(pData, ulDataLen) // single-part: read in place
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
-	sig, r := bytesIn(pSignature, ulSignatureLen)
+	sig, r := bytesView(pSignature, ulSignatureLen)
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}

@@ -162,3 +162,70 @@ func (f *fakeBackend) GetAttributeValue(s ck.SessionHandle, o ck.ObjectHandle, r
 	}
 	return res, nil
 }
+
+func (f *fakeBackend) MessageEncryptInit(s ck.SessionHandle, m ck.Mechanism, key ck.ObjectHandle) error {
+	f.record("MessageEncryptInit key=%d %s", key, describe(m))
+	return nil
+}
+
+// EncryptMessage echoes the parameter it got, then acts as a token that
+// generates IVs: every byte of a generated IV becomes 0xA0+i, the tag
+// 0xC0+i, and the ciphertext is the input reversed.
+func (f *fakeBackend) EncryptMessage(s ck.SessionHandle, param any, aad, in []byte, outCap int) ([]byte, int, error) {
+	f.record("EncryptMessage %T %+v aad=%x in=%x", param, param, aad, in)
+	out := make([]byte, len(in))
+	for i, b := range in {
+		out[len(in)-1-i] = b
+	}
+	if outCap < 0 || outCap < len(out) {
+		return sized(out, outCap)
+	}
+	switch p := param.(type) {
+	case *ck.GCMMessageParams:
+		if p.IVGenerator != ck.CKG_NO_GENERATE {
+			for i := range p.IV {
+				p.IV[i] = byte(0xA0 + i)
+			}
+		}
+		p.Tag = make([]byte, p.TagBits/8)
+		for i := range p.Tag {
+			p.Tag[i] = byte(0xC0 + i)
+		}
+	case *ck.ChaCha20Poly1305MsgParams:
+		for i := range p.Tag {
+			p.Tag[i] = byte(0xC0 + i)
+		}
+	}
+	return out, len(out), nil
+}
+
+func (f *fakeBackend) DecryptMessage(s ck.SessionHandle, param any, aad, in []byte, outCap int) ([]byte, int, error) {
+	f.record("DecryptMessage %T %+v aad=%x in=%x", param, param, aad, in)
+	return sized(in, outCap)
+}
+
+// EncapsulateKey returns "ciphertext" and handle 77 once the buffer is big
+// enough.
+func (f *fakeBackend) EncapsulateKey(s ck.SessionHandle, m ck.Mechanism, pub ck.ObjectHandle, t []ck.Attribute, ctCap int) ([]byte, int, ck.ObjectHandle, error) {
+	f.record("EncapsulateKey pub=%d %s attrs=%d", pub, describe(m), len(t))
+	out, need, err := sized([]byte("ciphertext"), ctCap)
+	if out == nil {
+		return nil, need, 0, err
+	}
+	return out, need, 77, err
+}
+
+func (f *fakeBackend) DecapsulateKey(s ck.SessionHandle, m ck.Mechanism, priv ck.ObjectHandle, t []ck.Attribute, ct []byte) (ck.ObjectHandle, error) {
+	f.record("DecapsulateKey priv=%d %s attrs=%d ct=%q", priv, describe(m), len(t), ct)
+	return 78, nil
+}
+
+// GetSessionInfo knows every session, so sessionFirst leaves
+// CKR_ARGUMENTS_BAD as it is.
+func (f *fakeBackend) GetSessionInfo(s ck.SessionHandle) (ck.SessionInfo, error) {
+	return ck.SessionInfo{SlotID: 1, State: ck.CKS_RW_USER_FUNCTIONS, Flags: ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION}, nil
+}
+
+// SessionCancel accepts everything (endOnBadArgs calls it) and records
+// nothing, so the echo stays the call under test.
+func (f *fakeBackend) SessionCancel(ck.SessionHandle, ck.Flags) error { return nil }

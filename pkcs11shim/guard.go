@@ -35,11 +35,11 @@ func cRV(rv ck.RV) C.CK_RV { return C.CK_RV(rv) }
 
 // sessionFirst gives an invalid session handle precedence over a bad
 // argument: §5.1.7 ranks the session codes of §5.1.2 above the "all other"
-// codes of §5.1.6 such as CKR_ARGUMENTS_BAD. The wrappers check pointers
+// codes of §5.1.6 such as CKR_ARGUMENTS_BAD and CKR_MECHANISM_PARAM_INVALID. The wrappers check pointers
 // before they ask the backend anything, so only on that error path is the
 // session looked up, and the hot path pays nothing.
 func sessionFirst(h C.CK_SESSION_HANDLE, rv *C.CK_RV) {
-	if ck.RV(*rv) != ck.CKR_ARGUMENTS_BAD {
+	if r := ck.RV(*rv); r != ck.CKR_ARGUMENTS_BAD && r != ck.CKR_MECHANISM_PARAM_INVALID {
 		return
 	}
 	be, r := backend()

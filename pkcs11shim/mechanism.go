@@ -131,6 +131,72 @@ func inMechanism(p C.CK_MECHANISM_PTR) (ck.Mechanism, ck.RV) {
 			return m, err
 		}
 		m.Param = v
+	case ck.ParamChaCha20Poly1305:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_SALSA20_CHACHA20_POLY1305_PARAMS{})) {
+			return m, bad
+		}
+		c := (*C.CK_SALSA20_CHACHA20_POLY1305_PARAMS)(pp)
+		v := &ck.ChaCha20Poly1305Params{}
+		if v.Nonce, err = paramBytes(unsafe.Pointer(c.pNonce), c.ulNonceLen); err != ck.CKR_OK {
+			return m, err
+		}
+		if v.AAD, err = paramBytes(unsafe.Pointer(c.pAAD), c.ulAADLen); err != ck.CKR_OK {
+			return m, err
+		}
+		m.Param = v
+	case ck.ParamHKDF:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_HKDF_PARAMS{})) {
+			return m, bad
+		}
+		k := (*C.CK_HKDF_PARAMS)(pp)
+		v := &ck.HKDFParams{Extract: k.bExtract != 0, Expand: k.bExpand != 0, PRF: ck.MechanismType(k.prfHashMechanism),
+			SaltType: ck.Flags(k.ulSaltType), SaltKey: ck.ObjectHandle(k.hSaltKey)}
+		if v.Salt, err = paramBytes(unsafe.Pointer(k.pSalt), k.ulSaltLen); err != ck.CKR_OK {
+			return m, err
+		}
+		if v.Info, err = paramBytes(unsafe.Pointer(k.pInfo), k.ulInfoLen); err != ck.CKR_OK {
+			return m, err
+		}
+		m.Param = v
+	case ck.ParamPBKD2:
+		// The 3.0 PARAMS2 layout (the password length by value). The 2.40
+		// CK_PKCS5_PBKD2_PARAMS has the same size with a pointer there, so
+		// the two cannot be told apart; 3.0 callers use PARAMS2.
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_PKCS5_PBKD2_PARAMS2{})) {
+			return m, bad
+		}
+		k := (*C.CK_PKCS5_PBKD2_PARAMS2)(pp)
+		v := &ck.PBKD2Params{SaltSource: ck.ULong(k.saltSource), Iterations: ck.ULong(k.iterations), PRF: ck.ULong(k.prf)}
+		if v.Salt, err = paramBytes(unsafe.Pointer(k.pSaltSourceData), k.ulSaltSourceDataLen); err != ck.CKR_OK {
+			return m, err
+		}
+		if v.PRFData, err = paramBytes(unsafe.Pointer(k.pPrfData), k.ulPrfDataLen); err != ck.CKR_OK {
+			return m, err
+		}
+		if v.Password, err = paramBytes(unsafe.Pointer(k.pPassword), k.ulPasswordLen); err != ck.CKR_OK {
+			return m, err
+		}
+		m.Param = v
+	case ck.ParamSignContext:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_SIGN_ADDITIONAL_CONTEXT{})) {
+			return m, bad
+		}
+		c := (*C.CK_SIGN_ADDITIONAL_CONTEXT)(pp)
+		v := &ck.SignAdditionalContext{Hedge: ck.HedgeType(c.hedgeVariant)}
+		if v.Context, err = paramBytes(unsafe.Pointer(c.pContext), c.ulContextLen); err != ck.CKR_OK {
+			return m, err
+		}
+		m.Param = v
+	case ck.ParamHashSignContext:
+		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_HASH_SIGN_ADDITIONAL_CONTEXT{})) {
+			return m, bad
+		}
+		c := (*C.CK_HASH_SIGN_ADDITIONAL_CONTEXT)(pp)
+		v := &ck.HashSignAdditionalContext{Hedge: ck.HedgeType(c.hedgeVariant), Hash: ck.MechanismType(c.hash)}
+		if v.Context, err = paramBytes(unsafe.Pointer(c.pContext), c.ulContextLen); err != ck.CKR_OK {
+			return m, err
+		}
+		m.Param = v
 	case ck.ParamULong:
 		if n != C.CK_ULONG(unsafe.Sizeof(C.CK_MAC_GENERAL_PARAMS(0))) {
 			return m, bad

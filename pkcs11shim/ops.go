@@ -20,11 +20,16 @@ type (
 	inFunc    func(be hsm.Backend, s ck.SessionHandle, in []byte) error
 )
 
-// opInit is the C_*Init shape: a mechanism and a key.
-func opInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE, f initFunc) ck.RV {
+// opInit is the C_*Init shape: a mechanism and a key. PKCS#11 3.0 lets a
+// NULL pMechanism terminate the active operation of that kind (the effect of
+// C_SessionCancel with the operation's flag), so that is what it does.
+func opInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE, cancel ck.Flags, f initFunc) ck.RV {
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return r
+	}
+	if pMechanism == nil {
+		return hsm.ToRV(be.SessionCancel(ck.SessionHandle(h), cancel))
 	}
 	m, r := inMechanism(pMechanism)
 	if r != ck.CKR_OK {
@@ -33,9 +38,24 @@ func opInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJE
 	return hsm.ToRV(f(be, ck.SessionHandle(h), m, ck.ObjectHandle(hKey)))
 }
 
-// opInOut is the shape of C_Encrypt, C_EncryptUpdate, C_Sign...: input
-// bytes and a caller-sized output buffer.
+// opInOut is the shape of C_EncryptUpdate, C_DigestEncryptUpdate...: input
+// bytes and a caller-sized output buffer. The input is copied, because a
+// multi-part operation may keep it (GCM buffers until Final).
 func opInOut(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR, f inOutFunc) ck.RV {
+	return inOut(h, pIn, inLen, pOut, pOutLen, f, bytesIn)
+}
+
+// opOneShot is the shape of C_Encrypt, C_Decrypt, C_Sign, C_Digest: the
+// single-part calls. Their input is read in place for the length of the
+// call, never kept (the engine's one-shot operations finish before they
+// return), so a 1 MiB C_Digest is not copied twice, once for the size query
+// and once for the work.
+func opOneShot(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR, f inOutFunc) ck.RV {
+	return inOut(h, pIn, inLen, pOut, pOutLen, f, bytesView)
+}
+
+func inOut(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.CK_BYTE_PTR, pOutLen C.CK_ULONG_PTR, f inOutFunc,
+	read func(C.CK_BYTE_PTR, C.CK_ULONG) ([]byte, ck.RV)) ck.RV {
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return r
@@ -43,7 +63,7 @@ func opInOut(h C.CK_SESSION_HANDLE, pIn C.CK_BYTE_PTR, inLen C.CK_ULONG, pOut C.
 	if pOutLen == nil {
 		return ck.CKR_ARGUMENTS_BAD
 	}
-	in, r := bytesIn(pIn, inLen)
+	in, r := read(pIn, inLen)
 	if r != ck.CKR_OK {
 		return r
 	}

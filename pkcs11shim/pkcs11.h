@@ -1,6 +1,7 @@
 /*
  * gohsm's own PKCS#11 header, written from the OASIS PKCS#11 3.0 base
- * specification (§3 "Data types", §5 "Functions") for the LP64 Unix ABI the
+ * specification (§3 "Data types", §5 "Functions"), plus the 3.2 function
+ * list (order from the 3.2 header), for the LP64 Unix ABI the
  * module is built for: natural alignment, no packing, CK_ULONG is unsigned
  * long. It declares only what libgohsm.so implements or exchanges; constants
  * live in Go (hsm/ck). testdata/layout_*.c checks every struct shared with the
@@ -48,6 +49,9 @@ typedef CK_ULONG CK_RSA_PKCS_MGF_TYPE;
 typedef CK_ULONG CK_RSA_PKCS_OAEP_SOURCE_TYPE;
 typedef CK_ULONG CK_EC_KDF_TYPE;
 typedef CK_ULONG CK_MAC_GENERAL_PARAMS;
+typedef CK_ULONG CK_GENERATOR_FUNCTION;
+typedef CK_ULONG CK_SESSION_VALIDATION_FLAGS_TYPE;
+typedef CK_FLAGS *CK_FLAGS_PTR;
 
 /* §3.1 CK_VERSION */
 typedef struct CK_VERSION {
@@ -203,6 +207,79 @@ typedef struct CK_EDDSA_PARAMS { /* 3.0 §2.3.14 */
 	CK_BYTE_PTR pContextData;
 } CK_EDDSA_PARAMS;
 
+typedef struct CK_HKDF_PARAMS { /* 3.0 §2.43.2 */
+	CK_BBOOL bExtract;
+	CK_BBOOL bExpand;
+	CK_MECHANISM_TYPE prfHashMechanism;
+	CK_ULONG ulSaltType;
+	CK_BYTE_PTR pSalt;
+	CK_ULONG ulSaltLen;
+	CK_OBJECT_HANDLE hSaltKey;
+	CK_BYTE_PTR pInfo;
+	CK_ULONG ulInfoLen;
+} CK_HKDF_PARAMS;
+
+typedef struct CK_PKCS5_PBKD2_PARAMS2 { /* 3.0 §2.36.4 */
+	CK_ULONG saltSource;
+	CK_VOID_PTR pSaltSourceData;
+	CK_ULONG ulSaltSourceDataLen;
+	CK_ULONG iterations;
+	CK_ULONG prf;
+	CK_VOID_PTR pPrfData;
+	CK_ULONG ulPrfDataLen;
+	CK_UTF8CHAR_PTR pPassword;
+	CK_ULONG ulPasswordLen;
+} CK_PKCS5_PBKD2_PARAMS2;
+
+typedef struct CK_SIGN_ADDITIONAL_CONTEXT { /* 3.2 §6.67.5 */
+	CK_ULONG hedgeVariant;
+	CK_BYTE_PTR pContext;
+	CK_ULONG ulContextLen;
+} CK_SIGN_ADDITIONAL_CONTEXT;
+
+typedef struct CK_HASH_SIGN_ADDITIONAL_CONTEXT { /* 3.2 */
+	CK_ULONG hedgeVariant;
+	CK_BYTE_PTR pContext;
+	CK_ULONG ulContextLen;
+	CK_MECHANISM_TYPE hash;
+} CK_HASH_SIGN_ADDITIONAL_CONTEXT;
+
+typedef struct CK_GCM_MESSAGE_PARAMS { /* 3.0 §2.12.5, message-based GCM */
+	CK_BYTE_PTR pIv;
+	CK_ULONG ulIvLen;
+	CK_ULONG ulIvFixedBits;
+	CK_GENERATOR_FUNCTION ivGenerator;
+	CK_BYTE_PTR pTag;
+	CK_ULONG ulTagBits;
+} CK_GCM_MESSAGE_PARAMS;
+
+typedef struct CK_CCM_MESSAGE_PARAMS { /* 3.0, decoded only to be told apart */
+	CK_ULONG ulDataLen;
+	CK_BYTE_PTR pNonce;
+	CK_ULONG ulNonceLen;
+	CK_ULONG ulNonceFixedBits;
+	CK_GENERATOR_FUNCTION nonceGenerator;
+	CK_BYTE_PTR pMAC;
+	CK_ULONG ulMACLen;
+} CK_CCM_MESSAGE_PARAMS;
+
+typedef struct CK_SALSA20_CHACHA20_POLY1305_PARAMS { /* 3.0 */
+	CK_BYTE_PTR pNonce;
+	CK_ULONG ulNonceLen;
+	CK_BYTE_PTR pAAD;
+	CK_ULONG ulAADLen;
+} CK_SALSA20_CHACHA20_POLY1305_PARAMS;
+
+typedef struct CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS { /* 3.0; the tag is 16 bytes */
+	CK_BYTE_PTR pNonce;
+	CK_ULONG ulNonceLen;
+	CK_BYTE_PTR pTag;
+} CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS;
+
+/* 3.2 asynchronous results; gohsm has no asynchronous sessions. */
+struct CK_ASYNC_DATA;
+typedef struct CK_ASYNC_DATA CK_ASYNC_DATA;
+
 /* 3.0 §3.6 interfaces */
 typedef struct CK_INTERFACE {
 	CK_CHAR *pInterfaceName;
@@ -214,10 +291,12 @@ typedef CK_INTERFACE_PTR *CK_INTERFACE_PTR_PTR;
 
 struct CK_FUNCTION_LIST;
 struct CK_FUNCTION_LIST_3_0;
+struct CK_FUNCTION_LIST_3_2;
 typedef struct CK_FUNCTION_LIST *CK_FUNCTION_LIST_PTR;
 typedef CK_FUNCTION_LIST_PTR *CK_FUNCTION_LIST_PTR_PTR;
 typedef struct CK_FUNCTION_LIST_3_0 *CK_FUNCTION_LIST_3_0_PTR;
 typedef CK_FUNCTION_LIST_3_0_PTR *CK_FUNCTION_LIST_3_0_PTR_PTR;
+typedef struct CK_FUNCTION_LIST_3_2 *CK_FUNCTION_LIST_3_2_PTR;
 
 /*
  * The 68 functions of PKCS#11 2.40, in the order of the spec's function list
@@ -322,14 +401,36 @@ typedef CK_FUNCTION_LIST_3_0_PTR *CK_FUNCTION_LIST_3_0_PTR_PTR;
 	X(C_VerifyMessageNext, (CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)) \
 	X(C_MessageVerifyFinal, (CK_SESSION_HANDLE hSession))
 
+/*
+ * The 12 functions PKCS#11 3.2 appends in CK_FUNCTION_LIST_3_2, in the
+ * order of the 3.2 header (KEM, signature verification against a given
+ * signature, validation flags, asynchronous sessions, authenticated
+ * wrapping).
+ */
+#define GOHSM_FUNCTIONS_3_2(X) \
+	X(C_EncapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPublicKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey)) \
+	X(C_DecapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPrivateKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey)) \
+	X(C_VerifySignatureInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)) \
+	X(C_VerifySignature, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen)) \
+	X(C_VerifySignatureUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)) \
+	X(C_VerifySignatureFinal, (CK_SESSION_HANDLE hSession)) \
+	X(C_GetSessionValidationFlags, (CK_SESSION_HANDLE hSession, CK_SESSION_VALIDATION_FLAGS_TYPE type, CK_FLAGS_PTR pFlags)) \
+	X(C_AsyncComplete, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ASYNC_DATA *pResult)) \
+	X(C_AsyncGetID, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG_PTR pulID)) \
+	X(C_AsyncJoin, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG ulID, CK_BYTE_PTR pData, CK_ULONG ulData)) \
+	X(C_WrapKeyAuthenticated, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)) \
+	X(C_UnwrapKeyAuthenticated, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey))
+
 #define GOHSM_PROTOTYPE(name, args) extern CK_RV name args;
 #define GOHSM_POINTER_TYPE(name, args) typedef CK_RV (*CK_##name) args;
 #define GOHSM_MEMBER(name, args) CK_##name name;
 
 GOHSM_FUNCTIONS_2_40(GOHSM_PROTOTYPE)
 GOHSM_FUNCTIONS_3_0(GOHSM_PROTOTYPE)
+GOHSM_FUNCTIONS_3_2(GOHSM_PROTOTYPE)
 GOHSM_FUNCTIONS_2_40(GOHSM_POINTER_TYPE)
 GOHSM_FUNCTIONS_3_0(GOHSM_POINTER_TYPE)
+GOHSM_FUNCTIONS_3_2(GOHSM_POINTER_TYPE)
 
 typedef struct CK_FUNCTION_LIST {
 	CK_VERSION version;
@@ -341,6 +442,13 @@ typedef struct CK_FUNCTION_LIST_3_0 {
 	GOHSM_FUNCTIONS_2_40(GOHSM_MEMBER)
 	GOHSM_FUNCTIONS_3_0(GOHSM_MEMBER)
 } CK_FUNCTION_LIST_3_0;
+
+typedef struct CK_FUNCTION_LIST_3_2 {
+	CK_VERSION version;
+	GOHSM_FUNCTIONS_2_40(GOHSM_MEMBER)
+	GOHSM_FUNCTIONS_3_0(GOHSM_MEMBER)
+	GOHSM_FUNCTIONS_3_2(GOHSM_MEMBER)
+} CK_FUNCTION_LIST_3_2;
 
 #ifdef __cplusplus
 }

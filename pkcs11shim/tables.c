@@ -39,14 +39,25 @@ static CK_FUNCTION_LIST_3_0 gohsm_functions_3_0 = {
 	GOHSM_FUNCTIONS_3_0(GOHSM_ENTRY)
 };
 
+static CK_FUNCTION_LIST_3_2 gohsm_functions_3_2 = {
+	{3, 2},
+	GOHSM_FUNCTIONS_2_40(GOHSM_ENTRY)
+	GOHSM_FUNCTIONS_3_0(GOHSM_ENTRY)
+	GOHSM_FUNCTIONS_3_2(GOHSM_ENTRY)
+};
+
 static CK_CHAR gohsm_interface_name[] = "PKCS 11";
 
 /*
- * 3.0 §5.4: the first entry is the default interface. Neither sets
- * CKF_INTERFACE_FORK_SAFE: the module is not usable in a forked child.
+ * 3.0 §5.4: the first entry is the default interface. It stays 3.0: a
+ * caller that asks for no version gets the table every 3.x application
+ * knows, and one that wants 3.2 (C_EncapsulateKey...) asks for {3, 2}.
+ * None sets CKF_INTERFACE_FORK_SAFE: the module is not usable in a forked
+ * child.
  */
 static CK_INTERFACE gohsm_interfaces[] = {
 	{gohsm_interface_name, &gohsm_functions_3_0, 0},
+	{gohsm_interface_name, &gohsm_functions_3_2, 0},
 	{gohsm_interface_name, &gohsm_functions_2_40, 0},
 };
 

@@ -27,6 +27,8 @@ func pbkdf2Mechanisms() []Mechanism {
 			if !ok {
 				return nil, fmt.Errorf("pbkdf2: parameter %T: %w", param, ck.CKR_MECHANISM_PARAM_INVALID)
 			}
+			// The password is the caller's secret; the shim's copy dies here.
+			defer zero(p.Password)
 			if p.SaltSource != ck.CKZ_SALT_SPECIFIED || p.Iterations == 0 || len(p.PRFData) != 0 {
 				return nil, fmt.Errorf("pbkdf2: salt source %d, %d iterations: %w", p.SaltSource, p.Iterations, ck.CKR_MECHANISM_PARAM_INVALID)
 			}

@@ -55,7 +55,7 @@ func rsaMechanisms() []Mechanism {
 			GenerateKeyPair: generateRSA,
 		},
 		{
-			Type: ck.CKM_RSA_PKCS, Info: info(all), KeyTypes: kts,
+			Type: ck.CKM_RSA_PKCS, Info: info(all | ck.CKF_WRAP | ck.CKF_UNWRAP), KeyTypes: kts,
 			Encrypt: rsaPKCSEncrypt, Decrypt: rsaPKCSDecrypt,
 			Sign:   func(k *Key, p any) (Signer, error) { return rsaPKCSSigner(ck.CKM_RSA_PKCS, 0, k, p) },
 			Verify: func(k *Key, p any) (Verifier, error) { return rsaPKCSVerifier(ck.CKM_RSA_PKCS, 0, k, p) },
@@ -65,7 +65,7 @@ func rsaMechanisms() []Mechanism {
 			Encrypt: rsaX509Encrypt, Decrypt: rsaX509Decrypt, Sign: rsaX509Signer, Verify: rsaX509Verifier,
 		},
 		{
-			Type: ck.CKM_RSA_PKCS_OAEP, Info: info(ck.CKF_ENCRYPT | ck.CKF_DECRYPT), KeyTypes: kts,
+			Type: ck.CKM_RSA_PKCS_OAEP, Info: info(ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP), KeyTypes: kts,
 			Encrypt: rsaOAEPEncrypt, Decrypt: rsaOAEPDecrypt,
 		},
 		{

@@ -94,25 +94,34 @@ static void test_tables(void)
 		return;
 	CK_ULONG n = 0;
 	RV(gil(NULL, &n), CKR_OK);
-	CHECK(n == 2, "interface count %lu", n);
-	CK_INTERFACE ifs[2];
-	n = 1;
-	RV(gil(ifs, &n), CKR_BUFFER_TOO_SMALL);
-	CHECK(n == 2, "count after too small %lu", n);
-	RV(gil(ifs, NULL), CKR_ARGUMENTS_BAD);
+	CHECK(n == 3, "interface count %lu", n);
+	CK_INTERFACE ifs[3];
 	n = 2;
+	RV(gil(ifs, &n), CKR_BUFFER_TOO_SMALL);
+	CHECK(n == 3, "count after too small %lu", n);
+	RV(gil(ifs, NULL), CKR_ARGUMENTS_BAD);
+	n = 3;
 	RV(gil(ifs, &n), CKR_OK);
 	CK_FUNCTION_LIST_3_0 *l3 = ifs[0].pFunctionList;
+	CK_FUNCTION_LIST_3_2 *l32 = ifs[1].pFunctionList;
 	CHECK(strcmp((char *)ifs[0].pInterfaceName, "PKCS 11") == 0 && l3->version.major == 3 && l3->version.minor == 0,
 	      "default interface is PKCS 11 3.0");
-	CHECK(ifs[1].pFunctionList == (void *)f, "second interface is the 2.40 table");
-	CHECK(ifs[0].flags == 0 && ifs[1].flags == 0, "no CKF_INTERFACE_FORK_SAFE");
-	/* The 3.0 table starts with the 2.40 functions. */
+	CHECK(strcmp((char *)ifs[1].pInterfaceName, "PKCS 11") == 0 && l32->version.major == 3 && l32->version.minor == 2,
+	      "second interface is PKCS 11 3.2");
+	CHECK(ifs[2].pFunctionList == (void *)f, "third interface is the 2.40 table");
+	CHECK(ifs[0].flags == 0 && ifs[1].flags == 0 && ifs[2].flags == 0, "no CKF_INTERFACE_FORK_SAFE");
+	/* The 3.0 table starts with the 2.40 functions, the 3.2 one with the 3.0 ones. */
 	CHECK(memcmp(&l3->C_Initialize, &f->C_Initialize, sizeof(CK_FUNCTION_LIST) - offsetof(CK_FUNCTION_LIST, C_Initialize)) == 0,
 	      "3.0 prefix equals 2.40 table");
+	CHECK(memcmp(&l32->C_Initialize, &l3->C_Initialize, sizeof(CK_FUNCTION_LIST_3_0) - offsetof(CK_FUNCTION_LIST_3_0, C_Initialize)) == 0,
+	      "3.2 prefix equals 3.0 table");
 	CHECK(l3->C_GetInterfaceList == gil && l3->C_LoginUser != NULL && l3->C_MessageVerifyFinal != NULL, "3.0 entries set");
-	RV(l3->C_MessageEncryptInit(1, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+	CHECK(l32->C_EncapsulateKey == dlsym(lib, "C_EncapsulateKey") && l32->C_DecapsulateKey == dlsym(lib, "C_DecapsulateKey") &&
+	      l32->C_UnwrapKeyAuthenticated != NULL, "3.2 entries set");
+	RV(l3->C_MessageEncryptInit(1, NULL, 0), CKR_CRYPTOKI_NOT_INITIALIZED);
 	RV(l3->C_MessageVerifyFinal(1), CKR_FUNCTION_NOT_SUPPORTED);
+	RV(l32->C_VerifySignatureInit(1, NULL, 0, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+	RV(l32->C_AsyncGetID(1, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
 
 	CK_C_GetInterface gi = l3->C_GetInterface;
 	CK_INTERFACE_PTR p = NULL;
@@ -121,6 +130,11 @@ static void test_tables(void)
 	CK_VERSION v240 = {2, 40};
 	RV(gi((CK_UTF8CHAR_PTR) "PKCS 11", &v240, &p, 0), CKR_OK);
 	CHECK(p != NULL && p->pFunctionList == (void *)f, "2.40 interface by version");
+	CK_VERSION v32 = {3, 2};
+	RV(gi((CK_UTF8CHAR_PTR) "PKCS 11", &v32, &p, 0), CKR_OK);
+	CHECK(p != NULL && p->pFunctionList == (void *)l32, "3.2 interface by version");
+	CK_VERSION v31 = {3, 1};
+	RV(gi((CK_UTF8CHAR_PTR) "PKCS 11", &v31, &p, 0), CKR_ARGUMENTS_BAD);
 	RV(gi((CK_UTF8CHAR_PTR) "Vendor", NULL, &p, 0), CKR_ARGUMENTS_BAD);
 	RV(gi(NULL, NULL, &p, 1 /* CKF_INTERFACE_FORK_SAFE */), CKR_ARGUMENTS_BAD);
 	RV(gi(NULL, NULL, NULL, 0), CKR_ARGUMENTS_BAD);
@@ -232,7 +246,9 @@ static void test_mechanisms(void)
 	mech(0x252, &macLen, sizeof(macLen), CKR_OK, "0x252 mac 16");
 	mech(0x252, &macLen, 4, CKR_MECHANISM_PARAM_INVALID, NULL);
 	mech(0x1082, iv, 3, CKR_OK, "0x1082 bytes 010203");
-	RV(f->C_EncryptInit(1, NULL, 5), CKR_ARGUMENTS_BAD);
+	/* PKCS#11 3.0: a NULL mechanism cancels the active operation (the
+	 * fake backend's SessionCancel succeeds). */
+	RV(f->C_EncryptInit(1, NULL, 5), CKR_OK);
 }
 
 static void test_output(void)
@@ -302,6 +318,110 @@ static void test_attributes(void)
 	RV(f->C_CreateObject(1, create, 2, &h), CKR_ARGUMENTS_BAD);
 	RV(f->C_CreateObject(1, NULL, 2, &h), CKR_ARGUMENTS_BAD);
 	RV(f->C_CreateObject(1, nested, 1, NULL), CKR_ARGUMENTS_BAD);
+}
+
+/* The 3.2 table, found through C_GetInterface. */
+static CK_FUNCTION_LIST_3_2 *table32(void)
+{
+	CK_C_GetInterface gi = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+	CK_VERSION v32 = {3, 2};
+	CK_INTERFACE_PTR p = NULL;
+	if (gi == NULL || gi((CK_UTF8CHAR_PTR) "PKCS 11", &v32, &p, 0) != CKR_OK || p == NULL)
+		return NULL;
+	return p->pFunctionList;
+}
+
+#define CKM_AES_GCM 0x1087UL
+#define CKM_CHACHA20_POLY1305 0x4021UL
+#define CKG_NO_GENERATE 0x0UL
+#define CKG_GENERATE 0x1UL
+#define CKG_GENERATE_COUNTER 0x2UL
+#define CKF_END_OF_MESSAGE 0x1UL
+
+static int all_bytes(const CK_BYTE *b, int n, int base)
+{
+	for (int i = 0; i < n; i++)
+		if (b[i] != (CK_BYTE)(base + i))
+			return 0;
+	return 1;
+}
+
+/*
+ * Message parameters go in by their size and, for an encryption, the IV
+ * the token generated and the tag come back into the caller's buffers;
+ * KEM calls follow the output convention.
+ */
+static void test_v32_fake(void)
+{
+	CK_FUNCTION_LIST_3_2 *l = table32();
+	CHECK(l != NULL, "3.2 table");
+	if (l == NULL)
+		return;
+	CK_BYTE iv[12] = {0}, tag[16] = {0};
+	CK_GCM_MESSAGE_PARAMS gp = {iv, sizeof(iv), 0, CKG_GENERATE, tag, 128};
+	CK_MECHANISM m = {CKM_AES_GCM, &gp, sizeof(gp)};
+	RV(l->C_MessageEncryptInit(1, &m, 5), CKR_OK);
+	CHECK(strstr(echo(), "MessageEncryptInit key=5 0x1087 *ck.GCMMessageParams") != NULL, "init echo %s", echo());
+	CK_BYTE out[16];
+	CK_ULONG n = 0;
+	RV(l->C_EncryptMessage(1, &gp, sizeof(gp), (CK_BYTE_PTR) "ad", 2, (CK_BYTE_PTR) "abc", 3, NULL, &n), CKR_OK);
+	CHECK(n == 3 && iv[0] == 0 && iv[11] == 0 && tag[0] == 0, "size query wrote back: n %lu iv %x tag %x", n, iv[0], tag[0]);
+	n = 2;
+	RV(l->C_EncryptMessage(1, &gp, sizeof(gp), (CK_BYTE_PTR) "ad", 2, (CK_BYTE_PTR) "abc", 3, out, &n), CKR_BUFFER_TOO_SMALL);
+	CHECK(n == 3 && iv[0] == 0 && tag[0] == 0, "too small wrote back");
+	n = sizeof(out);
+	RV(l->C_EncryptMessage(1, &gp, sizeof(gp), (CK_BYTE_PTR) "ad", 2, (CK_BYTE_PTR) "abc", 3, out, &n), CKR_OK);
+	CHECK(n == 3 && memcmp(out, "cba", 3) == 0, "ciphertext");
+	CHECK(strstr(echo(), "IVGenerator:1 Tag:[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0] TagBits:128} aad=6164 in=616263") != NULL,
+	      "encrypt echo %s", echo());
+	CHECK(all_bytes(iv, 12, 0xA0), "generated IV not written back");
+	CHECK(all_bytes(tag, 16, 0xC0), "tag not written back");
+	CHECK(gp.pIv == iv && gp.ulIvLen == 12 && gp.pTag == tag && gp.ulTagBits == 128, "parameter struct itself changed");
+	/* Decryption reads the tag and writes nothing back. */
+	memset(iv, 0, sizeof(iv));
+	memset(tag, 0x55, sizeof(tag));
+	n = sizeof(out);
+	RV(l->C_DecryptMessage(1, &gp, sizeof(gp), NULL, 0, (CK_BYTE_PTR) "xyz", 3, out, &n), CKR_OK);
+	CHECK(iv[0] == 0 && tag[0] == 0x55, "decrypt wrote into the parameter");
+	CHECK(strstr(echo(), "Tag:[85 85 85") != NULL, "decrypt tag echo %s", echo());
+	/* ChaCha20-Poly1305 message parameters: 16-byte tag. */
+	CK_BYTE nonce[12] = {1, 2, 3};
+	memset(tag, 0, sizeof(tag));
+	CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS cp = {nonce, sizeof(nonce), tag};
+	n = sizeof(out);
+	RV(l->C_EncryptMessage(1, &cp, sizeof(cp), NULL, 0, (CK_BYTE_PTR) "abc", 3, out, &n), CKR_OK);
+	CHECK(strstr(echo(), "*ck.ChaCha20Poly1305MsgParams &{Nonce:[1 2 3 0") != NULL, "chacha echo %s", echo());
+	CHECK(all_bytes(tag, 16, 0xC0) && nonce[0] == 1, "chacha tag not written back");
+	/* Other sizes travel as bytes; a NULL parameter with a length is bad. */
+	CK_BYTE raw[5] = {9, 9, 9, 9, 9};
+	n = sizeof(out);
+	RV(l->C_EncryptMessage(1, raw, sizeof(raw), NULL, 0, (CK_BYTE_PTR) "a", 1, out, &n), CKR_OK);
+	CHECK(strstr(echo(), "[]uint8 [9 9 9 9 9]") != NULL, "raw echo %s", echo());
+	RV(l->C_EncryptMessage(1, NULL, 48, NULL, 0, (CK_BYTE_PTR) "a", 1, out, &n), CKR_MECHANISM_PARAM_INVALID);
+	gp.pTag = NULL;
+	RV(l->C_EncryptMessage(1, &gp, sizeof(gp), NULL, 0, (CK_BYTE_PTR) "a", 1, out, &n), CKR_MECHANISM_PARAM_INVALID);
+	RV(l->C_EncryptMessage(1, NULL, 0, NULL, 0, (CK_BYTE_PTR) "a", 1, out, NULL), CKR_ARGUMENTS_BAD);
+
+	/* KEM. */
+	CK_MECHANISM kem = {0x17UL /* CKM_ML_KEM */, NULL, 0};
+	CK_OBJECT_HANDLE h = 0;
+	CK_BYTE ct[32];
+	n = 0;
+	RV(l->C_EncapsulateKey(1, &kem, 9, NULL, 0, NULL, &n, NULL), CKR_OK);
+	CHECK(n == 10, "ciphertext length %lu", n);
+	CHECK(strcmp(echo(), "EncapsulateKey pub=9 0x17 nil attrs=0") == 0, "encapsulate echo %s", echo());
+	n = 4;
+	RV(l->C_EncapsulateKey(1, &kem, 9, NULL, 0, ct, &n, &h), CKR_BUFFER_TOO_SMALL);
+	CHECK(n == 10 && h == 0, "too small: n %lu h %lu", n, h);
+	n = sizeof(ct);
+	RV(l->C_EncapsulateKey(1, &kem, 9, NULL, 0, ct, &n, &h), CKR_OK);
+	CHECK(n == 10 && memcmp(ct, "ciphertext", 10) == 0 && h == 77, "encapsulate: n %lu h %lu", n, h);
+	RV(l->C_EncapsulateKey(1, &kem, 9, NULL, 0, ct, NULL, &h), CKR_ARGUMENTS_BAD);
+	RV(l->C_EncapsulateKey(1, &kem, 9, NULL, 0, ct, &n, NULL), CKR_ARGUMENTS_BAD);
+	RV(l->C_DecapsulateKey(1, &kem, 8, NULL, 0, ct, 10, &h), CKR_OK);
+	CHECK(h == 78 && strcmp(echo(), "DecapsulateKey priv=8 0x17 nil attrs=0 ct=\"ciphertext\"") == 0, "decapsulate echo %s", echo());
+	RV(l->C_DecapsulateKey(1, &kem, 8, NULL, 0, ct, 10, NULL), CKR_ARGUMENTS_BAD);
+	RV(l->C_DecapsulateKey(1, NULL, 8, NULL, 0, ct, 10, &h), CKR_ARGUMENTS_BAD);
 }
 
 static void test_panic(void)
@@ -381,6 +501,7 @@ int main(int argc, char **argv)
 		test_mechanisms();
 		test_output();
 		test_attributes();
+		test_v32_fake();
 		test_panic();
 		test_fork();
 		RV(f->C_Finalize(NULL), CKR_OK);

@@ -25,4 +25,22 @@ _Static_assert(sizeof(CK_INTERFACE) == 3 * 8 && offsetof(CK_INTERFACE, flags) ==
 _Static_assert(sizeof(CK_EDDSA_PARAMS) == 24 && offsetof(CK_EDDSA_PARAMS, ulContextDataLen) == 8 &&
 	       offsetof(CK_EDDSA_PARAMS, pContextData) == 16, "CK_EDDSA_PARAMS");
 
+/* CK_FUNCTION_LIST_3_2 extends the 3.0 table: same prefix, 12 more pointers (3.2 header order). */
+#define SAME_PREFIX_30(name, args) \
+	_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, name) == offsetof(CK_FUNCTION_LIST_3_0, name), "3.2 prefix " #name);
+GOHSM_FUNCTIONS_2_40(SAME_PREFIX_30)
+GOHSM_FUNCTIONS_3_0(SAME_PREFIX_30)
+_Static_assert(sizeof(CK_FUNCTION_LIST_3_2) == sizeof(CK_FUNCTION_LIST_3_0) + 12 * sizeof(void (*)(void)), "3.2 table size");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_EncapsulateKey) == sizeof(CK_FUNCTION_LIST_3_0), "3.2 first function");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_DecapsulateKey) == sizeof(CK_FUNCTION_LIST_3_0) + 8, "3.2 second function");
+_Static_assert(offsetof(CK_FUNCTION_LIST_3_2, C_UnwrapKeyAuthenticated) == sizeof(CK_FUNCTION_LIST_3_0) + 11 * 8, "3.2 last function");
+/* 3.0 message parameters, by the spec's field lists; the shim tells them apart by size. */
+_Static_assert(sizeof(CK_GCM_MESSAGE_PARAMS) == 48 && offsetof(CK_GCM_MESSAGE_PARAMS, ivGenerator) == 24 &&
+	       offsetof(CK_GCM_MESSAGE_PARAMS, pTag) == 32 && offsetof(CK_GCM_MESSAGE_PARAMS, ulTagBits) == 40, "CK_GCM_MESSAGE_PARAMS");
+_Static_assert(sizeof(CK_CCM_MESSAGE_PARAMS) == 56, "CK_CCM_MESSAGE_PARAMS");
+_Static_assert(sizeof(CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS) == 24 &&
+	       offsetof(CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS, pTag) == 16, "CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS");
+_Static_assert(sizeof(CK_SALSA20_CHACHA20_POLY1305_PARAMS) == 32 &&
+	       offsetof(CK_SALSA20_CHACHA20_POLY1305_PARAMS, ulAADLen) == 24, "CK_SALSA20_CHACHA20_POLY1305_PARAMS");
+
 int main(void) { return 0; }
