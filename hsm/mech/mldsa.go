@@ -1,8 +1,8 @@
 package mech
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
+	"encoding"
 	"fmt"
 
 	"github.com/cloudflare/circl/sign"
@@ -207,47 +207,16 @@ func mldsaMechanisms() []Mechanism {
 }
 
 func generateMLDSA(pubT, privT attr.Template) (attr.Template, attr.Template, error) {
-	for _, t := range []attr.Template{pubT, privT} {
-		if _, err := templateKeyType(t, ck.CKK_ML_DSA); err != nil {
-			return nil, nil, err
+	return pqGenerate("ml-dsa", ck.CKK_ML_DSA, pubT, privT, func(v ck.ULong) (int, pqDerive, bool) {
+		s, ok := mldsaSetOf(v)
+		if !ok {
+			return 0, nil, false
 		}
-	}
-	v, ok, err := pubT.ULong(ck.CKA_PARAMETER_SET)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !ok {
-		return nil, nil, fmt.Errorf("ml-dsa key gen: CKA_PARAMETER_SET: %w", ck.CKR_TEMPLATE_INCOMPLETE)
-	}
-	s, ok := mldsaSetOf(v)
-	if !ok {
-		return nil, nil, fmt.Errorf("ml-dsa key gen: parameter set %d: %w", v, ck.CKR_PARAMETER_SET_NOT_SUPPORTED)
-	}
-	seed := make([]byte, mldsaSeedLen)
-	if _, err := rand.Read(seed); err != nil {
-		return nil, nil, fmt.Errorf("ml-dsa key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-	}
-	pk, sk := s.scheme.DeriveKey(seed)
-	pkb, err := pk.MarshalBinary()
-	if err != nil {
-		return nil, nil, fmt.Errorf("ml-dsa key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-	}
-	skb, err := sk.MarshalBinary()
-	if err != nil {
-		return nil, nil, fmt.Errorf("ml-dsa key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-	}
-	kt := attr.ULong(ck.ULong(ck.CKK_ML_DSA))
-	ps := attr.ULong(ck.ULong(s.set))
-	return attr.Template{
-			{Type: ck.CKA_KEY_TYPE, Value: kt},
-			{Type: ck.CKA_PARAMETER_SET, Value: ps},
-			{Type: ck.CKA_VALUE, Value: pkb},
-		}, attr.Template{
-			{Type: ck.CKA_KEY_TYPE, Value: kt},
-			{Type: ck.CKA_PARAMETER_SET, Value: append([]byte(nil), ps...)},
-			{Type: ck.CKA_SEED, Value: seed},
-			{Type: ck.CKA_VALUE, Value: skb},
-		}, nil
+		return mldsaSeedLen, func(seed []byte) (encoding.BinaryMarshaler, encoding.BinaryMarshaler) {
+			pk, sk := s.scheme.DeriveKey(seed)
+			return pk, sk
+		}, true
+	})
 }
 
 // signContext decodes the optional CK_SIGN_ADDITIONAL_CONTEXT of the pure

@@ -1,8 +1,8 @@
 package mech
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
+	"encoding"
 	"fmt"
 
 	"github.com/cloudflare/circl/kem"
@@ -186,47 +186,16 @@ func mlkemMechanisms() []Mechanism {
 }
 
 func generateMLKEM(pubT, privT attr.Template) (attr.Template, attr.Template, error) {
-	for _, t := range []attr.Template{pubT, privT} {
-		if _, err := templateKeyType(t, ck.CKK_ML_KEM); err != nil {
-			return nil, nil, err
+	return pqGenerate("ml-kem", ck.CKK_ML_KEM, pubT, privT, func(v ck.ULong) (int, pqDerive, bool) {
+		s, ok := mlkemSetOf(v)
+		if !ok {
+			return 0, nil, false
 		}
-	}
-	v, ok, err := pubT.ULong(ck.CKA_PARAMETER_SET)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !ok {
-		return nil, nil, fmt.Errorf("ml-kem key gen: CKA_PARAMETER_SET: %w", ck.CKR_TEMPLATE_INCOMPLETE)
-	}
-	s, ok := mlkemSetOf(v)
-	if !ok {
-		return nil, nil, fmt.Errorf("ml-kem key gen: parameter set %d: %w", v, ck.CKR_PARAMETER_SET_NOT_SUPPORTED)
-	}
-	seed := make([]byte, mlkemSeedLen)
-	if _, err := rand.Read(seed); err != nil {
-		return nil, nil, fmt.Errorf("ml-kem key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-	}
-	pk, sk := s.scheme.DeriveKeyPair(seed)
-	pkb, err := pk.MarshalBinary()
-	if err != nil {
-		return nil, nil, fmt.Errorf("ml-kem key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-	}
-	skb, err := sk.MarshalBinary()
-	if err != nil {
-		return nil, nil, fmt.Errorf("ml-kem key gen: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-	}
-	kt := attr.ULong(ck.ULong(ck.CKK_ML_KEM))
-	ps := attr.ULong(ck.ULong(s.set))
-	return attr.Template{
-			{Type: ck.CKA_KEY_TYPE, Value: kt},
-			{Type: ck.CKA_PARAMETER_SET, Value: ps},
-			{Type: ck.CKA_VALUE, Value: pkb},
-		}, attr.Template{
-			{Type: ck.CKA_KEY_TYPE, Value: append([]byte(nil), kt...)},
-			{Type: ck.CKA_PARAMETER_SET, Value: append([]byte(nil), ps...)},
-			{Type: ck.CKA_SEED, Value: seed},
-			{Type: ck.CKA_VALUE, Value: skb},
-		}, nil
+		return mlkemSeedLen, func(seed []byte) (encoding.BinaryMarshaler, encoding.BinaryMarshaler) {
+			pk, sk := s.scheme.DeriveKeyPair(seed)
+			return pk, sk
+		}, true
+	})
 }
 
 func mlkemMaterial(k *Key) (*mlkemKey, error) {

@@ -1,0 +1,64 @@
+package mech
+
+import (
+	"crypto/rand"
+	"encoding"
+	"fmt"
+
+	"github.com/gohsm/gohsm/hsm/attr"
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// The PKCS#11 3.2 post-quantum key pairs (ML-DSA, ML-KEM) are made the same
+// way: the parameter set comes from the public template's
+// CKA_PARAMETER_SET, the pair is derived from a fresh seed, the public key
+// holds CKA_VALUE and the private key both CKA_SEED and the expanded
+// CKA_VALUE (3.2 §6.67.3, §6.68.3).
+
+// pqDerive derives a key pair from a seed of the set's length.
+type pqDerive func(seed []byte) (pub, priv encoding.BinaryMarshaler)
+
+// pqGenerate is the shared CKM_*_KEY_PAIR_GEN body; lookup maps a
+// CKA_PARAMETER_SET value to the seed length and derivation of that set.
+func pqGenerate(name string, kt ck.KeyType, pubT, privT attr.Template, lookup func(ck.ULong) (int, pqDerive, bool)) (attr.Template, attr.Template, error) {
+	for _, t := range []attr.Template{pubT, privT} {
+		if _, err := templateKeyType(t, kt); err != nil {
+			return nil, nil, err
+		}
+	}
+	v, ok, err := pubT.ULong(ck.CKA_PARAMETER_SET)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("%s key gen: CKA_PARAMETER_SET: %w", name, ck.CKR_TEMPLATE_INCOMPLETE)
+	}
+	seedLen, derive, ok := lookup(v)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s key gen: parameter set %d: %w", name, v, ck.CKR_PARAMETER_SET_NOT_SUPPORTED)
+	}
+	seed := make([]byte, seedLen)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, nil, fmt.Errorf("%s key gen: %v: %w", name, err, ck.CKR_FUNCTION_FAILED)
+	}
+	pk, sk := derive(seed)
+	pkb, err := pk.MarshalBinary()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s key gen: %v: %w", name, err, ck.CKR_FUNCTION_FAILED)
+	}
+	skb, err := sk.MarshalBinary()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s key gen: %v: %w", name, err, ck.CKR_FUNCTION_FAILED)
+	}
+	ps := attr.ULong(v)
+	return attr.Template{
+			{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
+			{Type: ck.CKA_PARAMETER_SET, Value: ps},
+			{Type: ck.CKA_VALUE, Value: pkb},
+		}, attr.Template{
+			{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
+			{Type: ck.CKA_PARAMETER_SET, Value: append([]byte(nil), ps...)},
+			{Type: ck.CKA_SEED, Value: seed},
+			{Type: ck.CKA_VALUE, Value: skb},
+		}, nil
+}
