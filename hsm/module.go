@@ -1,7 +1,6 @@
 package hsm
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -256,7 +255,5 @@ func (m *Module) WaitForSlotEvent(flags ck.Flags) (ck.SlotID, error) {
 	}
 	return 0, ck.CKR_FUNCTION_NOT_SUPPORTED
 }
-
-func asRV(err error, rv *ck.RV) bool { return errors.As(err, rv) }
 
 var _ Backend = (*Module)(nil)

@@ -2,8 +2,8 @@ package hsm
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -177,11 +177,8 @@ func (t *Token) persist(o *Object) error {
 // deviceError keeps an RV and turns anything else (an I/O failure) into
 // CKR_DEVICE_ERROR for the caller, with the cause still wrapped.
 func deviceError(err error) error {
-	if _, ok := err.(ck.RV); ok {
-		return err
-	}
 	var rv ck.RV
-	if asRV(err, &rv) {
+	if errors.As(err, &rv) {
 		return err
 	}
 	return fmt.Errorf("%w: %v", ck.CKR_DEVICE_ERROR, err)
@@ -296,7 +293,3 @@ func newSerial() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-// pinEqual compares in constant time; used only where a PIN is checked
-// against another PIN the caller supplied (C_SetPIN's old == new check).
-func pinEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
