@@ -53,9 +53,17 @@ func checkKind(p *attr.Policy, v []byte) error {
 			return fmt.Errorf("%v: array of %d bytes: %w", p.Type, len(v), ck.CKR_ATTRIBUTE_VALUE_INVALID)
 		}
 	case attr.KindAttrArray:
-		// Attribute-array attributes (CKA_WRAP_TEMPLATE...) are not
-		// stored yet; refusing them beats silently ignoring a policy.
-		return fmt.Errorf("%v: %w", p.Type, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+		// A template attribute (CKA_WRAP_TEMPLATE...) holds an encoded
+		// template; templates do not nest (§4.4).
+		t, err := attr.DecodeTemplate(v)
+		if err != nil {
+			return fmt.Errorf("%v: %w", p.Type, err)
+		}
+		for _, a := range t {
+			if attr.IsTemplate(a.Type) {
+				return fmt.Errorf("%v holds %v: %w", p.Type, a.Type, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+			}
+		}
 	}
 	return nil
 }
@@ -197,4 +205,46 @@ func (m *Module) split(all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (cl
 		}
 	}
 	return clear, secret
+}
+
+// imposeTemplate merges the template an unwrapping or base key imposes
+// (CKA_UNWRAP_TEMPLATE, CKA_DERIVE_TEMPLATE, §4.9-4.10) into the caller's:
+// the key made must have those values, so a caller value that differs is
+// CKR_TEMPLATE_INCONSISTENT.
+func imposeTemplate(o *Object, at ck.AttributeType, t attr.Template) (attr.Template, error) {
+	enc, ok := o.clearGet(at)
+	if !ok || len(enc) == 0 {
+		return t, nil
+	}
+	imposed, err := attr.DecodeTemplate(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%v of key %d: %w", at, o.handle, ck.CKR_DEVICE_ERROR)
+	}
+	out := t.Clone()
+	for _, a := range imposed {
+		if v, ok := out.Get(a.Type); ok {
+			if !bytes.Equal(v, a.Value) {
+				return nil, fmt.Errorf("%v conflicts with the key's %v: %w", a.Type, at, ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+			continue
+		}
+		out = append(out, ck.Attribute{Type: a.Type, Value: append([]byte{}, a.Value...)})
+	}
+	return out, nil
+}
+
+// matchesTemplate reports whether o has every attribute of the template
+// attribute at of the wrapping key w (CKA_WRAP_TEMPLATE, §4.8/§4.10: keys
+// that do not match cannot be wrapped). The caller holds t.mu and has
+// unsealed o.
+func matchesTemplate(w, o *Object, at ck.AttributeType) (bool, error) {
+	enc, ok := w.clearGet(at)
+	if !ok || len(enc) == 0 {
+		return true, nil
+	}
+	want, err := attr.DecodeTemplate(enc)
+	if err != nil {
+		return false, fmt.Errorf("%v of key %d: %w", at, w.handle, ck.CKR_DEVICE_ERROR)
+	}
+	return o.matches(want, true), nil
 }

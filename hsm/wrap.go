@@ -66,6 +66,11 @@ func (m *Module) WrapKey(h ck.SessionHandle, mt ck.Mechanism, wh, kh ck.ObjectHa
 	if k.boolAttr(ck.CKA_WRAP_WITH_TRUSTED) && !w.boolAttr(ck.CKA_TRUSTED) {
 		return nil, 0, fmt.Errorf("key %d needs a trusted wrapping key: %w", kh, ck.CKR_KEY_NOT_WRAPPABLE)
 	}
+	if ok, err := matchesTemplate(w, k, ck.CKA_WRAP_TEMPLATE); err != nil {
+		return nil, 0, err
+	} else if !ok {
+		return nil, 0, fmt.Errorf("key %d does not match CKA_WRAP_TEMPLATE of key %d: %w", kh, wh, ck.CKR_KEY_NOT_WRAPPABLE)
+	}
 	if k.boolAttr(ck.CKA_SENSITIVE) && !canWrapSensitive(w) {
 		return nil, 0, fmt.Errorf("sensitive key %d: wrapping key %d is neither trusted nor a local wrap-only key: %w",
 			kh, wh, ck.CKR_KEY_NOT_WRAPPABLE)
@@ -170,6 +175,9 @@ func (m *Module) UnwrapKey(h ck.SessionHandle, mt ck.Mechanism, uh ck.ObjectHand
 	if !u.boolAttr(ck.CKA_UNWRAP) {
 		return 0, fmt.Errorf("unwrapping key %d has CKA_UNWRAP false: %w", uh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	}
+	if t, err = imposeTemplate(u, ck.CKA_UNWRAP_TEMPLATE, t); err != nil {
+		return 0, err
+	}
 	mm, ok := m.reg.Mechanism(mt.Type)
 	if !ok || mm.Decrypt == nil || mm.Info.Flags&ck.CKF_UNWRAP == 0 {
 		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
@@ -267,6 +275,9 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 	}
 	if !b.boolAttr(ck.CKA_DERIVE) {
 		return 0, fmt.Errorf("base key %d has CKA_DERIVE false: %w", bh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+	}
+	if t, err = imposeTemplate(b, ck.CKA_DERIVE_TEMPLATE, t); err != nil {
+		return 0, err
 	}
 	mm, ok := m.reg.Mechanism(mt.Type)
 	if !ok || mm.Derive == nil {

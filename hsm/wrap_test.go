@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
 )
 
@@ -126,4 +127,42 @@ func TestTookanAttacksFail(t *testing.T) {
 	guarded := genSecret(t, m, s, ck.CKM_AES_KEY_GEN, 16, ck.Attribute{Type: ck.CKA_WRAP_WITH_TRUSTED, Value: tb(true)})
 	_, _, err = m.WrapKey(s, aes, w, guarded, 1024)
 	wantRV(t, err, ck.CKR_KEY_NOT_WRAPPABLE)
+}
+
+// TestWrapAndUnwrapTemplates: CKA_WRAP_TEMPLATE limits what a key may wrap,
+// CKA_UNWRAP_TEMPLATE imposes attributes on what it unwraps (§4.8-4.10).
+func TestWrapAndUnwrapTemplates(t *testing.T) {
+	m, s := userSession(t)
+	onlyLabelled := attr.EncodeTemplate([]ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("exportable")}})
+	kek := genSecret(t, m, s, ck.CKM_AES_KEY_GEN, 32,
+		ck.Attribute{Type: ck.CKA_WRAP_TEMPLATE, Value: onlyLabelled},
+		ck.Attribute{Type: ck.CKA_UNWRAP_TEMPLATE, Value: attr.EncodeTemplate([]ck.Attribute{
+			{Type: ck.CKA_EXTRACTABLE, Value: tb(false)}})})
+	plain := func(label string) ck.ObjectHandle {
+		return genSecret(t, m, s, ck.CKM_AES_KEY_GEN, 16, ck.Attribute{Type: ck.CKA_SENSITIVE, Value: tb(false)},
+			ck.Attribute{Type: ck.CKA_LABEL, Value: []byte(label)})
+	}
+	aes := ck.Mechanism{Type: ck.CKM_AES_KEY_WRAP}
+	_, _, err := m.WrapKey(s, aes, kek, plain("other"), 1024)
+	wantRV(t, err, ck.CKR_KEY_NOT_WRAPPABLE)
+	blob, _, err := m.WrapKey(s, aes, kek, plain("exportable"), 1024)
+	must(t, err)
+	base := []ck.Attribute{
+		{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+		{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_AES))},
+	}
+	_, err = m.UnwrapKey(s, aes, kek, blob, append(base, ck.Attribute{Type: ck.CKA_EXTRACTABLE, Value: tb(true)}))
+	wantRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
+	u, err := m.UnwrapKey(s, aes, kek, blob, base)
+	must(t, err)
+	if getAttr(t, m, s, u, ck.CKA_EXTRACTABLE)[0] != 0 {
+		t.Fatal("CKA_UNWRAP_TEMPLATE was not imposed")
+	}
+	// Nested templates and malformed encodings are refused at creation.
+	_, err = m.GenerateKey(s, ck.Mechanism{Type: ck.CKM_AES_KEY_GEN}, []ck.Attribute{{Type: ck.CKA_VALUE_LEN, Value: ul(16)},
+		{Type: ck.CKA_WRAP_TEMPLATE, Value: attr.EncodeTemplate([]ck.Attribute{{Type: ck.CKA_WRAP_TEMPLATE, Value: onlyLabelled}})}})
+	wantRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	_, err = m.GenerateKey(s, ck.Mechanism{Type: ck.CKM_AES_KEY_GEN}, []ck.Attribute{{Type: ck.CKA_VALUE_LEN, Value: ul(16)},
+		{Type: ck.CKA_WRAP_TEMPLATE, Value: []byte{1, 2, 3}}})
+	wantRV(t, err, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 }
