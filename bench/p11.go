@@ -24,6 +24,7 @@ type p11Module struct {
 	info       ModuleInfo
 	keys       map[string]*p11Keys // by key kind, made on first use
 	findReady  int                 // number of find objects created
+	kem        *kemFuncs           // the 3.2 function list, found on first use
 }
 
 // ModuleInfo is what C_GetInfo and C_GetTokenInfo say about a module.
@@ -164,6 +165,7 @@ func (pm *p11Module) close() {
 		_ = pm.ctx.CloseSession(pm.setup)
 	}
 	_ = pm.ctx.Finalize()
+	pm.kem.close()
 	pm.ctx.Destroy()
 }
 

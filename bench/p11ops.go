@@ -7,6 +7,7 @@ import (
 	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rsa"
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/sm4"
 	"github.com/miekg/pkcs11"
@@ -28,6 +30,8 @@ type p11Keys struct {
 	secret    pkcs11.ObjectHandle // secret keys
 	rsaPub    *rsa.PublicKey
 	ecPub     *ecdsa.PublicKey
+	edPub     ed25519.PublicKey
+	mldsaPub  *mldsa65.PublicKey
 	sig       []byte // a checked signature over signMsg (or signDigest)
 }
 
@@ -64,6 +68,9 @@ func (pm *p11Module) mechFor(op *Op) ([]uint, error) {
 		return pm.smCodes("CKM_SM2_KEY_PAIR_GEN", "CKM_SM3_SM2")
 	case "sm4-cbc-enc-4k":
 		return pm.smCodes("CKM_SM4_CBC")
+	}
+	if codes, ok := mechFor3(op.Name); ok {
+		return codes, nil
 	}
 	return nil, fmt.Errorf("op %s: no module implementation", op.Name)
 }
@@ -105,6 +112,8 @@ func (pm *p11Module) prepare(op *Op) error {
 		_, err = pm.keysFor("sm2")
 	case "sm4-cbc-enc-4k":
 		_, err = pm.keysFor("sm4")
+	default:
+		err = pm.prepare3(op)
 	}
 	return err
 }
@@ -184,7 +193,7 @@ func (pm *p11Module) makeKeys(kind string) (*p11Keys, error) {
 			}
 		}
 	default:
-		return nil, fmt.Errorf("unknown key kind %q", kind)
+		return pm.makeKeys3(kind, tok)
 	}
 	if err != nil {
 		return nil, err
@@ -367,7 +376,13 @@ func (pm *p11Module) newWorker(op *Op, idx int) (*worker, error) {
 		return nil, err
 	}
 	// Closing the session also destroys the session objects keygen made.
-	w.close = func() { _ = pm.ctx.CloseSession(sh) }
+	inner := w.close
+	w.close = func() {
+		_ = pm.ctx.CloseSession(sh)
+		if inner != nil {
+			inner()
+		}
+	}
 	return w, nil
 }
 
@@ -666,6 +681,9 @@ func (pm *p11Module) bind(op *Op, sh pkcs11.SessionHandle, idx int) (*worker, er
 			},
 		}, nil
 	}
+	if w, ok, err := pm.bind3(op, sh); ok {
+		return w, err
+	}
 	return nil, fmt.Errorf("op %s: no module implementation", op.Name)
 }
 
@@ -768,6 +786,9 @@ func mechName(c uint) string {
 		pkcs11.CKM_ECDSA: "CKM_ECDSA", pkcs11.CKM_ECDSA_SHA256: "CKM_ECDSA_SHA256", pkcs11.CKM_AES_GCM: "CKM_AES_GCM",
 		pkcs11.CKM_AES_CBC: "CKM_AES_CBC", pkcs11.CKM_SHA256: "CKM_SHA256", pkcs11.CKM_SHA256_HMAC: "CKM_SHA256_HMAC",
 		pkcs11.CKM_AES_KEY_GEN: "CKM_AES_KEY_GEN",
+		ckmECEdwardsKeyPairGen: "CKM_EC_EDWARDS_KEY_PAIR_GEN", ckmEdDSA: "CKM_EDDSA",
+		ckmMLDSAKeyPairGen: "CKM_ML_DSA_KEY_PAIR_GEN", ckmMLDSA: "CKM_ML_DSA",
+		ckmMLKEMKeyPairGen: "CKM_ML_KEM_KEY_PAIR_GEN", ckmMLKEM: "CKM_ML_KEM",
 	}[c]
 	if n == "" {
 		return fmt.Sprintf("mechanism 0x%X", c)

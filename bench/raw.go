@@ -28,6 +28,7 @@ type rawTarget struct {
 	pss    []byte
 	ecSig  []byte
 	sm2Sig []byte
+	k3     rawKeys3
 }
 
 func (*rawTarget) targetName() string { return RawName }
@@ -62,6 +63,8 @@ func (r *rawTarget) prepare(op *Op) error {
 			}
 			r.sm2Sig, err = r.sm2.Sign(rand.Reader, signMsg, sm2.DefaultSM2SignerOpts)
 		}
+	default:
+		err = r.prepare3(op)
 	}
 	return err
 }
@@ -209,6 +212,9 @@ func (r *rawTarget) newWorker(op *Op, idx int) (*worker, error) {
 			}
 			return k.N.Bytes(), nil
 		}, func(n []byte) error { return okIf(len(n) == 256, "RSA modulus") }), nil
+	}
+	if w, ok := r.newWorker3(op); ok {
+		return w, nil
 	}
 	return nil, skipf("no raw Go implementation")
 }

@@ -250,6 +250,7 @@ func ratio(a, b *Result) (float64, bool) {
 // GoalResult is one goal evaluated at one thread count.
 type GoalResult struct {
 	Goal    Goal    `json:"goal"`
+	Ref     string  `json:"ref"` // the target A was compared with
 	Threads int     `json:"threads"`
 	Ratio   float64 `json:"ratio"`
 	Status  string  `json:"status"` // met, not met, no data
@@ -262,8 +263,9 @@ const (
 	GoalNoData = "no data"
 )
 
-// EvaluateGoals checks goals with a as the candidate and b the reference.
-// A goal for every thread count (Threads 0) yields one row per count run.
+// EvaluateGoals checks goals with a as the candidate and b the reference
+// (or raw, for a goal whose Ref says so). A goal for every thread count
+// (Threads 0) yields one row per count run.
 func (r *Report) EvaluateGoals(goals []Goal, a, b string) []GoalResult {
 	var out []GoalResult
 	for _, g := range goals {
@@ -272,8 +274,9 @@ func (r *Report) EvaluateGoals(goals []Goal, a, b string) []GoalResult {
 			counts = r.ThreadCounts()
 		}
 		for _, t := range counts {
-			gr := GoalResult{Goal: g, Threads: t, Status: GoalNoData}
-			if x, ok := ratio(r.Find(a, g.Op, t), r.Find(b, g.Op, t)); ok {
+			ref := g.reference(b)
+			gr := GoalResult{Goal: g, Ref: ref, Threads: t, Status: GoalNoData}
+			if x, ok := ratio(r.Find(a, g.Op, t), r.Find(ref, g.Op, t)); ok {
 				gr.Ratio = x
 				gr.Status = GoalNotMet
 				if x >= g.Min {

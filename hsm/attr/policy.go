@@ -1,6 +1,10 @@
 package attr
 
-import "github.com/gohsm/gohsm/hsm/ck"
+import (
+	"sync"
+
+	"github.com/gohsm/gohsm/hsm/ck"
+)
 
 // Rule is a set of footnote rules from the PKCS#11 3.0 base spec, table 10
 // ("Common footnotes for object attribute tables", §4.2). The engine
@@ -255,14 +259,23 @@ func ECLike(kt ck.KeyType, extraEC []ck.KeyType) bool {
 	return false
 }
 
+// byType indexes Table by attribute type, built on first use: Lookup runs
+// for every attribute of every template and every C_GetAttributeValue.
+var byType = sync.OnceValue(func() map[ck.AttributeType][]*Policy {
+	m := map[ck.AttributeType][]*Policy{}
+	for i := range Table {
+		m[Table[i].Type] = append(m[Table[i].Type], &Table[i])
+	}
+	return m
+})
+
 // Lookup returns the policy of t for an object of class c and key type kt,
 // or nil if t does not apply to such an object (CKR_ATTRIBUTE_TYPE_INVALID).
 // extraEC lists vendor key types that follow the EC rows (SM2).
 func Lookup(t ck.AttributeType, c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) *Policy {
 	bit := ClassBit(c)
-	for i := range Table {
-		p := &Table[i]
-		if p.Type != t || p.Classes&bit == 0 {
+	for _, p := range byType()[t] {
+		if p.Classes&bit == 0 {
 			continue
 		}
 		if p.KeyTypes != nil && !keyTypeMatches(p.KeyTypes, kt, extraEC) {
