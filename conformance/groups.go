@@ -14,6 +14,7 @@ func allGroups() []group {
 		{name: "object", kind: kindKeeper, checks: objectChecks()},
 		{name: "find", kind: kindKeeper, checks: findChecks()},
 		{name: "crypto", kind: kindKeeper, checks: cryptoChecks()},
+		{name: "v3", kind: kindKeeper, checks: v3Checks()},
 	}
 }
 

@@ -13,7 +13,6 @@ typedef ckul (*fn_tokeninfo)(ckul, ctokeninfo *);
 typedef ckul (*fn_mechlist)(ckul, ckul *, ckul *);
 typedef ckul (*fn_inout)(ckul, unsigned char *, ckul, unsigned char *, ckul *);
 typedef ckul (*fn_final)(ckul, unsigned char *, ckul *);
-typedef struct { ckul type; void *pValue; ckul ulValueLen; } cattr;
 typedef ckul (*fn_getattr)(ckul, ckul, cattr *, ckul);
 typedef ckul (*fn_sessinfo)(ckul, void *);
 typedef ckul (*fn_iflist)(cinterface *, ckul *);
@@ -125,4 +124,47 @@ ckul raw_get_interface(void *h, const char *name, ckver *ver, cinterface **out) 
 	fn_iface g = (fn_iface)dlsym(h, "C_GetInterface");
 	if (!g) return 0x5;
 	return g(name, ver, out, 0);
+}
+
+/* 3.0 and 3.2 function-list indexes: C_GetInterfaceList is 68, so the
+ * message functions start at 72 and C_EncapsulateKey is 68 + 24 = 92. */
+enum {
+	IX_MESSAGE_ENCRYPT_INIT = 72, IX_ENCRYPT_MESSAGE = 73, IX_MESSAGE_ENCRYPT_FINAL = 76,
+	IX_MESSAGE_DECRYPT_INIT = 77, IX_DECRYPT_MESSAGE = 78, IX_MESSAGE_DECRYPT_FINAL = 81,
+	IX_ENCAPSULATE_KEY = 92, IX_DECAPSULATE_KEY = 93,
+};
+
+typedef ckul (*fn_msginit)(ckul, cmech *, ckul);
+typedef ckul (*fn_msg)(ckul, void *, ckul, unsigned char *, ckul, unsigned char *, ckul, unsigned char *, ckul *);
+typedef ckul (*fn_msgfinal)(ckul);
+typedef ckul (*fn_encap)(ckul, cmech *, ckul, cattr *, ckul, unsigned char *, ckul *, ckul *);
+typedef ckul (*fn_decap)(ckul, cmech *, ckul, cattr *, ckul, unsigned char *, ckul, ckul *);
+
+cflist3 *raw_interface_table(void *h, const char *name, ckver *ver) {
+	cinterface *out = NULL;
+	if (raw_get_interface(h, name, ver, &out) != 0 || out == NULL) return NULL;
+	return (cflist3 *)out->flist;
+}
+
+ckul raw_message_init(cflist3 *f, int decrypt, ckul sess, cmech *m, ckul key) {
+	return ((fn_msginit)f->fn[decrypt ? IX_MESSAGE_DECRYPT_INIT : IX_MESSAGE_ENCRYPT_INIT])(sess, m, key);
+}
+
+ckul raw_message(cflist3 *f, int decrypt, ckul sess, void *param, ckul paramLen,
+	unsigned char *aad, ckul aadLen, unsigned char *in, ckul inLen, unsigned char *out, ckul *outLen) {
+	return ((fn_msg)f->fn[decrypt ? IX_DECRYPT_MESSAGE : IX_ENCRYPT_MESSAGE])(sess, param, paramLen, aad, aadLen, in, inLen, out, outLen);
+}
+
+ckul raw_message_final(cflist3 *f, int decrypt, ckul sess) {
+	return ((fn_msgfinal)f->fn[decrypt ? IX_MESSAGE_DECRYPT_FINAL : IX_MESSAGE_ENCRYPT_FINAL])(sess);
+}
+
+ckul raw_encapsulate(cflist3 *f, ckul sess, cmech *m, ckul pub, cattr *tmpl, ckul n,
+	unsigned char *ct, ckul *ctLen, ckul *key) {
+	return ((fn_encap)f->fn[IX_ENCAPSULATE_KEY])(sess, m, pub, tmpl, n, ct, ctLen, key);
+}
+
+ckul raw_decapsulate(cflist3 *f, ckul sess, cmech *m, ckul priv, cattr *tmpl, ckul n,
+	unsigned char *ct, ckul ctLen, ckul *key) {
+	return ((fn_decap)f->fn[IX_DECAPSULATE_KEY])(sess, m, priv, tmpl, n, ct, ctLen, key);
 }

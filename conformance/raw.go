@@ -10,6 +10,8 @@ import "C"
 import (
 	"fmt"
 	"unsafe"
+
+	"github.com/miekg/pkcs11"
 )
 
 // Function-list indexes of the calls the raw helper makes through a common
@@ -280,4 +282,125 @@ func (r *raw) getInterface(name string, major, minor int) (rawInterface, uint) {
 		return rawInterface{}, rv
 	}
 	return readInterface(out), rv
+}
+
+// cmem holds C allocations for one check: parameter structures handed to
+// a module carry pointers, and those must point into C memory.
+type cmem struct{ ptrs []unsafe.Pointer }
+
+// bytes copies b into C memory; an empty b yields NULL.
+func (m *cmem) bytes(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	p := C.CBytes(b)
+	m.ptrs = append(m.ptrs, p)
+	return p
+}
+
+// buf allocates n zero bytes of C memory.
+func (m *cmem) buf(n int) unsafe.Pointer {
+	p := C.calloc(C.size_t(n+1), 1)
+	m.ptrs = append(m.ptrs, p)
+	return p
+}
+
+// read copies n bytes of C memory at p.
+func (m *cmem) read(p unsafe.Pointer, n int) []byte { return C.GoBytes(p, C.int(n)) }
+
+func (m *cmem) free() {
+	for _, p := range m.ptrs {
+		C.free(p)
+	}
+	m.ptrs = nil
+}
+
+// template lays a template out as a C CK_ATTRIBUTE array.
+func (m *cmem) template(tmpl []*pkcs11.Attribute) (*C.cattr, C.ckul) {
+	if len(tmpl) == 0 {
+		return nil, 0
+	}
+	arr := (*C.cattr)(m.buf(len(tmpl) * int(unsafe.Sizeof(C.cattr{}))))
+	cs := unsafe.Slice(arr, len(tmpl))
+	for i := range cs {
+		ca := &cs[i]
+		ca._type = C.ckul(tmpl[i].Type)
+		ca.pValue = m.bytes(tmpl[i].Value)
+		ca.ulValueLen = C.ckul(len(tmpl[i].Value))
+	}
+	return arr, C.ckul(len(tmpl))
+}
+
+// mechanism lays out a CK_MECHANISM whose parameter is param (nil: NULL).
+func (m *cmem) mechanism(typ uint, param []byte) *C.cmech {
+	cm := (*C.cmech)(m.buf(int(unsafe.Sizeof(C.cmech{}))))
+	cm.mechanism = C.ckul(typ)
+	cm.pParameter = m.bytes(param)
+	cm.ulParameterLen = C.ckul(len(param))
+	return cm
+}
+
+// cflist3 is a CK_FUNCTION_LIST_3_2 (the 3.0 table is its prefix).
+type cflist3 = C.cflist3
+
+// table3 is the function table of C_GetInterface(name, version), nil when
+// the module has no such interface.
+func (r *raw) table3(name string, major, minor byte) *C.cflist3 {
+	if !r.hasInterface() {
+		return nil
+	}
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	ver := (*C.ckver)(C.malloc(C.size_t(unsafe.Sizeof(C.ckver{}))))
+	defer C.free(unsafe.Pointer(ver))
+	ver.major, ver.minor = C.uchar(major), C.uchar(minor)
+	return C.raw_interface_table(r.h, cn, ver)
+}
+
+// messageInit is C_MessageEncryptInit (decrypt false) or C_MessageDecryptInit.
+func messageInit(f *C.cflist3, decrypt bool, sess uint, m *C.cmech, key uint) uint {
+	return uint(C.raw_message_init(f, cbool(decrypt), C.ckul(sess), m, C.ckul(key)))
+}
+
+// message is C_EncryptMessage or C_DecryptMessage with an output buffer of
+// outCap bytes; param is C memory of paramLen bytes.
+func (m *cmem) message(f *C.cflist3, decrypt bool, sess uint, param unsafe.Pointer, paramLen int, aad, in []byte, outCap int) ([]byte, uint) {
+	out := m.buf(outCap)
+	n := C.ckul(outCap)
+	rv := uint(C.raw_message(f, cbool(decrypt), C.ckul(sess), param, C.ckul(paramLen),
+		(*C.uchar)(m.bytes(aad)), C.ckul(len(aad)), (*C.uchar)(m.bytes(in)), C.ckul(len(in)), (*C.uchar)(out), &n))
+	if rv != 0 || int(n) > outCap {
+		return nil, rv
+	}
+	return m.read(out, int(n)), rv
+}
+
+func messageFinal(f *C.cflist3, decrypt bool, sess uint) uint {
+	return uint(C.raw_message_final(f, cbool(decrypt), C.ckul(sess)))
+}
+
+// encapsulate is C_EncapsulateKey; ctCap < 0 passes a NULL ciphertext
+// buffer (the size query). It returns the ciphertext, its length, the new
+// key's handle and the CK_RV.
+func (m *cmem) encapsulate(f *C.cflist3, sess uint, mc *C.cmech, pub uint, tmpl []*pkcs11.Attribute, ctCap int) ([]byte, uint, uint, uint) {
+	ct, cn := m.template(tmpl)
+	var out unsafe.Pointer
+	n := C.ckul(0)
+	if ctCap >= 0 {
+		out, n = m.buf(ctCap), C.ckul(ctCap)
+	}
+	var key C.ckul
+	rv := uint(C.raw_encapsulate(f, C.ckul(sess), mc, C.ckul(pub), ct, cn, (*C.uchar)(out), &n, &key))
+	if rv != 0 || out == nil || int(n) > ctCap {
+		return nil, uint(n), uint(key), rv
+	}
+	return m.read(out, int(n)), uint(n), uint(key), rv
+}
+
+// decapsulate is C_DecapsulateKey.
+func (m *cmem) decapsulate(f *C.cflist3, sess uint, mc *C.cmech, priv uint, tmpl []*pkcs11.Attribute, ct []byte) (uint, uint) {
+	ctp, cn := m.template(tmpl)
+	var key C.ckul
+	rv := uint(C.raw_decapsulate(f, C.ckul(sess), mc, C.ckul(priv), ctp, cn, (*C.uchar)(m.bytes(ct)), C.ckul(len(ct)), &key))
+	return uint(key), rv
 }

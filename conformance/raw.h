@@ -59,4 +59,19 @@ ckul raw_get_session_info_null(cflist *f, ckul sess);
 int raw_has_interface(void *h);
 ckul raw_get_interface_list(void *h, cinterface *list, ckul *count);
 ckul raw_get_interface(void *h, const char *name, ckver *ver, cinterface **out);
+
+/* PKCS#11 3.0 and 3.2 calls (checks_v3*.go). */
+typedef struct { ckul type; void *pValue; ckul ulValueLen; } cattr;
+typedef struct { ckul mechanism; void *pParameter; ckul ulParameterLen; } cmech;
+/* CK_FUNCTION_LIST_3_2: the 68 functions of 2.40, the 24 of 3.0, the 12 of 3.2. */
+typedef struct { ckver version; void *fn[68 + 24 + 12]; } cflist3;
+cflist3 *raw_interface_table(void *h, const char *name, ckver *ver);
+ckul raw_message_init(cflist3 *f, int decrypt, ckul sess, cmech *m, ckul key);
+ckul raw_message(cflist3 *f, int decrypt, ckul sess, void *param, ckul paramLen,
+	unsigned char *aad, ckul aadLen, unsigned char *in, ckul inLen, unsigned char *out, ckul *outLen);
+ckul raw_message_final(cflist3 *f, int decrypt, ckul sess);
+ckul raw_encapsulate(cflist3 *f, ckul sess, cmech *m, ckul pub, cattr *tmpl, ckul n,
+	unsigned char *ct, ckul *ctLen, ckul *key);
+ckul raw_decapsulate(cflist3 *f, ckul sess, cmech *m, ckul priv, cattr *tmpl, ckul n,
+	unsigned char *ct, ckul ctLen, ckul *key);
 #endif
