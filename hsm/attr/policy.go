@@ -203,14 +203,16 @@ var Table = []Policy{
 	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PrivateKey, KeyTypes: ec, Rules: MustCreate | NoGenerate | NoUnwrap | Sensitive},
 
 	// ML-DSA and SLH-DSA (3.2 "ML-DSA public/private key objects" and the
-	// SLH-DSA equivalents, footnotes of table 13). The private CKA_VALUE
-	// is not MustCreate: 3.2 accepts CKA_SEED or CKA_VALUE or both, and
-	// the key kind's Parse requires one of them.
+	// SLH-DSA equivalents, footnotes of table 13). The ML-DSA private
+	// CKA_VALUE is not MustCreate: 3.2 accepts CKA_SEED or CKA_VALUE or
+	// both, and the key kind's Parse requires one of them. SLH-DSA has no
+	// CKA_SEED (its seeds are in CKA_VALUE), so there the value is required.
 	{Type: ck.CKA_PARAMETER_SET, Kind: KindULong, Classes: PublicKey, KeyTypes: pqSig, Rules: MustCreate | MustGenerate},
 	{Type: ck.CKA_PARAMETER_SET, Kind: KindULong, Classes: PrivateKey, KeyTypes: pqSig, Rules: MustCreate | NoGenerate | NoUnwrap},
 	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PublicKey, KeyTypes: pqSig, Rules: MustCreate | NoGenerate},
-	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PrivateKey, KeyTypes: pqSig, Rules: NoGenerate | NoUnwrap | Sensitive},
-	{Type: ck.CKA_SEED, Kind: KindBytes, Classes: PrivateKey, KeyTypes: pqSig, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PrivateKey, KeyTypes: mldsa, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_SEED, Kind: KindBytes, Classes: PrivateKey, KeyTypes: mldsa, Rules: NoGenerate | NoUnwrap | Sensitive},
+	{Type: ck.CKA_VALUE, Kind: KindBytes, Classes: PrivateKey, KeyTypes: slhdsa, Rules: MustCreate | NoGenerate | NoUnwrap | Sensitive},
 
 	// ML-KEM (3.2 "ML-KEM public/private key objects"): as for ML-DSA, the
 	// private CKA_VALUE is not MustCreate because CKA_SEED (d||z) may stand
@@ -239,6 +241,12 @@ var rsa = []ck.KeyType{ck.CKK_RSA}
 
 // pqSig lists the 3.2 signature key types whose CKA_VALUE is the key.
 var pqSig = []ck.KeyType{ck.CKK_ML_DSA, ck.CKK_SLH_DSA}
+
+// mldsa and slhdsa split pqSig where the two differ (CKA_SEED).
+var (
+	mldsa  = []ck.KeyType{ck.CKK_ML_DSA}
+	slhdsa = []ck.KeyType{ck.CKK_SLH_DSA}
+)
 
 // pqKEM lists the 3.2 KEM key types.
 var pqKEM = []ck.KeyType{ck.CKK_ML_KEM}

@@ -9,18 +9,26 @@ import (
 	"github.com/gohsm/gohsm/hsm/ck"
 )
 
-// The PKCS#11 3.2 post-quantum key pairs (ML-DSA, ML-KEM) are made the same
-// way: the parameter set comes from the public template's
+// The PKCS#11 3.2 post-quantum key pairs (ML-DSA, ML-KEM, SLH-DSA) are made
+// the same way: the parameter set comes from the public template's
 // CKA_PARAMETER_SET, the pair is derived from a fresh seed, the public key
-// holds CKA_VALUE and the private key both CKA_SEED and the expanded
-// CKA_VALUE (3.2 §6.67.3, §6.68.3).
+// holds CKA_VALUE and the private key the expanded CKA_VALUE and, for
+// ML-DSA and ML-KEM, CKA_SEED (3.2 §6.67.3, §6.68.3). An SLH-DSA private
+// key has no CKA_SEED: its three seeds are the key itself.
 
 // pqDerive derives a key pair from a seed of the set's length.
 type pqDerive func(seed []byte) (pub, priv encoding.BinaryMarshaler)
 
 // pqGenerate is the shared CKM_*_KEY_PAIR_GEN body; lookup maps a
 // CKA_PARAMETER_SET value to the seed length and derivation of that set.
+// The private key gets the seed as CKA_SEED.
 func pqGenerate(name string, kt ck.KeyType, pubT, privT attr.Template, lookup func(ck.ULong) (int, pqDerive, bool)) (attr.Template, attr.Template, error) {
+	return pqGenerateKeys(name, kt, pubT, privT, lookup, true)
+}
+
+// pqGenerateKeys is pqGenerate; keepSeed false leaves CKA_SEED out and
+// wipes the seed once the pair is derived.
+func pqGenerateKeys(name string, kt ck.KeyType, pubT, privT attr.Template, lookup func(ck.ULong) (int, pqDerive, bool), keepSeed bool) (attr.Template, attr.Template, error) {
 	for _, t := range []attr.Template{pubT, privT} {
 		if _, err := templateKeyType(t, kt); err != nil {
 			return nil, nil, err
@@ -42,6 +50,9 @@ func pqGenerate(name string, kt ck.KeyType, pubT, privT attr.Template, lookup fu
 		return nil, nil, fmt.Errorf("%s key gen: %v: %w", name, err, ck.CKR_FUNCTION_FAILED)
 	}
 	pk, sk := derive(seed)
+	if !keepSeed {
+		defer zero(seed)
+	}
 	pkb, err := pk.MarshalBinary()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s key gen: %v: %w", name, err, ck.CKR_FUNCTION_FAILED)
@@ -51,14 +62,16 @@ func pqGenerate(name string, kt ck.KeyType, pubT, privT attr.Template, lookup fu
 		return nil, nil, fmt.Errorf("%s key gen: %v: %w", name, err, ck.CKR_FUNCTION_FAILED)
 	}
 	ps := attr.ULong(v)
+	priv := attr.Template{
+		{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
+		{Type: ck.CKA_PARAMETER_SET, Value: append([]byte(nil), ps...)},
+	}
+	if keepSeed {
+		priv = append(priv, ck.Attribute{Type: ck.CKA_SEED, Value: seed})
+	}
 	return attr.Template{
-			{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
-			{Type: ck.CKA_PARAMETER_SET, Value: ps},
-			{Type: ck.CKA_VALUE, Value: pkb},
-		}, attr.Template{
-			{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
-			{Type: ck.CKA_PARAMETER_SET, Value: append([]byte(nil), ps...)},
-			{Type: ck.CKA_SEED, Value: seed},
-			{Type: ck.CKA_VALUE, Value: skb},
-		}, nil
+		{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
+		{Type: ck.CKA_PARAMETER_SET, Value: ps},
+		{Type: ck.CKA_VALUE, Value: pkb},
+	}, append(priv, ck.Attribute{Type: ck.CKA_VALUE, Value: skb}), nil
 }

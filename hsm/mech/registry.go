@@ -40,6 +40,7 @@ func New(p *ck.Profile) *Registry {
 		eddsaMechanisms(),
 		cmacMechanisms(),
 		mldsaMechanisms(),
+		slhdsaMechanisms(),
 		mlkemMechanisms(),
 		chacha20Mechanisms(),
 		// families are added here
@@ -54,6 +55,7 @@ func New(p *ck.Profile) *Registry {
 		genericKeyKinds(),
 		edKeyKinds(),
 		mldsaKeyKinds(),
+		slhdsaKeyKinds(),
 		montgomeryKeyKinds(),
 		hkdfKeyKinds(),
 		mlkemKeyKinds(),
