@@ -142,15 +142,23 @@ func ReadJSON(rd io.Reader) (*Report, error) {
 	return &r, nil
 }
 
-// Merge adds other's results to r (for comparing runs saved separately);
-// results for a target r already has are kept from r.
+// Merge adds other's results to r (for comparing runs saved separately, or
+// adding ops measured later): a measurement r already has is kept from r.
 func (r *Report) Merge(other *Report) {
+	// A measurement is (target, op, threads): another report adds the ones
+	// this one lacks, whether a new module or new ops of the same modules.
+	type key struct {
+		target, op string
+		threads    int
+	}
 	have := map[string]bool{}
+	measured := map[key]bool{}
 	for _, x := range r.Results {
 		have[x.Target] = true
+		measured[key{x.Target, x.Op, x.Threads}] = true
 	}
 	for _, x := range other.Results {
-		if !have[x.Target] {
+		if !measured[key{x.Target, x.Op, x.Threads}] {
 			r.Results = append(r.Results, x)
 		}
 	}

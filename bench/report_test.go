@@ -175,16 +175,21 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 }
 
-func TestMergeKeepsFirstTargets(t *testing.T) {
+func TestMergeAddsMissingMeasurements(t *testing.T) {
 	a := sampleReport()
+	first := a.Results[0]
 	b := &Report{Meta: a.Meta, Ops: []Op{*opByName("random-32")}, Results: []Result{
 		{Target: "gohsm", Op: "random-32", Threads: 1, OpsPerSec: 1},
 		{Target: "other", Op: "random-32", Threads: 1, OpsPerSec: 2},
+		{Target: first.Target, Op: first.Op, Threads: first.Threads, OpsPerSec: first.OpsPerSec + 1},
 	}}
 	n := len(a.Results)
 	a.Merge(b)
-	if len(a.Results) != n+1 || a.Find("other", "random-32", 1) == nil || a.Find("gohsm", "random-32", 1) != nil {
-		t.Errorf("merge: %d results, other=%v", len(a.Results), a.Find("other", "random-32", 1))
+	if len(a.Results) != n+2 || a.Find("other", "random-32", 1) == nil || a.Find("gohsm", "random-32", 1) == nil {
+		t.Errorf("merge: %d results, want %d", len(a.Results), n+2)
+	}
+	if got := a.Find(first.Target, first.Op, first.Threads); got == nil || got.OpsPerSec != first.OpsPerSec {
+		t.Errorf("merge replaced a measurement the first report had: %+v", got)
 	}
 	if opIndex(a.Ops, "random-32") < 0 {
 		t.Error("merge lost the other report's op")

@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"encoding/asn1"
 	"testing"
 
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -103,6 +104,34 @@ func BenchmarkModuleRSA2048SignParallel(b *testing.B) {
 				return
 			}
 			if _, _, err := m.Sign(ps, []byte("data"), 1024); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkModuleEd25519SignParallel: one key, a session per goroutine
+// (run with -cpu 1,2 to see the engine scale).
+func BenchmarkModuleEd25519SignParallel(b *testing.B) {
+	m, s := userSession(b)
+	params, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 101, 112})
+	_, k := genPair(b, m, s, ck.CKM_EC_EDWARDS_KEY_PAIR_GEN, []ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: params}})
+	msg := make([]byte, 32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ps, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		for pb.Next() {
+			if err := m.SignInit(ps, ck.Mechanism{Type: ck.CKM_EDDSA}, k); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, _, err := m.Sign(ps, msg, 1024); err != nil {
 				b.Error(err)
 				return
 			}
