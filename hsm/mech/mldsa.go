@@ -90,18 +90,7 @@ type mldsaKey struct {
 }
 
 func mldsaParamSet(a attr.Template) (*mldsaSet, error) {
-	v, ok, err := a.ULong(ck.CKA_PARAMETER_SET)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("CKK_ML_DSA: CKA_PARAMETER_SET: %w", ck.CKR_TEMPLATE_INCOMPLETE)
-	}
-	s, ok := mldsaSetOf(v)
-	if !ok {
-		return nil, fmt.Errorf("CKK_ML_DSA: parameter set %d: %w", v, ck.CKR_ATTRIBUTE_VALUE_INVALID)
-	}
-	return s, nil
+	return pqParamSet("CKK_ML_DSA", a, mldsaSetOf)
 }
 
 func parseMLDSA(class ck.ObjectClass, a attr.Template) (any, error) {

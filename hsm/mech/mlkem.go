@@ -64,18 +64,7 @@ type mlkemKey struct {
 }
 
 func mlkemParamSet(a attr.Template) (*mlkemSet, error) {
-	v, ok, err := a.ULong(ck.CKA_PARAMETER_SET)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("CKK_ML_KEM: CKA_PARAMETER_SET: %w", ck.CKR_TEMPLATE_INCOMPLETE)
-	}
-	s, ok := mlkemSetOf(v)
-	if !ok {
-		return nil, fmt.Errorf("CKK_ML_KEM: parameter set %d: %w", v, ck.CKR_ATTRIBUTE_VALUE_INVALID)
-	}
-	return s, nil
+	return pqParamSet("CKK_ML_KEM", a, mlkemSetOf)
 }
 
 func parseMLKEM(class ck.ObjectClass, a attr.Template) (any, error) {

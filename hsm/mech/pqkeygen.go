@@ -75,3 +75,20 @@ func pqGenerateKeys(name string, kt ck.KeyType, pubT, privT attr.Template, looku
 		{Type: ck.CKA_VALUE, Value: pkb},
 	}, append(priv, ck.Attribute{Type: ck.CKA_VALUE, Value: skb}), nil
 }
+
+// pqParamSet reads a post-quantum key's CKA_PARAMETER_SET and looks it up
+// (kt names the key type in errors).
+func pqParamSet[S any](kt string, a attr.Template, lookup func(ck.ULong) (*S, bool)) (*S, error) {
+	v, ok, err := a.ULong(ck.CKA_PARAMETER_SET)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: CKA_PARAMETER_SET: %w", kt, ck.CKR_TEMPLATE_INCOMPLETE)
+	}
+	s, ok := lookup(v)
+	if !ok {
+		return nil, fmt.Errorf("%s: parameter set %d: %w", kt, v, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	return s, nil
+}

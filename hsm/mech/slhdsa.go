@@ -97,18 +97,7 @@ type slhdsaKey struct {
 }
 
 func slhdsaParamSet(a attr.Template) (*slhdsaSet, error) {
-	v, ok, err := a.ULong(ck.CKA_PARAMETER_SET)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("CKK_SLH_DSA: CKA_PARAMETER_SET: %w", ck.CKR_TEMPLATE_INCOMPLETE)
-	}
-	s, ok := slhdsaSetOf(v)
-	if !ok {
-		return nil, fmt.Errorf("CKK_SLH_DSA: parameter set %d: %w", v, ck.CKR_ATTRIBUTE_VALUE_INVALID)
-	}
-	return s, nil
+	return pqParamSet("CKK_SLH_DSA", a, slhdsaSetOf)
 }
 
 // slhdsaFromSeeds runs slh_keygen_internal on SK.seed || SK.prf || PK.seed
