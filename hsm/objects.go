@@ -234,9 +234,9 @@ func (m *Module) GetObjectSize(h ck.SessionHandle, oh ck.ObjectHandle) (ck.ULong
 	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	n := len(encodeAttrs(o.attrs)) + len(o.sealed)
+	n := len(attr.EncodeTemplate(o.attrs)) + len(o.sealed)
 	if !o.token {
-		n += len(encodeAttrs(o.secret))
+		n += len(attr.EncodeTemplate(o.secret))
 	}
 	return ck.ULong(n), nil
 }

@@ -78,7 +78,7 @@ func unwrapKey(w WrappedKey, pin []byte) ([]byte, bool) {
 // sealAttrs encrypts secret attributes with the object id as associated
 // data, so a sealed blob moved to another object fails to open.
 func sealAttrs(key []byte, id uint64, t attr.Template) []byte {
-	plain := encodeAttrs(t)
+	plain := attr.EncodeTemplate(t)
 	defer zero(plain)
 	nonce := make([]byte, 12)
 	rand.Read(nonce)
@@ -98,40 +98,11 @@ func openAttrs(key []byte, id uint64, sealed []byte) (attr.Template, error) {
 		return nil, fmt.Errorf("object %d: sealed attributes do not authenticate: %w", id, ck.CKR_DEVICE_ERROR)
 	}
 	defer zero(plain)
-	return decodeAttrs(plain)
-}
-
-// encodeAttrs is a flat type(8) length(4) value encoding.
-func encodeAttrs(t attr.Template) []byte {
-	n := 0
-	for _, a := range t {
-		n += 12 + len(a.Value)
+	t, err := attr.DecodeTemplate(plain)
+	if err != nil {
+		return nil, fmt.Errorf("object %d: sealed attributes: %w", id, ck.CKR_DEVICE_ERROR)
 	}
-	out := make([]byte, 0, n)
-	for _, a := range t {
-		out = binary.BigEndian.AppendUint64(out, uint64(a.Type))
-		out = binary.BigEndian.AppendUint32(out, uint32(len(a.Value)))
-		out = append(out, a.Value...)
-	}
-	return out
-}
-
-func decodeAttrs(b []byte) (attr.Template, error) {
-	var t attr.Template
-	for len(b) > 0 {
-		if len(b) < 12 {
-			return nil, fmt.Errorf("attribute encoding truncated: %w", ck.CKR_DEVICE_ERROR)
-		}
-		typ := ck.AttributeType(binary.BigEndian.Uint64(b))
-		n := int(binary.BigEndian.Uint32(b[8:]))
-		b = b[12:]
-		if n > len(b) {
-			return nil, fmt.Errorf("attribute encoding truncated: %w", ck.CKR_DEVICE_ERROR)
-		}
-		t = append(t, ck.Attribute{Type: typ, Value: append([]byte{}, b[:n]...)})
-		b = b[n:]
-	}
-	return t, nil
+	return t.Clone(), nil // plain is wiped on return
 }
 
 func zero(b []byte) {
