@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance bench bench-report torture vet install clean
+.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance bench bench-report torture fuzz vet install clean
 
 all: build
 
@@ -70,6 +70,15 @@ bench-report: deps build
 # runs 40).
 torture:
 	GOHSM_TORTURE_KILLS=200 $(GO) test -count=1 -run 'TestTorture$$' -v ./tokens
+
+# Coverage-guided fuzzing of every parser of caller or disk input; their seed
+# corpora already run in make test. FUZZTIME per target.
+FUZZTIME ?= 60s
+FUZZ := ./hsm/attr:FuzzDecodeTemplate ./hsm/mech:FuzzKeyParse ./hsm/mech:FuzzPKCS8 \
+	./internal/conf:FuzzParse ./tokens:FuzzDecodeAttrs
+fuzz:
+	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
+		$(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 test: deps build vet test-go test-clients test-gosuites
 
