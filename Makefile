@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance bench bench-report torture fuzz vet install clean
+.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance bench bench-report bench-chost torture fuzz vet install clean
 
 all: build
 
@@ -65,6 +65,11 @@ bench: deps build
 bench-report: deps build
 	$(GO) run ./bench/cmd/gohsm-bench run -full -json $(BUILD)/benchmarks.json -md docs/benchmarks.md \
 		-commands "make build; make bench-report"
+
+# The module from a C host (no second Go runtime in the process) against the
+# raw Go libraries, in one run.
+bench-chost: deps build
+	@scripts/bench-chost.sh
 
 # The long crash-safety run: 200 kill -9 of a writing process (make test
 # runs 40).
