@@ -74,12 +74,7 @@ var mldsaSets = []mldsaSet{
 const mldsaSeedLen = 32
 
 func mldsaSetOf(v ck.ULong) (*mldsaSet, bool) {
-	for i := range mldsaSets {
-		if ck.ULong(mldsaSets[i].set) == v {
-			return &mldsaSets[i], true
-		}
-	}
-	return nil, false
+	return pqSetOf(mldsaSets, v, func(s *mldsaSet) ck.ParameterSet { return s.set })
 }
 
 // mldsaKey is the material of a CKK_ML_DSA object.

@@ -48,12 +48,7 @@ var mlkemSets = []mlkemSet{
 const mlkemSeedLen = 64
 
 func mlkemSetOf(v ck.ULong) (*mlkemSet, bool) {
-	for i := range mlkemSets {
-		if ck.ULong(mlkemSets[i].set) == v {
-			return &mlkemSets[i], true
-		}
-	}
-	return nil, false
+	return pqSetOf(mlkemSets, v, func(s *mlkemSet) ck.ParameterSet { return s.set })
 }
 
 // mlkemKey is the material of a CKK_ML_KEM object.

@@ -92,3 +92,13 @@ func pqParamSet[S any](kt string, a attr.Template, lookup func(ck.ULong) (*S, bo
 	}
 	return s, nil
 }
+
+// pqSetOf finds the parameter set whose CKA_PARAMETER_SET value is v.
+func pqSetOf[S any](sets []S, v ck.ULong, id func(*S) ck.ParameterSet) (*S, bool) {
+	for i := range sets {
+		if ck.ULong(id(&sets[i])) == v {
+			return &sets[i], true
+		}
+	}
+	return nil, false
+}

@@ -81,12 +81,7 @@ var slhdsaSets = func() []slhdsaSet {
 }()
 
 func slhdsaSetOf(v ck.ULong) (*slhdsaSet, bool) {
-	for i := range slhdsaSets {
-		if ck.ULong(slhdsaSets[i].set) == v {
-			return &slhdsaSets[i], true
-		}
-	}
-	return nil, false
+	return pqSetOf(slhdsaSets, v, func(s *slhdsaSet) ck.ParameterSet { return s.set })
 }
 
 // slhdsaKey is the material of a CKK_SLH_DSA object.
