@@ -138,3 +138,32 @@ func BenchmarkModuleEd25519SignParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkModuleMLKEM768EncapsParallel encapsulates to a session AES-256
+// key and destroys it, a session per goroutine: the key object's life is
+// what the engine adds to the KEM (run with -cpu 1,2).
+func BenchmarkModuleMLKEM768EncapsParallel(b *testing.B) {
+	m, s := userSession(b)
+	pub, _ := mlkemPair(b, m, s, ck.CKP_ML_KEM_768)
+	tmpl := aesKeyTemplate(ck.Attribute{Type: ck.CKA_VALUE_LEN, Value: ul(32)})
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ps, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		for pb.Next() {
+			_, _, kh, err := m.EncapsulateKey(ps, kemMech, pub, tmpl, 2048)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := m.DestroyObject(ps, kh); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -24,10 +24,13 @@ import (
 
 // kemKey is what both halves check before any work: the template's class,
 // the session's right to create the object, the key's class, usage flag,
-// mechanism and key type. The caller holds s.mu and tok.mu for writing.
+// mechanism and key type. The caller holds s.mu; the token's read lock is
+// taken here and released before the KEM runs.
 func (m *Module) kemKey(s *Session, mt ck.Mechanism, kh ck.ObjectHandle, t attr.Template, cls ck.ObjectClass,
 	usage ck.AttributeType, has func(*mech.Mechanism) bool) (*mech.Mechanism, *mech.Key, error) {
 	tok := s.tok
+	tok.mu.RLock()
+	defer tok.mu.RUnlock()
 	o, err := tok.visible(kh)
 	if err != nil || !o.isKey() {
 		return nil, nil, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
@@ -61,35 +64,34 @@ func (m *Module) kemKey(s *Session, mt ck.Mechanism, kh ck.ObjectHandle, t attr.
 	return mm, k, nil
 }
 
-// kemSession locks the session and the token for a KEM call and checks
-// the template's class and the session's right to create the new key. On
-// success the caller must call unlock.
-func (m *Module) kemSession(h ck.SessionHandle, t attr.Template) (*Session, func(), error) {
+// kemSession locks the session for a KEM call and checks the template's
+// class and the session's right to create the new key. It reports whether
+// the SO is logged in (for build). On success the caller must unlock s.mu.
+func (m *Module) kemSession(h ck.SessionHandle, t attr.Template) (*Session, bool, error) {
 	s, err := m.lock(h)
 	if err != nil {
-		return nil, nil, err
+		return nil, false, err
 	}
 	if err := keyTemplateClass(t, ck.CKO_SECRET_KEY); err != nil {
 		s.mu.Unlock()
-		return nil, nil, err
+		return nil, false, err
 	}
 	token, private, err := flagsOf(t, ck.CKO_SECRET_KEY)
 	if err != nil {
 		s.mu.Unlock()
-		return nil, nil, err
+		return nil, false, err
 	}
-	s.tok.mu.Lock()
-	unlock := func() { s.tok.mu.Unlock(); s.mu.Unlock() }
-	if err := s.access(token, private); err != nil {
-		unlock()
-		return nil, nil, err
+	so, err := s.mayCreate(token, private)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, false, err
 	}
-	return s, unlock, nil
+	return s, so, nil
 }
 
 // secretKeyFrom makes the new secret key object from a KEM's shared secret.
-// The caller holds s.mu and tok.mu for writing.
-func (m *Module) secretKeyFrom(s *Session, t attr.Template, secret []byte) (ck.ObjectHandle, error) {
+// The caller holds s.mu; the token's write lock is taken only to commit.
+func (m *Module) secretKeyFrom(s *Session, so bool, t attr.Template, secret []byte) (ck.ObjectHandle, error) {
 	kt := ck.CKK_GENERIC_SECRET
 	if v, ok, err := t.ULong(ck.CKA_KEY_TYPE); err != nil {
 		return 0, err
@@ -111,7 +113,7 @@ func (m *Module) secretKeyFrom(s *Session, t attr.Template, secret []byte) (ck.O
 		{Type: ck.CKA_VALUE, Value: value},
 		{Type: ck.CKA_LOCAL, Value: attr.Bool(false)},
 	}
-	all, err := m.build(dropTypes(t, ck.CKA_VALUE_LEN), ck.CKO_SECRET_KEY, kt, fromGenerate, s.tok.user == ck.CKU_SO, extra)
+	all, err := m.build(dropTypes(t, ck.CKA_VALUE_LEN), ck.CKO_SECRET_KEY, kt, fromGenerate, so, extra)
 	if err != nil {
 		return 0, err
 	}
@@ -119,8 +121,11 @@ func (m *Module) secretKeyFrom(s *Session, t attr.Template, secret []byte) (ck.O
 	// 3.2 §5.18 C_EncapsulateKey states it, so say it here too.
 	all.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(false))
 	all.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(false))
-	o, err := m.insert(s, all, ck.CKO_SECRET_KEY, kt)
+	o, err := m.newObject(all, ck.CKO_SECRET_KEY, kt)
 	if err != nil {
+		return 0, err
+	}
+	if err := m.commitLocked(s, so, o); err != nil {
 		return 0, err
 	}
 	return o.handle, nil
@@ -132,11 +137,11 @@ func (m *Module) secretKeyFrom(s *Session, t attr.Template, secret []byte) (ck.O
 // CKR_BUFFER_TOO_SMALL with the length, also before any work.
 func (m *Module) EncapsulateKey(h ck.SessionHandle, mt ck.Mechanism, pub ck.ObjectHandle, tmpl []ck.Attribute, ctCap int) ([]byte, int, ck.ObjectHandle, error) {
 	t := attr.Template(tmpl)
-	s, unlock, err := m.kemSession(h, t)
+	s, so, err := m.kemSession(h, t)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
 	mm, k, err := m.kemKey(s, mt, pub, t, ck.CKO_PUBLIC_KEY, ck.CKA_ENCAPSULATE,
 		func(mm *mech.Mechanism) bool { return mm.Encapsulate != nil && mm.CiphertextLen != nil })
 	if err != nil {
@@ -157,7 +162,7 @@ func (m *Module) EncapsulateKey(h ck.SessionHandle, mt ck.Mechanism, pub ck.Obje
 		return nil, 0, 0, fmt.Errorf("%v: %w", mt.Type, err)
 	}
 	defer zero(secret)
-	kh, err := m.secretKeyFrom(s, t, secret)
+	kh, err := m.secretKeyFrom(s, so, t, secret)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -167,11 +172,11 @@ func (m *Module) EncapsulateKey(h ck.SessionHandle, mt ck.Mechanism, pub ck.Obje
 // DecapsulateKey is C_DecapsulateKey (3.2).
 func (m *Module) DecapsulateKey(h ck.SessionHandle, mt ck.Mechanism, priv ck.ObjectHandle, tmpl []ck.Attribute, ciphertext []byte) (ck.ObjectHandle, error) {
 	t := attr.Template(tmpl)
-	s, unlock, err := m.kemSession(h, t)
+	s, so, err := m.kemSession(h, t)
 	if err != nil {
 		return 0, err
 	}
-	defer unlock()
+	defer s.mu.Unlock()
 	mm, k, err := m.kemKey(s, mt, priv, t, ck.CKO_PRIVATE_KEY, ck.CKA_DECAPSULATE,
 		func(mm *mech.Mechanism) bool { return mm.Decapsulate != nil })
 	if err != nil {
@@ -182,5 +187,5 @@ func (m *Module) DecapsulateKey(h ck.SessionHandle, mt ck.Mechanism, priv ck.Obj
 		return 0, fmt.Errorf("%v: %w", mt.Type, err)
 	}
 	defer zero(secret)
-	return m.secretKeyFrom(s, t, secret)
+	return m.secretKeyFrom(s, so, t, secret)
 }

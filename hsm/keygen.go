@@ -52,10 +52,8 @@ func (m *Module) GenerateKey(h ck.SessionHandle, mt ck.Mechanism, tmpl []ck.Attr
 	if err != nil {
 		return 0, err
 	}
-	tok := s.tok
-	tok.mu.Lock()
-	defer tok.mu.Unlock()
-	if err := s.access(token, private); err != nil {
+	so, err := s.mayCreate(token, private)
+	if err != nil {
 		return 0, err
 	}
 	mm, ok := m.reg.Mechanism(mt.Type)
@@ -80,12 +78,15 @@ func (m *Module) GenerateKey(h ck.SessionHandle, mt ck.Mechanism, tmpl []ck.Attr
 		return 0, err
 	}
 	gen = append(gen, localAttrs(ck.CKO_SECRET_KEY, mt.Type)...)
-	all, err := m.build(t, ck.CKO_SECRET_KEY, kt, fromGenerate, tok.user == ck.CKU_SO, gen)
+	all, err := m.build(t, ck.CKO_SECRET_KEY, kt, fromGenerate, so, gen)
 	if err != nil {
 		return 0, err
 	}
-	o, err := m.insert(s, all, ck.CKO_SECRET_KEY, kt)
+	o, err := m.newObject(all, ck.CKO_SECRET_KEY, kt)
 	if err != nil {
+		return 0, err
+	}
+	if err := m.commitLocked(s, so, o); err != nil {
 		return 0, err
 	}
 	return o.handle, nil
@@ -129,13 +130,11 @@ func (m *Module) GenerateKeyPair(h ck.SessionHandle, mt ck.Mechanism, pubT, priv
 	if err != nil {
 		return 0, 0, err
 	}
-	tok := s.tok
-	tok.mu.Lock()
-	defer tok.mu.Unlock()
-	if err := s.access(pubToken, pubPrivate); err != nil {
+	so, err := s.mayCreate(pubToken, pubPrivate)
+	if err != nil {
 		return 0, 0, err
 	}
-	if err := s.access(privToken, privPrivate); err != nil {
+	if _, err := s.mayCreate(privToken, privPrivate); err != nil {
 		return 0, 0, err
 	}
 	mm, ok := m.reg.Mechanism(mt.Type)
@@ -165,7 +164,6 @@ func (m *Module) GenerateKeyPair(h ck.SessionHandle, mt ck.Mechanism, pubT, priv
 	}
 	genPub = append(genPub, localAttrs(ck.CKO_PUBLIC_KEY, mt.Type)...)
 	genPriv = append(genPriv, localAttrs(ck.CKO_PRIVATE_KEY, mt.Type)...)
-	so := tok.user == ck.CKU_SO
 	allPub, err := m.build(pub, ck.CKO_PUBLIC_KEY, kt, fromGenerate, so, genPub)
 	if err != nil {
 		return 0, 0, err
@@ -174,25 +172,18 @@ func (m *Module) GenerateKeyPair(h ck.SessionHandle, mt ck.Mechanism, pubT, priv
 	if err != nil {
 		return 0, 0, err
 	}
-	po, err := m.insert(s, allPub, ck.CKO_PUBLIC_KEY, kt)
+	po, err := m.newObject(allPub, ck.CKO_PUBLIC_KEY, kt)
 	if err != nil {
 		return 0, 0, err
 	}
-	ko, err := m.insert(s, allPriv, ck.CKO_PRIVATE_KEY, kt)
+	ko, err := m.newObject(allPriv, ck.CKO_PRIVATE_KEY, kt)
 	if err != nil {
-		m.discard(s, po)
+		return 0, 0, err
+	}
+	if err := m.commitLocked(s, so, po, ko); err != nil {
 		return 0, 0, err
 	}
 	return po.handle, ko.handle, nil
-}
-
-// discard undoes insert for a pair whose second half failed. The caller
-// holds s.mu and tok.mu.
-func (m *Module) discard(s *Session, o *Object) {
-	if o.token {
-		_ = s.tok.store.DeleteObject(o.id)
-	}
-	s.tok.removeObject(o)
 }
 
 func dropEqual(t, ref attr.Template, at ck.AttributeType) attr.Template {

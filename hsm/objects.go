@@ -31,17 +31,34 @@ func (s *Session) access(token, private bool) error {
 	return nil
 }
 
-// insert completes a new object from its full attribute set: the key kind
-// validates and parses the material, derived values are added, secrets
-// are split off and sealed, and a token object is committed before it
-// becomes visible. The caller holds s.mu and t.mu for writing.
+// insert makes an object from its full attribute set for a caller that
+// already holds s.mu and t.mu for writing (C_CreateObject, C_CopyObject,
+// where there is no slow work to keep out of the lock).
 func (m *Module) insert(s *Session, all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
-	t := s.tok
 	token, _, _ := all.Bool(ck.CKA_TOKEN)
 	private, _, _ := all.Bool(ck.CKA_PRIVATE)
 	if err := s.access(token, private); err != nil {
 		return nil, err
 	}
+	o, err := m.newObject(all, cls, kt)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.commit(s, o, s.tok.user == ck.CKU_SO); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// newObject is the first half of making an object and needs no token
+// lock: the key kind validates and parses the material (milliseconds for
+// an RSA key), derived values are added and the secrets split off. Key
+// generation, unwrapping, derivation and the KEMs do their cryptography
+// and this with only the session locked, so one session making a
+// 4096-bit RSA key does not stall every other session's C_SignInit.
+func (m *Module) newObject(all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
+	token, _, _ := all.Bool(ck.CKA_TOKEN)
+	private, _, _ := all.Bool(ck.CKA_PRIVATE)
 	o := &Object{handle: m.newObjectHandle(), token: token, private: private, class: cls, keyType: kt}
 	if kt != noKeyType {
 		kk, ok := m.reg.KeyKind(kt)
@@ -66,21 +83,83 @@ func (m *Module) insert(s *Session, all attr.Template, cls ck.ObjectClass, kt ck
 	if o.secret == nil {
 		o.secret = attr.Template{}
 	}
-	if token {
+	return o, nil
+}
+
+// commit is the second half: the session's right to make the object is
+// checked again, because a logout may have come between the caller's first
+// check (under the read lock) and now, and so is the SO's if the object
+// was built with it (CKA_TRUSTED). A token object is persisted before it
+// becomes visible. The caller holds s.mu and t.mu for writing.
+func (m *Module) commit(s *Session, o *Object, builtAsSO bool) error {
+	t := s.tok
+	if err := s.access(o.token, o.private); err != nil {
+		return err
+	}
+	if builtAsSO && t.user != ck.CKU_SO && m.usesSO(o) {
+		return fmt.Errorf("the SO logged out while the key was made: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	if o.token {
 		id, err := t.store.NewObjectID()
 		if err != nil {
-			return nil, fmt.Errorf("new object id: %w", deviceError(err))
+			return fmt.Errorf("new object id: %w", deviceError(err))
 		}
 		o.id = id
 		if err := t.persist(o); err != nil {
-			return nil, err
+			return err
 		}
 	} else {
 		o.owner = s.h
-		s.objects = append(s.objects, o.handle)
 	}
 	t.addObject(o)
-	return o, nil
+	return nil
+}
+
+// mayCreate is the early access check for a call that makes an object
+// after slow work: under the token's read lock it checks the session may
+// create an object with these flags, and reports whether the SO is logged
+// in (what build needs to know). commit checks again under the write lock.
+func (s *Session) mayCreate(token, private bool) (so bool, err error) {
+	s.tok.mu.RLock()
+	defer s.tok.mu.RUnlock()
+	return s.tok.user == ck.CKU_SO, s.access(token, private)
+}
+
+// commitLocked takes the token's write lock and commits objects made by
+// newObject, all or none: if one fails, those before it are discarded.
+func (m *Module) commitLocked(s *Session, builtAsSO bool, objs ...*Object) error {
+	s.tok.mu.Lock()
+	defer s.tok.mu.Unlock()
+	for i, o := range objs {
+		if err := m.commit(s, o, builtAsSO); err != nil {
+			for _, done := range objs[:i] {
+				m.discard(s, done)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// discard undoes commit for a set whose later member failed. The caller
+// holds s.mu and tok.mu.
+func (m *Module) discard(s *Session, o *Object) {
+	if o.token {
+		_ = s.tok.store.DeleteObject(o.id)
+	}
+	s.tok.removeObject(o)
+}
+
+// usesSO reports whether o carries an attribute only the SO may set true.
+func (m *Module) usesSO(o *Object) bool {
+	ecLike := m.ecLikeKeyTypes()
+	for _, a := range o.attrs {
+		p := attr.Lookup(a.Type, o.class, o.keyType, ecLike)
+		if p != nil && p.Rules&attr.SOOnly != 0 && len(a.Value) == 1 && a.Value[0] != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // CreateObject is C_CreateObject (§5.7.1).

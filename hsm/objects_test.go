@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -251,5 +252,39 @@ func TestFindIndexedAndPersistent(t *testing.T) {
 	got := find(m2, s2, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("renamed")}})
 	if len(got) != 1 || string(getAttr(t, m2, s2, got[0], ck.CKA_VALUE)) != "value of obj-7" {
 		t.Fatal("renamed object lost across restart")
+	}
+}
+
+// TestSessionObjectsForgottenOnDestroy: a session remembers its session
+// objects only while they exist, whichever session destroys them, so a
+// long-lived session that makes and destroys keys (one per KEM call) does
+// not grow; closing it still removes what is left.
+func TestSessionObjectsForgottenOnDestroy(t *testing.T) {
+	m, s := userSession(t)
+	other, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
+	must(t, err)
+	var keep ck.ObjectHandle
+	for i := 0; i < 100; i++ {
+		k := genSecret(t, m, s, ck.CKM_AES_KEY_GEN, 16)
+		if i == 99 {
+			keep = k
+			break
+		}
+		by := s
+		if i%2 == 1 {
+			by = other
+		}
+		must(t, m.DestroyObject(by, k))
+	}
+	sess, _ := m.session(s)
+	sess.tok.mu.RLock()
+	n := len(sess.objects)
+	sess.tok.mu.RUnlock()
+	if n != 1 {
+		t.Fatalf("session remembers %d objects, want 1", n)
+	}
+	must(t, m.CloseSession(s))
+	if _, err := m.GetAttributeValue(other, keep, []ck.AttributeRequest{{Type: ck.CKA_CLASS}}); !errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+		t.Fatalf("session object after close: %v", err)
 	}
 }

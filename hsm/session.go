@@ -21,9 +21,10 @@ type Session struct {
 	ops    [opKinds]*operation
 	find   *findState
 
-	// objects lists this session's session objects, so closing it does
-	// not scan the token. Guarded by tok.mu.
-	objects []ck.ObjectHandle
+	// objects is the set of this session's session objects, so closing it
+	// does not scan the token; Token.addObject and removeObject keep it,
+	// whichever session destroys the object. Guarded by tok.mu.
+	objects map[ck.ObjectHandle]struct{}
 }
 
 // session looks up h: the first check of every session call after the
@@ -126,7 +127,7 @@ func (m *Module) closeSession(s *Session) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.sessions, s.h)
-	for _, h := range s.objects {
+	for h := range s.objects {
 		if o, ok := t.objects[h]; ok {
 			t.removeObject(o)
 			o.forget()

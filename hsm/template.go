@@ -3,6 +3,7 @@ package hsm
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -120,7 +121,21 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 		return nil, err
 	}
 	ecLike := m.ecLikeKeyTypes()
-	out := make(attr.Template, 0, len(t)+len(extra)+24)
+	policies := attr.ForClass(cls, kt, ecLike)
+	// The object's values share one allocation: a template of forty
+	// attributes would otherwise be forty small allocations per key made.
+	size := 0
+	for _, a := range t {
+		size += len(a.Value)
+	}
+	for _, a := range extra {
+		size += len(a.Value)
+	}
+	for _, p := range policies {
+		size += len(p.Default)
+	}
+	arena := valueArena(make([]byte, 0, size))
+	out := make(attr.Template, 0, len(t)+len(extra)+len(policies))
 	for _, a := range t {
 		p := attr.Lookup(a.Type, cls, kt, ecLike)
 		if p == nil {
@@ -148,20 +163,24 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 		if p.Rules&attr.SOOnly != 0 && !so && len(a.Value) == 1 && a.Value[0] != 0 {
 			return nil, fmt.Errorf("%v true needs the SO: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
 		}
-		out = append(out, ck.Attribute{Type: a.Type, Value: append([]byte{}, a.Value...)})
+		out = append(out, ck.Attribute{Type: a.Type, Value: arena.copy(a.Value)})
 	}
 	for _, a := range extra {
-		out.Set(a.Type, append([]byte{}, a.Value...))
+		out.Set(a.Type, arena.copy(a.Value))
 	}
-	for _, p := range attr.ForClass(cls, kt, ecLike) {
-		if out.Has(p.Type) {
+	// Each type has one row per class and key type (TestOneRowPerAttribute),
+	// so only the caller's and the mechanism's attributes can already be
+	// there.
+	given := out[:len(out):len(out)]
+	for _, p := range policies {
+		if given.Has(p.Type) {
 			continue
 		}
 		if how == fromCreate && p.Rules&attr.MustCreate != 0 {
 			return nil, fmt.Errorf("%v missing: %w", p.Type, ck.CKR_TEMPLATE_INCOMPLETE)
 		}
 		if p.Default != nil {
-			out = append(out, ck.Attribute{Type: p.Type, Value: append([]byte{}, p.Default...)})
+			out = append(out, ck.Attribute{Type: p.Type, Value: arena.copy(p.Default)})
 		}
 	}
 	if attr.ClassBit(cls)&(attr.PrivateKey|attr.SecretKey) != 0 {
@@ -185,6 +204,20 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 	return out, nil
 }
 
+// valueArena hands out copies carved from one buffer. Each copy has its
+// capacity clipped to its length, so appending to one value reallocates it
+// rather than overwriting its neighbour.
+type valueArena []byte
+
+func (a *valueArena) copy(v []byte) []byte {
+	if len(*a)+len(v) > cap(*a) {
+		return append([]byte{}, v...)
+	}
+	start := len(*a)
+	*a = append(*a, v...)
+	return (*a)[start:len(*a):len(*a)]
+}
+
 // ecLikeKeyTypes are vendor key types that use the EC attribute rows.
 func (m *Module) ecLikeKeyTypes() []ck.KeyType {
 	if k, ok := m.cfg.Profile.KeyType("CKK_SM2"); ok {
@@ -194,17 +227,22 @@ func (m *Module) ecLikeKeyTypes() []ck.KeyType {
 }
 
 // split separates the sensitive attributes (sealed at rest, footnote 7)
-// from the rest.
+// from the rest, in place: all is reordered, clear and secret are its two
+// halves (clear's capacity clipped so that appending to it cannot
+// overwrite a secret).
 func (m *Module) split(all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (clear, secret attr.Template) {
-	ecLike := m.ecLikeKeyTypes()
-	for _, a := range all {
-		if p := attr.Lookup(a.Type, cls, kt, ecLike); p != nil && p.Rules&attr.Sensitive != 0 {
-			secret = append(secret, a)
-		} else {
-			clear = append(clear, a)
+	sensitive := attr.SensitiveFor(cls, kt, m.ecLikeKeyTypes())
+	n := 0
+	for i := range all {
+		if !slices.Contains(sensitive, all[i].Type) {
+			all[n], all[i] = all[i], all[n]
+			n++
 		}
 	}
-	return clear, secret
+	if n == len(all) {
+		return all, nil
+	}
+	return all[:n:n], all[n:]
 }
 
 // imposeTemplate merges the template an unwrapping or base key imposes

@@ -94,10 +94,23 @@ func (t *Token) initialized() bool { return t.rec != nil }
 
 // addObject and removeObject keep the table and the index together; the
 // caller holds t.mu for writing.
+// readLocked runs f under the token's read lock: the lookups and checks a
+// call makes before work it does unlocked.
+func (t *Token) readLocked(f func() error) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return f()
+}
+
 func (t *Token) addObject(o *Object) {
 	t.objects[o.handle] = o
 	if o.token {
 		t.byID[o.id] = o
+	} else if s, ok := t.sessions[o.owner]; ok {
+		if s.objects == nil {
+			s.objects = map[ck.ObjectHandle]struct{}{}
+		}
+		s.objects[o.handle] = struct{}{}
 	}
 	t.index.add(o)
 }
@@ -106,6 +119,8 @@ func (t *Token) removeObject(o *Object) {
 	delete(t.objects, o.handle)
 	if o.token {
 		delete(t.byID, o.id)
+	} else if s, ok := t.sessions[o.owner]; ok {
+		delete(s.objects, o.handle)
 	}
 	t.index.remove(o)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
+	"github.com/gohsm/gohsm/hsm/mech"
 )
 
 // Key wrapping, unwrapping and derivation (§5.14), with a policy that
@@ -162,37 +163,44 @@ func (m *Module) UnwrapKey(h ck.SessionHandle, mt ck.Mechanism, uh ck.ObjectHand
 	if err != nil {
 		return 0, err
 	}
+	so, err := s.mayCreate(token, private)
+	if err != nil {
+		return 0, err
+	}
 	tok := s.tok
-	tok.mu.Lock()
-	defer tok.mu.Unlock()
-	if err := s.access(token, private); err != nil {
-		return 0, err
-	}
-	u, err := tok.visible(uh)
-	if err != nil || !u.isKey() {
-		return 0, fmt.Errorf("unwrapping key %d: %w", uh, ck.CKR_UNWRAPPING_KEY_HANDLE_INVALID)
-	}
-	if !u.boolAttr(ck.CKA_UNWRAP) {
-		return 0, fmt.Errorf("unwrapping key %d has CKA_UNWRAP false: %w", uh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-	}
-	if t, err = imposeTemplate(u, ck.CKA_UNWRAP_TEMPLATE, t); err != nil {
-		return 0, err
-	}
-	mm, ok := m.reg.Mechanism(mt.Type)
-	if !ok || mm.Decrypt == nil || mm.Info.Flags&ck.CKF_UNWRAP == 0 {
-		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
-	}
-	if !slices.Contains(mm.KeyTypes, u.keyType) {
-		return 0, fmt.Errorf("%v with a %v key: %w", mt.Type, u.keyType, ck.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
-	}
-	kk, ok := m.reg.KeyKind(kt)
-	if !ok {
-		return 0, fmt.Errorf("key type %v: %w", kt, ck.CKR_ATTRIBUTE_VALUE_INVALID)
-	}
-	if err := tok.unseal(u); err != nil {
-		return 0, err
-	}
-	uk, err := u.key(m.reg)
+	var (
+		mm *mech.Mechanism
+		kk *mech.KeyKind
+		uk *mech.Key
+	)
+	err = tok.readLocked(func() error {
+		u, err := tok.visible(uh)
+		if err != nil || !u.isKey() {
+			return fmt.Errorf("unwrapping key %d: %w", uh, ck.CKR_UNWRAPPING_KEY_HANDLE_INVALID)
+		}
+		if !u.boolAttr(ck.CKA_UNWRAP) {
+			return fmt.Errorf("unwrapping key %d has CKA_UNWRAP false: %w", uh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+		}
+		if t, err = imposeTemplate(u, ck.CKA_UNWRAP_TEMPLATE, t); err != nil {
+			return err
+		}
+		var ok bool
+		mm, ok = m.reg.Mechanism(mt.Type)
+		if !ok || mm.Decrypt == nil || mm.Info.Flags&ck.CKF_UNWRAP == 0 {
+			return fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
+		}
+		if !slices.Contains(mm.KeyTypes, u.keyType) {
+			return fmt.Errorf("%v with a %v key: %w", mt.Type, u.keyType, ck.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+		}
+		if kk, ok = m.reg.KeyKind(kt); !ok {
+			return fmt.Errorf("key type %v: %w", kt, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+		}
+		if err := tok.unseal(u); err != nil {
+			return err
+		}
+		uk, err = u.key(m.reg)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -235,12 +243,15 @@ func (m *Module) UnwrapKey(h ck.SessionHandle, mt ck.Mechanism, uh ck.ObjectHand
 	}
 	extra = append(extra, ck.Attribute{Type: ck.CKA_LOCAL, Value: attr.Bool(false)})
 	t = dropTypes(t, ck.CKA_VALUE_LEN)
-	all, err := m.build(t, cls, kt, fromUnwrap, tok.user == ck.CKU_SO, extra)
+	all, err := m.build(t, cls, kt, fromUnwrap, so, extra)
 	if err != nil {
 		return 0, err
 	}
-	o, err := m.insert(s, all, cls, kt)
+	o, err := m.newObject(all, cls, kt)
 	if err != nil {
+		return 0, err
+	}
+	if err := m.commitLocked(s, so, o); err != nil {
 		return 0, err
 	}
 	return o.handle, nil
@@ -263,40 +274,49 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 	if err != nil {
 		return 0, err
 	}
-	tok := s.tok
-	tok.mu.Lock()
-	defer tok.mu.Unlock()
-	if err := s.access(token, private); err != nil {
-		return 0, err
-	}
-	b, err := tok.visible(bh)
-	if err != nil || !b.isKey() {
-		return 0, fmt.Errorf("base key %d: %w", bh, ck.CKR_KEY_HANDLE_INVALID)
-	}
-	if !b.boolAttr(ck.CKA_DERIVE) {
-		return 0, fmt.Errorf("base key %d has CKA_DERIVE false: %w", bh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-	}
-	if t, err = imposeTemplate(b, ck.CKA_DERIVE_TEMPLATE, t); err != nil {
-		return 0, err
-	}
-	mm, ok := m.reg.Mechanism(mt.Type)
-	if !ok || mm.Derive == nil {
-		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
-	}
-	if !slices.Contains(mm.KeyTypes, b.keyType) {
-		return 0, fmt.Errorf("%v with a %v key: %w", mt.Type, b.keyType, ck.CKR_KEY_TYPE_INCONSISTENT)
-	}
-	if err := checkDuplicates(t); err != nil {
-		return 0, err
-	}
-	if err := tok.unseal(b); err != nil {
-		return 0, err
-	}
-	bk, err := b.key(m.reg)
+	so, err := s.mayCreate(token, private)
 	if err != nil {
 		return 0, err
 	}
-	param, err := m.resolveSaltKey(tok, mt.Param)
+	tok := s.tok
+	var (
+		b     *Object
+		mm    *mech.Mechanism
+		bk    *mech.Key
+		param any
+	)
+	err = tok.readLocked(func() error {
+		b, err = tok.visible(bh)
+		if err != nil || !b.isKey() {
+			return fmt.Errorf("base key %d: %w", bh, ck.CKR_KEY_HANDLE_INVALID)
+		}
+		if !b.boolAttr(ck.CKA_DERIVE) {
+			return fmt.Errorf("base key %d has CKA_DERIVE false: %w", bh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+		}
+		if t, err = imposeTemplate(b, ck.CKA_DERIVE_TEMPLATE, t); err != nil {
+			return err
+		}
+		var ok bool
+		mm, ok = m.reg.Mechanism(mt.Type)
+		if !ok || mm.Derive == nil {
+			return fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
+		}
+		if !slices.Contains(mm.KeyTypes, b.keyType) {
+			return fmt.Errorf("%v with a %v key: %w", mt.Type, b.keyType, ck.CKR_KEY_TYPE_INCONSISTENT)
+		}
+		if err := checkDuplicates(t); err != nil {
+			return err
+		}
+		if err := tok.unseal(b); err != nil {
+			return err
+		}
+		bk, err = b.key(m.reg)
+		if err != nil {
+			return err
+		}
+		param, err = m.resolveSaltKey(tok, mt.Param)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -317,7 +337,7 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 		ck.Attribute{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
 		ck.Attribute{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
 		ck.Attribute{Type: ck.CKA_LOCAL, Value: attr.Bool(false)})
-	all, err := m.build(dropTypes(t, ck.CKA_VALUE_LEN), ck.CKO_SECRET_KEY, kt, fromGenerate, tok.user == ck.CKU_SO, extra)
+	all, err := m.build(dropTypes(t, ck.CKA_VALUE_LEN), ck.CKO_SECRET_KEY, kt, fromGenerate, so, extra)
 	if err != nil {
 		return 0, err
 	}
@@ -325,8 +345,11 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 	extr, _, _ := all.Bool(ck.CKA_EXTRACTABLE)
 	all.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(sens && b.boolAttr(ck.CKA_ALWAYS_SENSITIVE)))
 	all.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(!extr && b.boolAttr(ck.CKA_NEVER_EXTRACTABLE)))
-	o, err := m.insert(s, all, ck.CKO_SECRET_KEY, kt)
+	o, err := m.newObject(all, ck.CKO_SECRET_KEY, kt)
 	if err != nil {
+		return 0, err
+	}
+	if err := m.commitLocked(s, so, o); err != nil {
 		return 0, err
 	}
 	return o.handle, nil

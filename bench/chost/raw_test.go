@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"testing"
 
+	"github.com/cloudflare/circl/kem/mlkem/mlkem768"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 )
 
@@ -46,6 +47,23 @@ func BenchmarkRawECDSAP256SignParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := ecdsa.SignASN1(rand.Reader, k, digest); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkRawMLKEM768EncapsParallel is circl's Encapsulate through the KEM
+// scheme, randomness included: what CKM_ML_KEM calls.
+func BenchmarkRawMLKEM768EncapsParallel(b *testing.B) {
+	pk, _, err := mlkem768.Scheme().GenerateKeyPair()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := mlkem768.Scheme().Encapsulate(pk); err != nil {
 				b.Error(err)
 				return
 			}

@@ -2,6 +2,7 @@ package attr
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/gohsm/gohsm/hsm/ck"
 )
@@ -311,9 +312,80 @@ func keyTypeMatches(list []ck.KeyType, kt ck.KeyType, extraEC []ck.KeyType) bool
 	return false
 }
 
-// ForClass returns every row that applies to class c and key type kt, for
-// filling defaults and checking required attributes.
+// ForClass returns the policies that apply to an object of class c and
+// key type kt, in table order. Every object made walks this list, so the
+// answer is computed once per (class, key type, EC-like vendor type) and
+// shared: callers must not modify the slice.
 func ForClass(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) []*Policy {
+	return classRowsFor(c, kt, extraEC).policies
+}
+
+// SensitiveFor lists the attribute types that are sealed at rest on an
+// object of class c and key type kt (the Sensitive rule, footnote 7):
+// CKA_VALUE of a secret key, the private numbers of an RSA key. Shared;
+// callers must not modify it.
+func SensitiveFor(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) []ck.AttributeType {
+	return classRowsFor(c, kt, extraEC).sensitive
+}
+
+// classRows is what ForClass and SensitiveFor answer for one class and key
+// type.
+type classRows struct {
+	policies  []*Policy
+	sensitive []ck.AttributeType
+}
+
+func classRowsFor(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) *classRows {
+	key := forClassKey{c: c, kt: kt}
+	if len(extraEC) == 1 {
+		key.ec = extraEC[0]
+	} else if len(extraEC) > 1 {
+		return newClassRows(c, kt, extraEC)
+	}
+	if v, ok := forClassCache.Load(key); ok {
+		return v.(*classRows)
+	}
+	out := newClassRows(c, kt, extraEC)
+	if forClassCached.Add(1) <= forClassCacheMax {
+		forClassCache.Store(key, out)
+	}
+	return out
+}
+
+type forClassKey struct {
+	c  ck.ObjectClass
+	kt ck.KeyType
+	ec ck.KeyType
+}
+
+// forClassCache holds classRows. Class and key type come from callers'
+// templates, so the number of entries is capped: past the cap an unseen
+// pair is computed each time, as before there was a cache.
+var (
+	forClassCache  sync.Map
+	forClassCached atomic.Int64
+)
+
+const forClassCacheMax = 512
+
+func newClassRows(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) *classRows {
+	r := &classRows{policies: forClass(c, kt, extraEC)}
+	// Lookup takes the first row that applies; do the same here, so a type
+	// with several rows is sensitive exactly when Lookup's row says so.
+	seen := map[ck.AttributeType]bool{}
+	for _, p := range r.policies {
+		if seen[p.Type] {
+			continue
+		}
+		seen[p.Type] = true
+		if p.Rules&Sensitive != 0 {
+			r.sensitive = append(r.sensitive, p.Type)
+		}
+	}
+	return r
+}
+
+func forClass(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) []*Policy {
 	bit := ClassBit(c)
 	var out []*Policy
 	for i := range Table {

@@ -2,9 +2,15 @@
  * chost: a C host for the module, to measure it without a second Go runtime
  * in the process (bench/ drives modules from Go through miekg/pkcs11, so the
  * host's runtime and the module's share the machine). One session per
- * thread, each signing in a loop for SECONDS; prints ops/s per thread count.
+ * thread, each signing (or encapsulating) in a loop for SECONDS; prints ops/s
+ * per thread count.
  *
- *   chost MODULE PIN OP SECONDS MAXTHREADS     OP: ed25519 | mldsa65 | ecdsa-p256
+ *   chost MODULE PIN OP SECONDS MAXTHREADS
+ *   OP: ed25519 | mldsa65 | ecdsa-p256 | mlkem768
+ *
+ * mlkem768 times C_EncapsulateKey (from the 3.2 function list) to a session
+ * AES-256 key plus the C_DestroyObject of that key, as bench/'s
+ * mlkem768-encaps op does.
  *
  * The token in the first slot must be initialised with PIN as user PIN.
  */
@@ -15,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <p11-kit-1/p11-kit/pkcs11.h>
+#include "kem.h"
 
 #define CKM_EC_EDWARDS_KEY_PAIR_GEN_ 0x1055UL
 #define CKM_EDDSA_ 0x1057UL
@@ -22,12 +29,18 @@
 #define CKM_ML_DSA_ 0x1dUL
 #define CKA_PARAMETER_SET_ 0x61dUL
 #define CKP_ML_DSA_65_ 2UL
+#define CKM_ML_KEM_KEY_PAIR_GEN_ 0xfUL
+#define CKM_ML_KEM_ 0x17UL
+#define CKA_ENCAPSULATE_ 0x633UL
+#define CKA_DECAPSULATE_ 0x634UL
+#define CKP_ML_KEM_768_ 2UL
 
 static CK_FUNCTION_LIST_PTR f;
 static CK_OBJECT_HANDLE key;
 static CK_SLOT_ID slot;
 static CK_MECHANISM sign_mech;
 static CK_ULONG msg_len;
+static bk_flist32 *f32; /* the 3.2 list, for mlkem768 */
 static volatile int stop;
 static long counts[64];
 
@@ -45,6 +58,24 @@ static void *worker(void *arg)
 	if (rv != CKR_OK)
 		die("C_OpenSession", rv);
 	CK_BYTE msg[64] = {1}, sig[8192];
+	if (f32) {
+		CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+		CK_KEY_TYPE kt = CKK_AES;
+		CK_ULONG len = 32;
+		CK_BBOOL no = CK_FALSE;
+		bk_attr tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt},
+			{CKA_VALUE_LEN, &len, sizeof len}, {CKA_TOKEN, &no, 1}};
+		while (!stop) {
+			bk_ulong n = sizeof sig, k;
+			if ((rv = bk_encapsulate(f32, s, CKM_ML_KEM_, key, tmpl, 4, sig, &n, &k)) != CKR_OK)
+				die("C_EncapsulateKey", rv);
+			if ((rv = f->C_DestroyObject(s, k)) != CKR_OK)
+				die("C_DestroyObject", rv);
+			counts[id]++;
+		}
+		f->C_CloseSession(s);
+		return NULL;
+	}
 	while (!stop) {
 		CK_ULONG n = sizeof sig;
 		if ((rv = f->C_SignInit(s, &sign_mech, key)) != CKR_OK)
@@ -111,6 +142,14 @@ int main(int argc, char **argv)
 		sign_mech = (CK_MECHANISM){CKM_ML_DSA_, NULL, 0};
 		msg_len = 32;
 		rv = f->C_GenerateKeyPair(s, &gen, pt, 1, priv, 1, &pub, &key);
+	} else if (!strcmp(op, "mlkem768")) {
+		CK_ULONG set = CKP_ML_KEM_768_;
+		CK_ATTRIBUTE pt[] = {{CKA_PARAMETER_SET_, &set, sizeof set}, {CKA_ENCAPSULATE_, &t, 1}};
+		CK_ATTRIBUTE kt[] = {{CKA_DECAPSULATE_, &t, 1}};
+		gen = (CK_MECHANISM){CKM_ML_KEM_KEY_PAIR_GEN_, NULL, 0};
+		if ((rv = bk_get_interface32(h, &f32)) != CKR_OK)
+			die("C_GetInterface 3.2", rv);
+		rv = f->C_GenerateKeyPair(s, &gen, pt, 2, kt, 1, &key, &pub);
 	} else {
 		fprintf(stderr, "chost: unknown op %s\n", op);
 		return 2;

@@ -1,0 +1,61 @@
+package attr
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+var allClasses = []ck.ObjectClass{ck.CKO_DATA, ck.CKO_CERTIFICATE, ck.CKO_PUBLIC_KEY, ck.CKO_PRIVATE_KEY, ck.CKO_SECRET_KEY}
+
+// TestOneRowPerAttribute: Lookup takes the first row that applies and the
+// engine fills defaults from ForClass assuming each type appears once, so
+// no two rows of one attribute may apply to the same class and key type.
+func TestOneRowPerAttribute(t *testing.T) {
+	for _, c := range allClasses {
+		for kt := ck.KeyType(0); kt < 0x60; kt++ {
+			seen := map[ck.AttributeType]bool{}
+			for _, p := range ForClass(c, kt, nil) {
+				if seen[p.Type] {
+					t.Errorf("%v on %v/%v has two rows", p.Type, c, kt)
+				}
+				seen[p.Type] = true
+			}
+		}
+	}
+}
+
+// TestCachedRowsAgreeWithLookup: what the cache answers is what Lookup
+// says, row by row, including the sensitive list, with and without a vendor
+// EC-like key type.
+func TestCachedRowsAgreeWithLookup(t *testing.T) {
+	const sm2 = ck.KeyType(0x80000100)
+	for _, extra := range [][]ck.KeyType{nil, {sm2}} {
+		for _, c := range allClasses {
+			for _, kt := range []ck.KeyType{ck.CKK_RSA, ck.CKK_EC, ck.CKK_AES, ck.CKK_GENERIC_SECRET, ck.CKK_EC_EDWARDS, sm2} {
+				for pass := 0; pass < 2; pass++ { // computed, then cached
+					rows := ForClass(c, kt, extra)
+					var sens []ck.AttributeType
+					for _, p := range rows {
+						if Lookup(p.Type, c, kt, extra) != p {
+							t.Fatalf("%v on %v/%v: ForClass and Lookup disagree", p.Type, c, kt)
+						}
+						if p.Rules&Sensitive != 0 {
+							sens = append(sens, p.Type)
+						}
+					}
+					if got := SensitiveFor(c, kt, extra); !slices.Equal(got, sens) {
+						t.Fatalf("%v/%v sensitive %v, want %v", c, kt, got, sens)
+					}
+				}
+			}
+		}
+	}
+	if s := SensitiveFor(ck.CKO_SECRET_KEY, ck.CKK_AES, nil); !slices.Equal(s, []ck.AttributeType{ck.CKA_VALUE}) {
+		t.Fatalf("AES key sensitive %v", s)
+	}
+	if s := SensitiveFor(ck.CKO_PRIVATE_KEY, sm2, []ck.KeyType{sm2}); !slices.Contains(s, ck.CKA_VALUE) {
+		t.Fatalf("SM2 private key sensitive %v: the EC rows must apply", s)
+	}
+}
