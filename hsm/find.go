@@ -33,7 +33,7 @@ func (m *Module) FindObjectsInit(h ck.SessionHandle, tmpl []ck.Attribute) error 
 	defer tok.mu.RUnlock()
 	var hs []ck.ObjectHandle
 	consider := func(o *Object) {
-		if o.private && tok.user != ck.CKU_USER {
+		if o.private && tok.user.get() != ck.CKU_USER {
 			return
 		}
 		if m.objectMatches(tok, o, t) {
@@ -43,9 +43,7 @@ func (m *Module) FindObjectsInit(h ck.SessionHandle, tmpl []ck.Attribute) error 
 	if set, ok := tok.index.candidates(t); ok {
 		set.each(consider)
 	} else {
-		for _, o := range tok.objects {
-			consider(o)
-		}
+		tok.objects.each(consider)
 	}
 	slices.Sort(hs)
 	s.find = &findState{handles: hs}

@@ -24,13 +24,11 @@ import (
 
 // kemKey is what both halves check before any work: the template's class,
 // the session's right to create the object, the key's class, usage flag,
-// mechanism and key type. The caller holds s.mu; the token's read lock is
-// taken here and released before the KEM runs.
+// mechanism and key type. The caller holds s.mu; like keyFor it takes no
+// token lock unless the key must be unsealed.
 func (m *Module) kemKey(s *Session, mt ck.Mechanism, kh ck.ObjectHandle, t attr.Template, cls ck.ObjectClass,
 	usage ck.AttributeType, has func(*mech.Mechanism) bool) (*mech.Mechanism, *mech.Key, error) {
 	tok := s.tok
-	tok.mu.RLock()
-	defer tok.mu.RUnlock()
 	o, err := tok.visible(kh)
 	if err != nil || !o.isKey() {
 		return nil, nil, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
@@ -54,7 +52,7 @@ func (m *Module) kemKey(s *Session, mt ck.Mechanism, kh ck.ObjectHandle, t attr.
 	if err := checkDuplicates(t); err != nil {
 		return nil, nil, err
 	}
-	if err := tok.unseal(o); err != nil {
+	if err := tok.ensureUnsealed(o); err != nil {
 		return nil, nil, err
 	}
 	k, err := o.key(m.reg)

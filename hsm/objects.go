@@ -5,27 +5,29 @@ import (
 
 	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
+	"github.com/gohsm/gohsm/hsm/mech"
 )
 
 // visible returns object h if the session may see it (§4.1.3: private
 // objects only to the logged-in user). An invisible object is reported as
-// an invalid handle, so its existence does not leak. The caller holds
-// t.mu.
+// an invalid handle, so its existence does not leak. It takes no lock
+// (objTable, userState): operations look their key up without waiting.
 func (t *Token) visible(h ck.ObjectHandle) (*Object, error) {
-	o, ok := t.objects[h]
-	if !ok || (o.private && t.user != ck.CKU_USER) {
+	o, ok := t.objects.get(h)
+	if !ok || (o.private && t.user.get() != ck.CKU_USER) {
 		return nil, fmt.Errorf("object %d: %w", h, ck.CKR_OBJECT_HANDLE_INVALID)
 	}
 	return o, nil
 }
 
 // access checks the session-state rules for writing an object with these
-// flags (§5.6 table "access to objects"). The caller holds t.mu.
+// flags (§5.6 table "access to objects"). It reads the login state
+// atomically; callers that then change the token hold t.mu for writing.
 func (s *Session) access(token, private bool) error {
 	if token && !s.rw {
 		return ck.CKR_SESSION_READ_ONLY
 	}
-	if private && s.tok.user != ck.CKU_USER {
+	if private && s.tok.user.get() != ck.CKU_USER {
 		return ck.CKR_USER_NOT_LOGGED_IN
 	}
 	return nil
@@ -44,7 +46,7 @@ func (m *Module) insert(s *Session, all attr.Template, cls ck.ObjectClass, kt ck
 	if err != nil {
 		return nil, err
 	}
-	if err := m.commit(s, o, s.tok.user == ck.CKU_SO); err != nil {
+	if err := m.commit(s, o, s.tok.user.get() == ck.CKU_SO); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -60,12 +62,14 @@ func (m *Module) newObject(all attr.Template, cls ck.ObjectClass, kt ck.KeyType)
 	token, _, _ := all.Bool(ck.CKA_TOKEN)
 	private, _, _ := all.Bool(ck.CKA_PRIVATE)
 	o := &Object{handle: m.newObjectHandle(), token: token, private: private, class: cls, keyType: kt}
+	var mat any
 	if kt != noKeyType {
 		kk, ok := m.reg.KeyKind(kt)
 		if !ok {
 			return nil, fmt.Errorf("key type %v: %w", kt, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 		}
-		mat, err := kk.Parse(cls, all)
+		var err error
+		mat, err = kk.Parse(cls, all)
 		if err != nil {
 			return nil, err
 		}
@@ -83,6 +87,13 @@ func (m *Module) newObject(all attr.Template, cls ck.ObjectClass, kt ck.KeyType)
 	if o.secret == nil {
 		o.secret = attr.Template{}
 	}
+	if mat != nil {
+		// The key was parsed to validate it; keep the result so its first
+		// use does not parse it again. all is o.attrs followed by o.secret
+		// (split partitions in place), and attribute changes replace
+		// o.attrs rather than edit it, so the view stays valid.
+		o.material.Store(&materialBox{&mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all}})
+	}
 	return o, nil
 }
 
@@ -96,7 +107,7 @@ func (m *Module) commit(s *Session, o *Object, builtAsSO bool) error {
 	if err := s.access(o.token, o.private); err != nil {
 		return err
 	}
-	if builtAsSO && t.user != ck.CKU_SO && m.usesSO(o) {
+	if builtAsSO && t.user.get() != ck.CKU_SO && m.usesSO(o) {
 		return fmt.Errorf("the SO logged out while the key was made: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
 	if o.token {
@@ -116,13 +127,12 @@ func (m *Module) commit(s *Session, o *Object, builtAsSO bool) error {
 }
 
 // mayCreate is the early access check for a call that makes an object
-// after slow work: under the token's read lock it checks the session may
-// create an object with these flags, and reports whether the SO is logged
-// in (what build needs to know). commit checks again under the write lock.
+// after slow work: it checks the session may create an object with these
+// flags, and reports whether the SO is logged in (what build needs to
+// know). It reads the login state without locking; commit checks again
+// under the write lock.
 func (s *Session) mayCreate(token, private bool) (so bool, err error) {
-	s.tok.mu.RLock()
-	defer s.tok.mu.RUnlock()
-	return s.tok.user == ck.CKU_SO, s.access(token, private)
+	return s.tok.user.get() == ck.CKU_SO, s.access(token, private)
 }
 
 // commitLocked takes the token's write lock and commits objects made by
@@ -184,7 +194,7 @@ func (m *Module) CreateObject(h ck.SessionHandle, tmpl []ck.Attribute) (ck.Objec
 	if err := s.access(token, private); err != nil {
 		return 0, err
 	}
-	all, err := m.build(t, cls, kt, fromCreate, tok.user == ck.CKU_SO, nil)
+	all, err := m.build(t, cls, kt, fromCreate, tok.user.get() == ck.CKU_SO, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -222,7 +232,7 @@ func (m *Module) CopyObject(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.At
 		return 0, err
 	}
 	all := src.all().Clone()
-	if err := m.applyChanges(&all, t, src, fromCopy, tok.user == ck.CKU_SO); err != nil {
+	if err := m.applyChanges(&all, t, src, fromCopy, tok.user.get() == ck.CKU_SO); err != nil {
 		return 0, err
 	}
 	// A copy is not the key the token generated: CKA_LOCAL stays as it
@@ -411,7 +421,7 @@ func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl 
 	o.mu.RLock()
 	clear := o.attrs.Clone()
 	o.mu.RUnlock()
-	if err := m.applyChanges(&clear, t, o, fromSet, tok.user == ck.CKU_SO); err != nil {
+	if err := m.applyChanges(&clear, t, o, fromSet, tok.user.get() == ck.CKU_SO); err != nil {
 		return err
 	}
 	if err := tok.unseal(o); err != nil {

@@ -98,11 +98,11 @@ func (s *Session) finish(k opKind, err error) {
 // keyFor runs the checks every key operation's Init makes, in the order
 // the house rules fix (the session is already locked and checked, and no
 // operation of this kind is active): access to the key, key usage, then
-// the mechanism. It returns the mechanism and the parsed key.
+// the mechanism. It returns the mechanism and the parsed key. It takes no
+// token lock unless the key's secrets must be unsealed (first use after
+// login), so operations never wait for another session's commits.
 func (m *Module) keyFor(s *Session, kh ck.ObjectHandle, usage ck.AttributeType, mt ck.MechanismType, has func(*mech.Mechanism) bool) (*mech.Mechanism, *mech.Key, *Object, error) {
 	tok := s.tok
-	tok.mu.RLock()
-	defer tok.mu.RUnlock()
 	o, err := tok.visible(kh)
 	if err != nil || !o.isKey() {
 		return nil, nil, nil, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
@@ -120,7 +120,7 @@ func (m *Module) keyFor(s *Session, kh ck.ObjectHandle, usage ck.AttributeType, 
 	if allowed, ok := o.clearGet(ck.CKA_ALLOWED_MECHANISMS); ok && len(allowed) > 0 && !allowsMechanism(allowed, mt) {
 		return nil, nil, nil, fmt.Errorf("%v not in CKA_ALLOWED_MECHANISMS: %w", mt, ck.CKR_MECHANISM_INVALID)
 	}
-	if err := tok.unseal(o); err != nil {
+	if err := tok.ensureUnsealed(o); err != nil {
 		return nil, nil, nil, err
 	}
 	k, err := o.key(m.reg)
@@ -158,6 +158,9 @@ func (m *Module) initKeyOp(h ck.SessionHandle, k opKind, mt ck.Mechanism, kh ck.
 	if s.ops[k] != nil {
 		return ck.CKR_OPERATION_ACTIVE
 	}
+	// Read before the key is looked up: a logout after this point changes
+	// it and ends the operation; one before it hides a private key.
+	gen := s.tok.loginGen.Load()
 	mm, key, o, err := m.keyFor(s, kh, usage, mt.Type, has)
 	if err != nil {
 		return err
@@ -167,7 +170,7 @@ func (m *Module) initKeyOp(h ck.SessionHandle, k opKind, mt ck.Mechanism, kh ck.
 		return fmt.Errorf("%v init: %w", mt.Type, err)
 	}
 	if o.private {
-		op.private, op.gen = true, s.tok.loginGen.Load()
+		op.private, op.gen = true, gen
 	}
 	op.needAuth = (k == opSign || k == opDecrypt) && o.boolAttr(ck.CKA_ALWAYS_AUTHENTICATE)
 	s.ops[k] = op

@@ -58,7 +58,7 @@ func (m *Module) lock(h ck.SessionHandle) (*Session, error) {
 // state derives the session state (§5.6 table "Session states") from the
 // token's login and the session's R/W flag. The caller holds tok.mu.
 func (s *Session) state() ck.State {
-	switch s.tok.user {
+	switch s.tok.user.get() {
 	case ck.CKU_SO:
 		return ck.CKS_RW_SO_FUNCTIONS
 	case ck.CKU_USER:
@@ -89,7 +89,7 @@ func (m *Module) OpenSession(slot ck.SlotID, flags ck.Flags) (ck.SessionHandle, 
 		return 0, ck.CKR_TOKEN_NOT_RECOGNIZED
 	}
 	rw := flags&ck.CKF_RW_SESSION != 0
-	if !rw && t.user == ck.CKU_SO {
+	if !rw && t.user.get() == ck.CKU_SO {
 		return 0, ck.CKR_SESSION_READ_WRITE_SO_EXISTS
 	}
 	s := &Session{h: ck.SessionHandle(m.nextSess.Add(1)), tok: t, rw: rw}
@@ -128,13 +128,13 @@ func (m *Module) closeSession(s *Session) bool {
 	defer t.mu.Unlock()
 	delete(t.sessions, s.h)
 	for h := range s.objects {
-		if o, ok := t.objects[h]; ok {
+		if o, ok := t.objects.get(h); ok {
 			t.removeObject(o)
 			o.forget()
 		}
 	}
 	s.objects = nil
-	if len(t.sessions) == 0 && t.user != noUser {
+	if len(t.sessions) == 0 && t.user.get() != noUser {
 		t.logout()
 	}
 	return true
@@ -191,10 +191,10 @@ func (m *Module) Login(h ck.SessionHandle, user ck.UserType, pin []byte) error {
 	if err := t.syncLocked(); err != nil {
 		return err
 	}
-	if t.user == user {
+	if t.user.get() == user {
 		return ck.CKR_USER_ALREADY_LOGGED_IN
 	}
-	if t.user != noUser {
+	if t.user.get() != noUser {
 		return ck.CKR_USER_ANOTHER_ALREADY_LOGGED_IN
 	}
 	if user == ck.CKU_SO {
@@ -210,7 +210,8 @@ func (m *Module) Login(h ck.SessionHandle, user ck.UserType, pin []byte) error {
 	if err != nil {
 		return err
 	}
-	t.user, t.key = user, key
+	t.user.set(user)
+	t.key = key
 	return nil
 }
 
@@ -226,7 +227,7 @@ func (m *Module) contextLogin(s *Session, pin []byte) error {
 	t := s.tok
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.user != ck.CKU_USER {
+	if t.user.get() != ck.CKU_USER {
 		return ck.CKR_USER_NOT_LOGGED_IN
 	}
 	op := s.pendingAuth()
@@ -257,7 +258,7 @@ func (m *Module) Logout(h ck.SessionHandle) error {
 	t := s.tok
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.user == noUser {
+	if t.user.get() == noUser {
 		return ck.CKR_USER_NOT_LOGGED_IN
 	}
 	t.logout()
@@ -319,10 +320,10 @@ func (t *Token) initToken(soPIN []byte, label string) (bool, error) {
 		return false, fmt.Errorf("init token: %w", deviceError(err))
 	}
 	t.rec = rec
-	for _, o := range t.objects {
+	t.objects.each(func(o *Object) {
 		t.removeObject(o)
 		o.forget()
-	}
+	})
 	t.logout()
 	return fresh, nil
 }
@@ -337,7 +338,7 @@ func (m *Module) InitPIN(h ck.SessionHandle, pin []byte) error {
 	t := s.tok
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.user != ck.CKU_SO {
+	if t.user.get() != ck.CKU_SO {
 		return ck.CKR_USER_NOT_LOGGED_IN
 	}
 	if !s.rw {
@@ -375,7 +376,7 @@ func (m *Module) SetPIN(h ck.SessionHandle, oldPIN, newPIN []byte) error {
 		return ck.CKR_SESSION_READ_ONLY
 	}
 	user := ck.CKU_USER
-	if t.user == ck.CKU_SO {
+	if t.user.get() == ck.CKU_SO {
 		user = ck.CKU_SO
 	} else if !t.rec.UserPINSet {
 		return ck.CKR_USER_PIN_NOT_INITIALIZED

@@ -25,9 +25,9 @@ type Token struct {
 
 	mu       sync.RWMutex
 	rec      *TokenRecord
-	user     ck.UserType // who is logged in (login is per token, §5.6)
-	key      []byte      // token key while logged in
-	objects  map[ck.ObjectHandle]*Object
+	user     userState // who is logged in (login is per token, §5.6)
+	key      []byte    // token key while logged in
+	objects  objTable
 	byID     map[uint64]*Object // token objects by store id
 	index    index
 	gen      uint64 // store generation this view reflects (SharedStore)
@@ -40,11 +40,13 @@ type Token struct {
 }
 
 func newToken(m *Module, slot ck.SlotID, st Store) *Token {
-	return &Token{
-		m: m, slot: slot, store: st, user: noUser,
-		objects: map[ck.ObjectHandle]*Object{}, byID: map[uint64]*Object{}, index: newIndex(),
+	t := &Token{
+		m: m, slot: slot, store: st,
+		byID: map[uint64]*Object{}, index: newIndex(),
 		sessions: map[ck.SessionHandle]*Session{},
 	}
+	t.user.set(noUser)
+	return t
 }
 
 // load reads the record and every object's clear attributes. Secrets stay
@@ -103,7 +105,7 @@ func (t *Token) readLocked(f func() error) error {
 }
 
 func (t *Token) addObject(o *Object) {
-	t.objects[o.handle] = o
+	t.objects.put(o)
 	if o.token {
 		t.byID[o.id] = o
 	} else if s, ok := t.sessions[o.owner]; ok {
@@ -116,7 +118,7 @@ func (t *Token) addObject(o *Object) {
 }
 
 func (t *Token) removeObject(o *Object) {
-	delete(t.objects, o.handle)
+	t.objects.del(o.handle)
 	if o.token {
 		delete(t.byID, o.id)
 	} else if s, ok := t.sessions[o.owner]; ok {
@@ -131,7 +133,7 @@ func (t *Token) unsealKey(o *Object) ([]byte, error) {
 	if !o.private {
 		return t.rec.PublicKey, nil
 	}
-	if t.key == nil || t.user != ck.CKU_USER {
+	if t.key == nil || t.user.get() != ck.CKU_USER {
 		return nil, fmt.Errorf("private object %d: %w", o.handle, ck.CKR_USER_NOT_LOGGED_IN)
 	}
 	return t.key, nil
@@ -166,6 +168,23 @@ func (t *Token) unseal(o *Object) error {
 	}
 	o.mu.Unlock()
 	return nil
+}
+
+// ensureUnsealed is unseal for a caller holding no token lock: the read
+// lock is taken only when o's secrets are still sealed.
+func (t *Token) ensureUnsealed(o *Object) error {
+	if !o.token {
+		return nil
+	}
+	o.mu.RLock()
+	done := o.sealed == nil || o.secret != nil
+	o.mu.RUnlock()
+	if done {
+		return nil
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.unseal(o)
 }
 
 // persist writes a token object (clear attributes plus sealed secrets).
@@ -292,14 +311,12 @@ func (t *Token) checkPINLen(pin []byte) error {
 func (t *Token) logout() {
 	zero(t.key)
 	t.key = nil
-	t.user = noUser
-	for _, o := range t.objects {
-		if o.private {
-			if o.token {
-				o.forget()
-			}
+	t.user.set(noUser)
+	t.objects.each(func(o *Object) {
+		if o.private && o.token {
+			o.forget()
 		}
-	}
+	})
 	t.loginGen.Add(1)
 }
 

@@ -1,0 +1,122 @@
+package hsm
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// TestConcurrentMakeUseLogout runs, at once, sessions that encapsulate
+// to session keys and destroy them, sessions that sign with a private
+// token key, and one that logs out and in again and again. Operations
+// look keys up without the token lock, so this is where a missed
+// re-check would show (run with -race): every failure must be one a
+// logout explains, every key made must be destroyable, and at the end the
+// token holds what it held at the start.
+func TestConcurrentMakeUseLogout(t *testing.T) {
+	m, s := userSession(t)
+	pub, _ := mlkemPair(t, m, s, ck.CKP_ML_KEM_768)
+	_, signKey, err := m.GenerateKeyPair(s, ck.Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		[]ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: p256Params}},
+		[]ck.Attribute{{Type: ck.CKA_TOKEN, Value: tb(true)}, {Type: ck.CKA_PRIVATE, Value: tb(true)}, {Type: ck.CKA_SIGN, Value: tb(true)}})
+	must(t, err)
+	before := countObjects(t, m, s)
+
+	// While the user is logged out a private key is invisible and an
+	// operation begun with it ends.
+	explained := func(err error) bool {
+		return errors.Is(err, ck.CKR_KEY_HANDLE_INVALID) || errors.Is(err, ck.CKR_OPERATION_NOT_INITIALIZED) ||
+			errors.Is(err, ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	errs := make(chan error, 8)
+	var workers sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		workers.Add(2)
+		go func() { // encapsulate to a public session key, then destroy it
+			defer workers.Done()
+			ps, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
+			if err != nil {
+				errs <- err
+				return
+			}
+			tmpl := aesKeyTemplate(ck.Attribute{Type: ck.CKA_PRIVATE, Value: tb(false)})
+			for i := 0; i < 100; i++ {
+				_, _, kh, err := m.EncapsulateKey(ps, kemMech, pub, tmpl, 2048)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := m.DestroyObject(ps, kh); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		go func() { // sign with the private token key
+			defer workers.Done()
+			ps, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
+			if err != nil {
+				errs <- err
+				return
+			}
+			signed := 0
+			for i := 0; i < 100; i++ {
+				err := m.SignInit(ps, ck.Mechanism{Type: ck.CKM_ECDSA}, signKey)
+				if err == nil {
+					_, _, err = m.Sign(ps, make([]byte, 32), 1024)
+				}
+				switch {
+				case err == nil:
+					signed++
+				case explained(err):
+					_ = m.SessionCancel(ps, ck.CKF_SIGN)
+				default:
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var flipper sync.WaitGroup
+	flipper.Add(1)
+	go func() { // log out and in until the workers are done
+		defer flipper.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := m.Logout(s); err != nil {
+				errs <- err
+				return
+			}
+			if err := m.Login(s, ck.CKU_USER, []byte(userPIN)); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	workers.Wait()
+	close(stop)
+	flipper.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if after := countObjects(t, m, s); after != before {
+		t.Fatalf("%d objects after, %d before", after, before)
+	}
+}
+
+func countObjects(t *testing.T, m *Module, s ck.SessionHandle) int {
+	t.Helper()
+	must(t, m.FindObjectsInit(s, nil))
+	hs, err := m.FindObjects(s, 1<<20)
+	must(t, err)
+	must(t, m.FindObjectsFinal(s))
+	return len(hs)
+}
