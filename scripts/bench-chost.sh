@@ -1,22 +1,45 @@
 #!/usr/bin/env bash
 # Measures libgohsm.so from a C host (bench/chost/csrc/chost.c: no Go runtime in
-# the host process), one session per thread, and the raw Go libraries on the
-# same machine in the same run, for the ops the post-quantum issue targets.
-#   scripts/bench-chost.sh [seconds per point, default 3]
+# the host process), one session per thread, against the raw Go libraries on
+# the same machine in the same run, for the ops the post-quantum issue targets
+# (goal: module ≥ 0.8x raw). Module and raw runs alternate per op and repeat;
+# the table shows the median of the repeats. Prints Markdown.
+#   scripts/bench-chost.sh [seconds per point, default 3] [repeats, default 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-3}
+reps=${2:-3}
 mkdir -p build
 gcc -O2 -Wall -Ibench -o build/chost bench/chost/csrc/chost.c bench/kem.c -ldl -lpthread
+go test -c -o build/chost-raw.test ./bench/chost
 store=$(mktemp -d)
 trap 'rm -rf "$store"' EXIT
 export GOHSM_DIR=$store
 M=$PWD/build/libgohsm.so
-pkcs11-tool --module "$M" --slot-index 0 --init-token --label chost --so-pin 87654321 >/dev/null
-pkcs11-tool --module "$M" --token-label chost --login --login-type so --so-pin 87654321 --init-pin --pin 24681357 >/dev/null
-echo "== libgohsm.so from a C host (ops/s)"
+pkcs11-tool --module "$M" --slot-index 0 --init-token --label chost --so-pin 87654321 >/dev/null 2>&1
+pkcs11-tool --module "$M" --token-label chost --login --login-type so --so-pin 87654321 --init-pin --pin 24681357 >/dev/null 2>&1
+declare -A raw=([ed25519]=RawEd25519SignParallel [mldsa65]=RawMLDSA65SignParallel
+	[ecdsa-p256]=RawECDSAP256SignParallel [mlkem768]=RawMLKEM768EncapsParallel)
+declare -A title=([ed25519]="Ed25519 sign (CKM_EDDSA, 32 B)" [mldsa65]="ML-DSA-65 sign (CKM_ML_DSA, hedged)"
+	[ecdsa-p256]="ECDSA P-256 sign (CKM_ECDSA)" [mlkem768]="ML-KEM-768 C_EncapsulateKey + C_DestroyObject")
+out=$(mktemp)
 for op in ed25519 mldsa65 ecdsa-p256 mlkem768; do
-	build/chost "$M" 24681357 "$op" "$secs" 2
+	for ((r = 0; r < reps; r++)); do
+		build/chost "$M" 24681357 "$op" "$secs" 2 | awk -v op="$op" '{split($2, t, "="); split($3, v, "="); print op, t[2], "module", v[2]}' >>"$out"
+		build/chost-raw.test -test.run XXX -test.bench "^Benchmark${raw[$op]}\$" -test.cpu 1,2 -test.benchtime "${secs}s" |
+			awk -v op="$op" '/^Benchmark/ {n = split($1, p, "-"); th = (n > 1) ? p[n] : 1; print op, th, "raw", int(1e9 / $3)}' >>"$out"
+	done
 done
-echo "== raw Go libraries (ns/op; ops/s = 1e9/ns)"
-go test -run XXX -bench 'Raw' -cpu 1,2 -benchtime "${secs}s" ./bench/chost | grep '^Benchmark'
+median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
+echo "libgohsm.so from a C host vs the raw Go library, ops/s, median of $reps runs of ${secs}s ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo
+echo "| op | threads | module | raw | module / raw |"
+echo "|---|---:|---:|---:|---:|"
+for op in ed25519 mldsa65 ecdsa-p256 mlkem768; do
+	for th in 1 2; do
+		m=$(awk -v op="$op" -v th="$th" '$1 == op && $2 == th && $3 == "module" {print $4}' "$out" | median)
+		r=$(awk -v op="$op" -v th="$th" '$1 == op && $2 == th && $3 == "raw" {print $4}' "$out" | median)
+		echo "| ${title[$op]} | $th | $m | $r | $(awk -v m="$m" -v r="$r" 'BEGIN {printf "%.2fx", m / r}') |"
+	done
+done
+rm -f "$out"
