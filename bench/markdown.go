@@ -212,6 +212,9 @@ func (r *Report) WriteMarkdown(w io.Writer, o MarkdownOptions) error {
 	p("- For every op and thread count the targets run interleaved (A, B, raw, then B, raw, A, ...), so drift hits all of them.\n")
 	p("- ops/s is ops completed over wall time from the common start to the last worker's finish; p50/p99 pool all repeats (nearest rank).\n")
 	p("- `raw` pays what an op needs in Go (e.g. a key schedule per AES op, as C_EncryptInit does), nothing for PKCS#11.\n")
+	p("- The host here is a Go program, so a Go module (ours) runs a second Go runtime in the process; at 2+ threads the two ")
+	p("runtimes' schedulers and collectors share the CPUs, which a C application does not see. The module-vs-raw ratios are therefore also ")
+	p("measured from a C host, `make bench-chost` (`docs/bench-chost.md`).\n")
 	return bw.Flush()
 }
 

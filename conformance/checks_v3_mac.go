@@ -55,6 +55,50 @@ func (t *T) hkdf(extract, expand bool, n int) []byte {
 	return t.getAttr(sh, h, pkcs11.CKA_VALUE, "derived CKA_VALUE")
 }
 
+// CKM_HKDF_DATA and CKF_HKDF_SALT_KEY (3.0 curr 2.43), which miekg/pkcs11
+// lacks.
+const (
+	ckmHKDFData    = 0x402B
+	ckfHKDFSaltKey = 0x4
+)
+
+// hkdfSaltKeyParams is CK_HKDF_PARAMS for extract-and-expand with SHA-256 and
+// the salt given as the key saltKey.
+func hkdfSaltKeyParams(m *cmem, saltKey pkcs11.ObjectHandle, info []byte) []byte {
+	return cat(bbool8(true, true), ulong(pkcs11.CKM_SHA256), ulong(ckfHKDFSaltKey),
+		ptr(nil), ulong(0), ulong(uint64(saltKey)), ptr(m.bytes(info)), ulong(uint64(len(info))))
+}
+
+// hkdfData derives RFC 5869 A.1 into a session data object with
+// CKM_HKDF_DATA (3.0 curr 2.43.4), the salt as data or as a key, and checks
+// the object is CKO_DATA with the OKM as its CKA_VALUE.
+func (t *T) hkdfData(saltAsKey bool) {
+	var m cmem
+	defer m.free()
+	sh := t.open(true)
+	base := t.create(sh, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+		attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_VALUE, hkdfIKM), attr(pkcs11.CKA_DERIVE, true),
+		attr(pkcs11.CKA_SENSITIVE, true),
+	}, "HKDF input key")
+	params := hkdfParams(&m, true, true, hkdfSalt, hkdfInfo)
+	if saltAsKey {
+		salt := t.create(sh, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+			attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_VALUE, hkdfSalt),
+		}, "HKDF salt key")
+		params = hkdfSaltKeyParams(&m, salt, hkdfInfo)
+	}
+	h, err := t.s.ctx.DeriveKey(sh, mech(ckmHKDFData, params), base, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_TOKEN, false),
+		attr(pkcs11.CKA_VALUE_LEN, len(hkdfOKM)), attr(pkcs11.CKA_LABEL, "hkdf data"),
+	})
+	t.ok(err, "C_DeriveKey(CKM_HKDF_DATA)")
+	t.sameBytes(t.getAttr(sh, h, pkcs11.CKA_CLASS, "CKA_CLASS"), ulong(pkcs11.CKO_DATA), "derived object's CKA_CLASS")
+	t.sameBytes(t.getAttr(sh, h, pkcs11.CKA_VALUE, "derived CKA_VALUE"), hkdfOKM, "HKDF-SHA256 OKM in the data object (42 bytes)")
+	t.sameBytes(t.getAttr(sh, h, pkcs11.CKA_LABEL, "CKA_LABEL"), []byte("hkdf data"), "derived object's CKA_LABEL")
+}
+
 func (t *T) mac(sh pkcs11.SessionHandle, m uint, k pkcs11.ObjectHandle, msg []byte) []byte {
 	t.ok(t.s.ctx.SignInit(sh, mech(m, nil), k), "C_SignInit("+mechName(m)+")")
 	out, err := t.s.ctx.Sign(sh, msg)
@@ -106,6 +150,23 @@ func macKDFChecks() []check {
 		}},
 		{id: "hkdf.extract-only", spec: "3.0 curr 2.43.2 CKM_HKDF_DERIVE (bExpand=FALSE yields the PRK; RFC 5869 A.1)", mech: ckmHKDFDerive, fn: func(t *T) {
 			t.sameBytes(t.hkdf(true, false, len(hkdfPRK)), hkdfPRK, "HKDF-SHA256 PRK")
+		}},
+		{id: "hkdf-data.rfc5869-1", spec: "3.0 curr 2.43.4 CKM_HKDF_DATA (CKO_DATA whose CKA_VALUE is the HKDF output; RFC 5869 A.1)", mech: ckmHKDFData, fn: func(t *T) {
+			t.hkdfData(false)
+		}},
+		{id: "hkdf-data.salt-key", spec: "3.0 curr 2.43.2 CK_HKDF_PARAMS CKF_HKDF_SALT_KEY with 2.43.4 CKM_HKDF_DATA (RFC 5869 A.1)", mech: ckmHKDFData, fn: func(t *T) {
+			t.hkdfData(true)
+		}},
+		{id: "hkdf-data.secret-class", spec: "3.0 curr 2.43.4 CKM_HKDF_DATA makes CKO_DATA: a CKO_SECRET_KEY template is inconsistent", mech: ckmHKDFData, fn: func(t *T) {
+			var m cmem
+			defer m.free()
+			sh := t.open(true)
+			base := t.create(sh, []*pkcs11.Attribute{
+				attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+				attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_VALUE, hkdfIKM), attr(pkcs11.CKA_DERIVE, true),
+			}, "HKDF input key")
+			_, err := t.s.ctx.DeriveKey(sh, mech(ckmHKDFData, hkdfParams(&m, true, true, hkdfSalt, hkdfInfo)), base, derivedSecret(len(hkdfOKM)))
+			t.expect(err, "C_DeriveKey(CKM_HKDF_DATA) with a CKO_SECRET_KEY template", pkcs11.CKR_TEMPLATE_INCONSISTENT)
 		}},
 		{id: "sha3.256.abc", spec: "3.0 curr: SHA3-256 digest (CKM_SHA3_256, FIPS 202, \"abc\")", mech: ckmSHA3_256, fn: func(t *T) {
 			sh := t.open(false)

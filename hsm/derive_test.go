@@ -3,8 +3,10 @@ package hsm
 import (
 	"bytes"
 	"encoding/asn1"
+	"errors"
 	"testing"
 
+	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
 )
 
@@ -184,4 +186,142 @@ func TestPBKDF2RFC6070(t *testing.T) {
 	_, err = m.GenerateKey(s, ck.Mechanism{Type: ck.CKM_PKCS5_PBKD2, Param: &ck.PBKD2Params{SaltSource: ck.CKZ_SALT_SPECIFIED, Iterations: 2, PRF: 99}},
 		[]ck.Attribute{{Type: ck.CKA_VALUE_LEN, Value: ul(20)}})
 	wantRV(t, err, ck.CKR_MECHANISM_PARAM_INVALID)
+}
+
+// TestHKDFDataRFC5869 derives RFC 5869 test case 1 into a data object
+// (CKM_HKDF_DATA, 3.0 mechanisms §2.43.4) through the Module API, with the
+// salt as data and as a key, and checks the template rules.
+func TestHKDFDataRFC5869(t *testing.T) {
+	m, s := userSession(t)
+	ikm := bytes.Repeat([]byte{0x0b}, 22)
+	salt := hexBytes(t, "000102030405060708090a0b0c")
+	info := hexBytes(t, "f0f1f2f3f4f5f6f7f8f9")
+	okm := hexBytes(t, "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+	secret := func(kt ck.KeyType, v []byte, more ...ck.Attribute) ck.ObjectHandle {
+		h, err := m.CreateObject(s, append([]ck.Attribute{
+			{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+			{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(kt))},
+			{Type: ck.CKA_VALUE, Value: v},
+		}, more...))
+		must(t, err)
+		return h
+	}
+	derive := ck.Attribute{Type: ck.CKA_DERIVE, Value: tb(true)}
+	// A sensitive, non-extractable base key: its value never comes out,
+	// only the HKDF output does.
+	base := secret(ck.CKK_HKDF, ikm, derive, ck.Attribute{Type: ck.CKA_SENSITIVE, Value: tb(true)},
+		ck.Attribute{Type: ck.CKA_EXTRACTABLE, Value: tb(false)})
+	saltKey := secret(ck.CKK_GENERIC_SECRET, salt)
+	dataClass := ck.Attribute{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_DATA))}
+	length := ck.Attribute{Type: ck.CKA_VALUE_LEN, Value: ul(42)}
+	label := ck.Attribute{Type: ck.CKA_LABEL, Value: []byte("okm")}
+	bySalt := &ck.HKDFParams{Extract: true, Expand: true, PRF: ck.CKM_SHA256, SaltType: ck.CKF_HKDF_SALT_DATA, Salt: salt, Info: info}
+	byKey := &ck.HKDFParams{Extract: true, Expand: true, PRF: ck.CKM_SHA256, SaltType: ck.CKF_HKDF_SALT_KEY, SaltKey: saltKey, Info: info}
+	hkdfData := func(p *ck.HKDFParams) ck.Mechanism { return ck.Mechanism{Type: ck.CKM_HKDF_DATA, Param: p} }
+
+	for _, c := range []struct {
+		name string
+		p    *ck.HKDFParams
+		tmpl []ck.Attribute
+	}{
+		{"salt as data", bySalt, []ck.Attribute{dataClass, length, label}},
+		{"salt as key", byKey, []ck.Attribute{dataClass, length, label}},
+		{"class implied", bySalt, []ck.Attribute{length, label}},
+		{"token object", byKey, []ck.Attribute{dataClass, length, label, {Type: ck.CKA_TOKEN, Value: tb(true)}}},
+	} {
+		o, err := m.DeriveKey(s, hkdfData(c.p), base, c.tmpl)
+		must(t, err)
+		if got := getAttr(t, m, s, o, ck.CKA_VALUE); !bytes.Equal(got, okm) {
+			t.Fatalf("%s: CKA_VALUE %x, want the RFC 5869 OKM", c.name, got)
+		}
+		if got := getAttr(t, m, s, o, ck.CKA_CLASS); !bytes.Equal(got, ul(ck.ULong(ck.CKO_DATA))) {
+			t.Fatalf("%s: CKA_CLASS %x", c.name, got)
+		}
+		if got := getAttr(t, m, s, o, ck.CKA_LABEL); string(got) != "okm" {
+			t.Fatalf("%s: CKA_LABEL %q", c.name, got)
+		}
+		// Derived from a private key, the data is private unless asked.
+		if got := getAttr(t, m, s, o, ck.CKA_PRIVATE); !bytes.Equal(got, tb(true)) {
+			t.Fatalf("%s: CKA_PRIVATE %x, want the base key's (true)", c.name, got)
+		}
+		// A data object has neither a key type nor a value length.
+		for _, at := range []ck.AttributeType{ck.CKA_KEY_TYPE, ck.CKA_VALUE_LEN, ck.CKA_LOCAL} {
+			_, err := m.GetAttributeValue(s, o, []ck.AttributeRequest{{Type: at, Cap: 64}})
+			wantRV(t, err, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+		}
+	}
+	// The base key is still sensitive.
+	_, err := m.GetAttributeValue(s, base, []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 64}})
+	wantRV(t, err, ck.CKR_ATTRIBUTE_SENSITIVE)
+
+	// Extract alone: the PRK, with no length needed.
+	o, err := m.DeriveKey(s, hkdfData(&ck.HKDFParams{Extract: true, PRF: ck.CKM_SHA256, SaltType: ck.CKF_HKDF_SALT_DATA, Salt: salt}),
+		base, []ck.Attribute{dataClass})
+	must(t, err)
+	if got := getAttr(t, m, s, o, ck.CKA_VALUE); !bytes.Equal(got, hexBytes(t, "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5")) {
+		t.Fatalf("extract only: %x", got)
+	}
+
+	// Template and key errors.
+	secretClass := ck.Attribute{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))}
+	noDerive := secret(ck.CKK_HKDF, ikm)
+	aes := secret(ck.CKK_AES, bytes.Repeat([]byte{1}, 16), derive)
+	for _, c := range []struct {
+		name string
+		mt   ck.MechanismType
+		base ck.ObjectHandle
+		tmpl []ck.Attribute
+		want ck.RV
+	}{
+		{"secret key class", ck.CKM_HKDF_DATA, base, []ck.Attribute{secretClass, length}, ck.CKR_TEMPLATE_INCONSISTENT},
+		{"data class for HKDF_DERIVE", ck.CKM_HKDF_DERIVE, base, []ck.Attribute{dataClass, length}, ck.CKR_TEMPLATE_INCONSISTENT},
+		{"data class for ECDH", ck.CKM_ECDH1_DERIVE, base, []ck.Attribute{dataClass, length}, ck.CKR_TEMPLATE_INCONSISTENT},
+		{"no length", ck.CKM_HKDF_DATA, base, []ck.Attribute{dataClass}, ck.CKR_TEMPLATE_INCOMPLETE},
+		{"zero length", ck.CKM_HKDF_DATA, base, []ck.Attribute{dataClass, {Type: ck.CKA_VALUE_LEN, Value: ul(0)}}, ck.CKR_ATTRIBUTE_VALUE_INVALID},
+		{"caller's CKA_VALUE", ck.CKM_HKDF_DATA, base, []ck.Attribute{dataClass, length, {Type: ck.CKA_VALUE, Value: []byte("x")}}, ck.CKR_TEMPLATE_INCONSISTENT},
+		{"key attribute", ck.CKM_HKDF_DATA, base, []ck.Attribute{dataClass, length, {Type: ck.CKA_SENSITIVE, Value: tb(true)}}, ck.CKR_ATTRIBUTE_TYPE_INVALID},
+		{"base without CKA_DERIVE", ck.CKM_HKDF_DATA, noDerive, []ck.Attribute{dataClass, length}, ck.CKR_KEY_FUNCTION_NOT_PERMITTED},
+		{"AES base key", ck.CKM_HKDF_DATA, aes, []ck.Attribute{dataClass, length}, ck.CKR_KEY_TYPE_INCONSISTENT},
+		{"data object as base", ck.CKM_HKDF_DATA, o, []ck.Attribute{dataClass, length}, ck.CKR_KEY_HANDLE_INVALID},
+	} {
+		_, err := m.DeriveKey(s, ck.Mechanism{Type: c.mt, Param: bySalt}, c.base, c.tmpl)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		}
+	}
+
+	// A base key whose CKA_DERIVE_TEMPLATE asks for sensitive keys derives
+	// keys but no data: a data object would escape that policy.
+	guarded := secret(ck.CKK_HKDF, ikm, derive, ck.Attribute{Type: ck.CKA_DERIVE_TEMPLATE,
+		Value: attr.EncodeTemplate([]ck.Attribute{{Type: ck.CKA_SENSITIVE, Value: tb(true)}})})
+	_, err = m.DeriveKey(s, hkdfData(bySalt), guarded, []ck.Attribute{dataClass, length})
+	wantRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
+	k, err := m.DeriveKey(s, ck.Mechanism{Type: ck.CKM_HKDF_DERIVE, Param: bySalt}, guarded, []ck.Attribute{length})
+	must(t, err)
+	if !bytes.Equal(getAttr(t, m, s, k, ck.CKA_SENSITIVE), tb(true)) {
+		t.Fatal("the derive template was not applied to the key")
+	}
+	// A derive template a data object can carry is applied to it.
+	tokenOnly := secret(ck.CKK_HKDF, ikm, derive, ck.Attribute{Type: ck.CKA_DERIVE_TEMPLATE,
+		Value: attr.EncodeTemplate([]ck.Attribute{{Type: ck.CKA_MODIFIABLE, Value: tb(false)}})})
+	o, err = m.DeriveKey(s, hkdfData(bySalt), tokenOnly, []ck.Attribute{dataClass, length})
+	must(t, err)
+	if !bytes.Equal(getAttr(t, m, s, o, ck.CKA_MODIFIABLE), tb(false)) {
+		t.Fatal("the derive template was not applied to the data object")
+	}
+
+	// From a public base key the data is public by default, so a session
+	// that is not logged in may derive it; a private one it may not.
+	pub := secret(ck.CKK_GENERIC_SECRET, ikm, derive, ck.Attribute{Type: ck.CKA_PRIVATE, Value: tb(false)})
+	must(t, m.Logout(s))
+	o, err = m.DeriveKey(s, hkdfData(bySalt), pub, []ck.Attribute{dataClass, length})
+	must(t, err)
+	if !bytes.Equal(getAttr(t, m, s, o, ck.CKA_PRIVATE), tb(false)) || !bytes.Equal(getAttr(t, m, s, o, ck.CKA_VALUE), okm) {
+		t.Fatal("public derivation: wrong CKA_PRIVATE or value")
+	}
+	_, err = m.DeriveKey(s, hkdfData(bySalt), pub, []ck.Attribute{dataClass, length, {Type: ck.CKA_PRIVATE, Value: tb(true)}})
+	wantRV(t, err, ck.CKR_USER_NOT_LOGGED_IN)
+	// The private base key is invisible now.
+	_, err = m.DeriveKey(s, hkdfData(bySalt), base, []ck.Attribute{dataClass, length})
+	wantRV(t, err, ck.CKR_KEY_HANDLE_INVALID)
 }

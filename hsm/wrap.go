@@ -260,6 +260,16 @@ func (m *Module) UnwrapKey(h ck.SessionHandle, mt ck.Mechanism, uh ck.ObjectHand
 // DeriveKey is C_DeriveKey. The derived key is a secret key that is never
 // CKA_LOCAL; it is ALWAYS_SENSITIVE / NEVER_EXTRACTABLE only if the base key
 // was and the new key is too (§4.10).
+//
+// Mechanisms marked DerivesData (CKM_HKDF_DATA, 3.0 mechanisms §2.43.4)
+// make a CKO_DATA object instead, whose CKA_VALUE is the derived bytes.
+// That does not leak the base key: the output is a one-way function of it,
+// the base key must still have CKA_DERIVE, and whoever may derive could
+// equally derive an extractable secret key with the same value through
+// CKM_HKDF_DERIVE. The one policy a data object could dodge is the base
+// key's CKA_DERIVE_TEMPLATE, which is written for keys; so a base key whose
+// template names any attribute a data object cannot carry (CKA_SENSITIVE,
+// CKA_EXTRACTABLE...) derives no data (CKR_TEMPLATE_INCONSISTENT).
 func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHandle, tmpl []ck.Attribute) (ck.ObjectHandle, error) {
 	s, err := m.lock(h)
 	if err != nil {
@@ -267,10 +277,19 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 	}
 	defer s.mu.Unlock()
 	t := attr.Template(tmpl)
-	if err := keyTemplateClass(t, ck.CKO_SECRET_KEY); err != nil {
+	// The registry is immutable: the mechanism decides the class made.
+	mm, known := m.reg.Mechanism(mt.Type)
+	cls, kt := ck.CKO_SECRET_KEY, ck.CKK_GENERIC_SECRET
+	if known && mm.DerivesData {
+		cls, kt = ck.CKO_DATA, noKeyType
+	}
+	if err := keyTemplateClass(t, cls); err != nil {
 		return 0, err
 	}
-	token, private, err := flagsOf(t, ck.CKO_SECRET_KEY)
+	if cls == ck.CKO_DATA && t.Has(ck.CKA_VALUE) {
+		return 0, fmt.Errorf("CKA_VALUE is the derived value: %w", ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	token, private, err := flagsOf(t, cls)
 	if err != nil {
 		return 0, err
 	}
@@ -281,7 +300,6 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 	tok := s.tok
 	var (
 		b     *Object
-		mm    *mech.Mechanism
 		bk    *mech.Key
 		param any
 	)
@@ -293,12 +311,26 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 		if !b.boolAttr(ck.CKA_DERIVE) {
 			return fmt.Errorf("base key %d has CKA_DERIVE false: %w", bh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 		}
+		given := t
 		if t, err = imposeTemplate(b, ck.CKA_DERIVE_TEMPLATE, t); err != nil {
 			return err
 		}
-		var ok bool
-		mm, ok = m.reg.Mechanism(mt.Type)
-		if !ok || mm.Derive == nil {
+		if cls == ck.CKO_DATA {
+			ecLike := m.ecLikeKeyTypes()
+			for _, a := range t {
+				if !given.Has(a.Type) && attr.Lookup(a.Type, cls, kt, ecLike) == nil {
+					return fmt.Errorf("base key %d's CKA_DERIVE_TEMPLATE sets %v, which a data object lacks: %w", bh, a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
+				}
+			}
+			// CKA_PRIVATE's default is token-specific (§4.4): derived data is
+			// as private as the key it came from. A private base key is
+			// visible only to the logged-in user, so mayCreate, asked
+			// before this default was known, still holds (commit asks again).
+			if !t.Has(ck.CKA_PRIVATE) {
+				t = append(t.Clone(), ck.Attribute{Type: ck.CKA_PRIVATE, Value: attr.Bool(b.private)})
+			}
+		}
+		if !known || mm.Derive == nil {
 			return fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
 		}
 		if !slices.Contains(mm.KeyTypes, b.keyType) {
@@ -325,27 +357,42 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 		return 0, fmt.Errorf("%v: %w", mt.Type, err)
 	}
 	defer zeroTemplate(gen)
-	kt := ck.CKK_GENERIC_SECRET
-	if v, ok, err := t.ULong(ck.CKA_KEY_TYPE); err != nil {
-		return 0, err
-	} else if ok {
-		kt = ck.KeyType(v)
-	} else if v, ok, _ := gen.ULong(ck.CKA_KEY_TYPE); ok {
-		kt = ck.KeyType(v)
+	var extra attr.Template
+	if cls == ck.CKO_DATA {
+		v, ok := gen.Get(ck.CKA_VALUE)
+		if !ok {
+			return 0, fmt.Errorf("%v made no value: %w", mt.Type, ck.CKR_GENERAL_ERROR)
+		}
+		extra = attr.Template{
+			{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_DATA))},
+			{Type: ck.CKA_VALUE, Value: v},
+		}
+	} else {
+		if v, ok, err := t.ULong(ck.CKA_KEY_TYPE); err != nil {
+			return 0, err
+		} else if ok {
+			kt = ck.KeyType(v)
+		} else if v, ok, _ := gen.ULong(ck.CKA_KEY_TYPE); ok {
+			kt = ck.KeyType(v)
+		}
+		extra = append(dropTypes(gen, ck.CKA_KEY_TYPE),
+			ck.Attribute{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
+			ck.Attribute{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
+			ck.Attribute{Type: ck.CKA_LOCAL, Value: attr.Bool(false)})
 	}
-	extra := append(dropTypes(gen, ck.CKA_KEY_TYPE),
-		ck.Attribute{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
-		ck.Attribute{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
-		ck.Attribute{Type: ck.CKA_LOCAL, Value: attr.Bool(false)})
-	all, err := m.build(dropTypes(t, ck.CKA_VALUE_LEN), ck.CKO_SECRET_KEY, kt, fromGenerate, so, extra)
+	// CKA_VALUE_LEN asks for the length; a data object has no such
+	// attribute and a secret key's is recomputed from its value.
+	all, err := m.build(dropTypes(t, ck.CKA_VALUE_LEN), cls, kt, fromGenerate, so, extra)
 	if err != nil {
 		return 0, err
 	}
-	sens, _, _ := all.Bool(ck.CKA_SENSITIVE)
-	extr, _, _ := all.Bool(ck.CKA_EXTRACTABLE)
-	all.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(sens && b.boolAttr(ck.CKA_ALWAYS_SENSITIVE)))
-	all.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(!extr && b.boolAttr(ck.CKA_NEVER_EXTRACTABLE)))
-	o, err := m.newObject(all, ck.CKO_SECRET_KEY, kt)
+	if cls == ck.CKO_SECRET_KEY {
+		sens, _, _ := all.Bool(ck.CKA_SENSITIVE)
+		extr, _, _ := all.Bool(ck.CKA_EXTRACTABLE)
+		all.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(sens && b.boolAttr(ck.CKA_ALWAYS_SENSITIVE)))
+		all.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(!extr && b.boolAttr(ck.CKA_NEVER_EXTRACTABLE)))
+	}
+	o, err := m.newObject(all, cls, kt)
 	if err != nil {
 		return 0, err
 	}

@@ -18,7 +18,8 @@ import (
 // key with CK_HKDF_PARAMS (extract, expand, or both; the PRF names a hash
 // mechanism), and CKM_HKDF_KEY_GEN makes CKK_HKDF keys. A salt given as a
 // key (CKF_HKDF_SALT_KEY) is resolved to its value by the engine before the
-// mechanism runs. CKM_HKDF_DATA, which makes data objects, is not offered.
+// mechanism runs. CKM_HKDF_DATA (§2.43.4) is the same computation with a
+// CKO_DATA object as its result: its CKA_VALUE is the HKDF output.
 
 func hkdfMechanisms() []Mechanism {
 	kts := []ck.KeyType{ck.CKK_HKDF, ck.CKK_GENERIC_SECRET}
@@ -27,6 +28,11 @@ func hkdfMechanisms() []Mechanism {
 			Type: ck.CKM_HKDF_DERIVE, KeyTypes: kts,
 			Info:   ck.MechanismInfo{MinKeySize: 1, MaxKeySize: genericMaxBytes, Flags: ck.CKF_DERIVE},
 			Derive: hkdfDerive,
+		},
+		{
+			Type: ck.CKM_HKDF_DATA, KeyTypes: kts,
+			Info:   ck.MechanismInfo{MinKeySize: 1, MaxKeySize: genericMaxBytes, Flags: ck.CKF_DERIVE},
+			Derive: hkdfDataDerive, DerivesData: true,
 		},
 		{
 			Type: ck.CKM_HKDF_KEY_GEN,
@@ -76,20 +82,72 @@ func prfHash(m ck.MechanismType) (func() hash.Hash, bool) {
 	return nil, false
 }
 
-func hkdfDerive(base *Key, param any, t attr.Template) (attr.Template, error) {
+// hkdfParamsOf checks CK_HKDF_PARAMS (§2.43.2) and returns them with the
+// PRF's hash.
+func hkdfParamsOf(param any) (ck.HKDFParams, func() hash.Hash, error) {
 	p, ok := paramAs[ck.HKDFParams](param)
 	if !ok || (!p.Extract && !p.Expand) {
-		return nil, fmt.Errorf("hkdf: parameter %T: %w", param, ck.CKR_MECHANISM_PARAM_INVALID)
+		return p, nil, fmt.Errorf("hkdf: parameter %T: %w", param, ck.CKR_MECHANISM_PARAM_INVALID)
 	}
 	h, ok := prfHash(p.PRF)
 	if !ok {
-		return nil, fmt.Errorf("hkdf: PRF %v: %w", p.PRF, ck.CKR_MECHANISM_PARAM_INVALID)
+		return p, nil, fmt.Errorf("hkdf: PRF %v: %w", p.PRF, ck.CKR_MECHANISM_PARAM_INVALID)
 	}
-	ikm, err := secretBytes(base)
+	return p, h, nil
+}
+
+// hkdfDerive is CKM_HKDF_DERIVE (§2.43.3). CKA_VALUE_LEN is optional: a
+// key type may imply the length, and expand defaults to HashLen.
+func hkdfDerive(base *Key, param any, t attr.Template) (attr.Template, error) {
+	p, h, err := hkdfParamsOf(param)
 	if err != nil {
 		return nil, err
 	}
 	n, err := derivedLen(t)
+	if err != nil {
+		return nil, err
+	}
+	v, err := hkdfRun(base, p, h, n)
+	if err != nil {
+		return nil, err
+	}
+	return attr.Template{{Type: ck.CKA_VALUE, Value: v}}, nil
+}
+
+// hkdfDataDerive is CKM_HKDF_DATA (§2.43.4): HKDF derive whose output is the
+// CKA_VALUE of a CKO_DATA object. §2.43.3 says CKA_VALUE_LEN "should be
+// set" when bExpand is true; a data object has no key type to imply a
+// length, so here it must be (CKR_TEMPLATE_INCOMPLETE). Extract alone makes
+// HashLen bytes and the length may be omitted. The token does not restrict
+// pInfo (§2.43.4 lets a profile do so; none is defined).
+func hkdfDataDerive(base *Key, param any, t attr.Template) (attr.Template, error) {
+	p, h, err := hkdfParamsOf(param)
+	if err != nil {
+		return nil, err
+	}
+	n, ok, err := t.ULong(ck.CKA_VALUE_LEN)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok && p.Expand:
+		return nil, fmt.Errorf("hkdf data: expand needs CKA_VALUE_LEN: %w", ck.CKR_TEMPLATE_INCOMPLETE)
+	case ok && n == 0:
+		return nil, fmt.Errorf("hkdf data: CKA_VALUE_LEN 0: %w", ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	case ok && n > 255*ck.ULong(h().Size()):
+		return nil, fmt.Errorf("hkdf data: %d bytes exceeds 255 blocks: %w", n, ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	v, err := hkdfRun(base, p, h, int(n))
+	if err != nil {
+		return nil, err
+	}
+	return attr.Template{{Type: ck.CKA_VALUE, Value: v}}, nil
+}
+
+// hkdfRun computes RFC 5869 HKDF over the base key's value. n is the
+// output length (0: HashLen); extract alone yields the PRK, so n, if given,
+// must be HashLen.
+func hkdfRun(base *Key, p ck.HKDFParams, h func() hash.Hash, n int) ([]byte, error) {
+	ikm, err := secretBytes(base)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +176,7 @@ func hkdfDerive(base *Key, param any, t attr.Template) (attr.Template, error) {
 			if n != 0 && n != size {
 				return nil, fmt.Errorf("hkdf: extract makes %d bytes, not %d: %w", size, n, ck.CKR_TEMPLATE_INCONSISTENT)
 			}
-			return attr.Template{{Type: ck.CKA_VALUE, Value: append([]byte{}, prk...)}}, nil
+			return append([]byte{}, prk...), nil
 		}
 	}
 	if n == 0 {
@@ -131,5 +189,5 @@ func hkdfDerive(base *Key, param any, t attr.Template) (attr.Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hkdf expand: %v: %w", err, ck.CKR_FUNCTION_FAILED)
 	}
-	return attr.Template{{Type: ck.CKA_VALUE, Value: okm}}, nil
+	return okm, nil
 }

@@ -91,6 +91,11 @@ type Mechanism struct {
 	// mechanism (CKA_VALUE, and CKA_KEY_TYPE when the caller gave none);
 	// t is the caller's template, for CKA_VALUE_LEN and CKA_KEY_TYPE.
 	Derive func(base *Key, param any, t attr.Template) (attr.Template, error)
+	// DerivesData marks a Derive that makes a CKO_DATA object rather than
+	// a secret key (CKM_HKDF_DATA, 3.0 mechanisms §2.43.4): Derive then
+	// returns only CKA_VALUE, and the engine accepts a template whose
+	// class is CKO_DATA (and no other).
+	DerivesData bool
 	// Wrapping uses Encrypt and unwrapping Decrypt (single-part) of
 	// mechanisms whose Info has CKF_WRAP / CKF_UNWRAP.
 
