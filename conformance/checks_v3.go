@@ -72,6 +72,7 @@ func v3Checks() []check {
 	cs = append(cs, kwChecks()...)
 	cs = append(cs, macKDFChecks()...)
 	cs = append(cs, pqcChecks()...)
+	cs = append(cs, hashSignChecks()...)
 	cs = append(cs, messageChecks()...)
 	return cs
 }

@@ -25,10 +25,8 @@ import (
 // both. C_CreateObject needs at least one; with only the seed the token
 // derives CKA_VALUE, and with both they must agree.
 //
-// Not offered: CKM_HASH_ML_DSA and CKM_HASH_ML_DSA_<hash>. HashML-DSA signs
-// M' = 1 || |ctx| || ctx || OID || PH(M), and circl v1.6.5 exposes only the
-// pure form (its Sign_internal is unexported; Go's own ML-DSA is internal
-// to the standard library). They can be added when either exports it.
+// CKM_HASH_ML_DSA and CKM_HASH_ML_DSA_<hash> (HashML-DSA) live in
+// hashmldsa.go.
 //
 // Multi-part: 3.2 allows C_SignUpdate for CKM_ML_DSA (the message is
 // buffered: ML-DSA hashes tr before M, so it cannot stream), while

@@ -41,6 +41,8 @@ func New(p *ck.Profile) *Registry {
 		cmacMechanisms(),
 		mldsaMechanisms(),
 		slhdsaMechanisms(),
+		hashMLDSAMechanisms(),
+		hashSLHDSAMechanisms(),
 		mlkemMechanisms(),
 		chacha20Mechanisms(),
 		// families are added here

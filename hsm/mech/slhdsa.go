@@ -25,11 +25,8 @@ import (
 // no CKA_SEED: the three n-byte seeds of slh_keygen (Algorithm 21) are
 // part of the private key already.
 //
-// Not offered: CKM_HASH_SLH_DSA and CKM_HASH_SLH_DSA_<hash>. circl v1.6.5
-// builds HashSLH-DSA's M' only through its PreHash writer, which hashes
-// the message itself, so CKM_HASH_SLH_DSA (the caller passes PHM) cannot
-// be built on it; the CKM_HASH_SLH_DSA_<hash> variants could, and are left
-// for a later change.
+// CKM_HASH_SLH_DSA and CKM_HASH_SLH_DSA_<hash> (HashSLH-DSA) live in
+// hashslhdsa.go.
 //
 // Multi-part: 3.2 allows C_SignUpdate for CKM_SLH_DSA (the message is
 // buffered: PRF_msg and H_msg both need the whole of M, after R), while
