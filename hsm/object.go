@@ -98,7 +98,10 @@ func (o *Object) matches(t attr.Template, unsealed bool) bool {
 	return true
 }
 
-// key returns what a mechanism needs, parsing the material once.
+// key returns what a mechanism needs, parsing the material once. It parses
+// under the object's read lock: operations find keys without the token
+// lock, so a logout's forget may run at the same time and must not zero
+// the values while they are read.
 func (o *Object) key(reg *mech.Registry) (*mech.Key, error) {
 	if b := o.material.Load(); b != nil {
 		return b.k, nil
@@ -107,7 +110,14 @@ func (o *Object) key(reg *mech.Registry) (*mech.Key, error) {
 	if !ok {
 		return nil, fmt.Errorf("key type %v: %w", o.keyType, ck.CKR_KEY_TYPE_INCONSISTENT)
 	}
-	all := o.all()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.secret == nil && o.sealed != nil {
+		// Unsealed by the caller, then forgotten by a logout since.
+		return nil, fmt.Errorf("object %d: %w", o.handle, ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	all := make(attr.Template, 0, len(o.attrs)+len(o.secret))
+	all = append(append(all, o.attrs...), o.secret...)
 	m, err := kk.Parse(o.class, all)
 	if err != nil {
 		return nil, fmt.Errorf("object %d: %w", o.handle, err)

@@ -83,7 +83,7 @@ func (m *Module) newObject(all attr.Template, cls ck.ObjectClass, kt ck.KeyType)
 			}
 		}
 	}
-	o.attrs, o.secret = m.split(all, cls, kt)
+	o.attrs, o.secret = m.split(all, cls, kt, private)
 	if o.secret == nil {
 		o.secret = attr.Template{}
 	}
@@ -355,7 +355,7 @@ func (m *Module) GetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, req [
 		p := attr.Lookup(r.Type, o.class, o.keyType, ecLike)
 		var v []byte
 		var ok bool
-		if p != nil && p.Rules&attr.Sensitive != 0 {
+		if (p != nil && p.Rules&attr.Sensitive != 0) || privateValue(o.class, o.private, r.Type) {
 			if sensitive {
 				sawSensitive = true
 				continue
@@ -366,6 +366,11 @@ func (m *Module) GetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, req [
 			o.mu.RLock()
 			v, ok = o.secret.Get(r.Type)
 			o.mu.RUnlock()
+			if !ok {
+				// Stores written before private data values were
+				// sealed hold them in the clear.
+				v, ok = o.clearGet(r.Type)
+			}
 		} else {
 			v, ok = o.clearGet(r.Type)
 		}
@@ -427,15 +432,24 @@ func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl 
 	if err := tok.unseal(o); err != nil {
 		return err
 	}
+	o.mu.RLock()
+	secret := o.secret
+	o.mu.RUnlock()
+	// A private data object's new value is sealed like the old one
+	// (privateValue); it is the only sealed attribute such an object has.
+	if v, ok := clear.Get(ck.CKA_VALUE); ok && privateValue(o.class, o.private, ck.CKA_VALUE) {
+		clear = dropTypes(clear, ck.CKA_VALUE)
+		secret = attr.Template{{Type: ck.CKA_VALUE, Value: v}}
+	}
 	tok.index.remove(o)
 	o.mu.Lock()
-	old := o.attrs
-	o.attrs = clear
+	oldAttrs, oldSecret := o.attrs, o.secret
+	o.attrs, o.secret = clear, secret
 	o.mu.Unlock()
 	if o.token {
 		if err := tok.persist(o); err != nil {
 			o.mu.Lock()
-			o.attrs = old
+			o.attrs, o.secret = oldAttrs, oldSecret
 			o.mu.Unlock()
 			tok.index.add(o)
 			return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
 )
 
@@ -287,4 +288,66 @@ func TestSessionObjectsForgottenOnDestroy(t *testing.T) {
 	if _, err := m.GetAttributeValue(other, keep, []ck.AttributeRequest{{Type: ck.CKA_CLASS}}); !errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) {
 		t.Fatalf("session object after close: %v", err)
 	}
+}
+
+// TestPrivateDataValueSealedAtRest: a private data object's CKA_VALUE is
+// shown only to the logged-in user (§4.4), so the store never holds it in
+// the clear: not when created, not after C_SetAttributeValue. The user
+// reads it back across a logout, and finds the object by it; a public data
+// object's value stays in the clear.
+func TestPrivateDataValueSealedAtRest(t *testing.T) {
+	m, st := newModule(t)
+	initToken(t, m)
+	s := openRW(t, m, 0)
+	must(t, m.Login(s, ck.CKU_USER, []byte(userPIN)))
+	priv, err := m.CreateObject(s, dataTemplate("secret note", true, true))
+	must(t, err)
+	pub, err := m.CreateObject(s, dataTemplate("public note", true, false))
+	must(t, err)
+	stored := func(label string) *ObjectRecord {
+		t.Helper()
+		stores, err := st.Stores()
+		must(t, err)
+		var found *ObjectRecord
+		must(t, stores[0].Objects(func(r *ObjectRecord) error {
+			if v, _ := attr.Template(r.Attrs).Get(ck.CKA_LABEL); string(v) == label {
+				found = r
+			}
+			return nil
+		}))
+		if found == nil {
+			t.Fatalf("no stored object %q", label)
+		}
+		return found
+	}
+	check := func(want string) {
+		t.Helper()
+		r := stored("secret note")
+		if _, ok := attr.Template(r.Attrs).Get(ck.CKA_VALUE); ok || len(r.Sealed) == 0 {
+			t.Fatalf("private data value stored in the clear (sealed %d bytes)", len(r.Sealed))
+		}
+		if got := getAttr(t, m, s, priv, ck.CKA_VALUE); string(got) != want {
+			t.Fatalf("value %q, want %q", got, want)
+		}
+	}
+	check("value of secret note")
+	if v, ok := attr.Template(stored("public note").Attrs).Get(ck.CKA_VALUE); !ok || string(v) != "value of public note" {
+		t.Fatalf("public data value %q %v", v, ok)
+	}
+	must(t, m.SetAttributeValue(s, priv, []ck.Attribute{{Type: ck.CKA_VALUE, Value: []byte("rewritten")}}))
+	check("rewritten")
+	must(t, m.Logout(s))
+	if _, err := m.GetAttributeValue(s, priv, []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 64}}); !errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+		t.Fatalf("private object after logout: %v", err)
+	}
+	must(t, m.Login(s, ck.CKU_USER, []byte(userPIN)))
+	check("rewritten")
+	must(t, m.FindObjectsInit(s, []ck.Attribute{{Type: ck.CKA_VALUE, Value: []byte("rewritten")}}))
+	hs, err := m.FindObjects(s, 10)
+	must(t, err)
+	must(t, m.FindObjectsFinal(s))
+	if len(hs) != 1 || hs[0] != priv {
+		t.Fatalf("find by value: %v, want [%d]", hs, priv)
+	}
+	_ = pub
 }

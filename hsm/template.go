@@ -226,15 +226,14 @@ func (m *Module) ecLikeKeyTypes() []ck.KeyType {
 	return nil
 }
 
-// split separates the sensitive attributes (sealed at rest, footnote 7)
-// from the rest, in place: all is reordered, clear and secret are its two
-// halves (clear's capacity clipped so that appending to it cannot
-// overwrite a secret).
-func (m *Module) split(all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (clear, secret attr.Template) {
+// split separates the attributes sealed at rest from the rest, in place:
+// all is reordered, clear and secret are its two halves (clear's capacity
+// clipped so that appending to it cannot overwrite a secret).
+func (m *Module) split(all attr.Template, cls ck.ObjectClass, kt ck.KeyType, private bool) (clear, secret attr.Template) {
 	sensitive := attr.SensitiveFor(cls, kt, m.ecLikeKeyTypes())
 	n := 0
 	for i := range all {
-		if !slices.Contains(sensitive, all[i].Type) {
+		if !slices.Contains(sensitive, all[i].Type) && !privateValue(cls, private, all[i].Type) {
 			all[n], all[i] = all[i], all[n]
 			n++
 		}
@@ -243,6 +242,15 @@ func (m *Module) split(all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (cl
 		return all, nil
 	}
 	return all[:n:n], all[n:]
+}
+
+// privateValue reports the one sealed attribute that is not a key's
+// secret: the value of a private data object (CKM_HKDF_DATA output, or an
+// application's secret). PKCS#11 shows it to the logged-in user only
+// (§4.4 CKA_PRIVATE), so at rest it is sealed under the user's key like a
+// private key's secrets; unlike those, it is never CKR_ATTRIBUTE_SENSITIVE.
+func privateValue(cls ck.ObjectClass, private bool, t ck.AttributeType) bool {
+	return cls == ck.CKO_DATA && private && t == ck.CKA_VALUE
 }
 
 // imposeTemplate merges the template an unwrapping or base key imposes
