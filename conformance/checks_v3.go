@@ -74,6 +74,7 @@ func v3Checks() []check {
 	cs = append(cs, pqcChecks()...)
 	cs = append(cs, hashSignChecks()...)
 	cs = append(cs, messageChecks()...)
+	cs = append(cs, msgSignChecks()...)
 	return cs
 }
 

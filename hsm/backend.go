@@ -117,6 +117,39 @@ type Backend interface {
 	DecryptMessageNext(s ck.SessionHandle, param any, in []byte, outCap int, flags ck.Flags) ([]byte, int, error)
 	MessageDecryptFinal(s ck.SessionHandle) error
 
+	// PKCS#11 3.0 message-based signing and verification (§5.15, §5.17).
+	// param is the per-message parameter, of the type of the mechanism's
+	// own parameter (*ck.SignAdditionalContext, *ck.EDDSAParams, ...) and
+	// applied to that message only; nil keeps the init parameter.
+	// SignMessageNext's last is the C caller's non-NULL pulSignatureLen:
+	// without it outCap is ignored and nothing is output.
+	// VerifyMessageNext's last is its non-NULL pSignature.
+	MessageSignInit(s ck.SessionHandle, m ck.Mechanism, key ck.ObjectHandle) error
+	SignMessage(s ck.SessionHandle, param any, data []byte, outCap int) ([]byte, int, error)
+	SignMessageBegin(s ck.SessionHandle, param any) error
+	SignMessageNext(s ck.SessionHandle, param any, in []byte, last bool, outCap int) ([]byte, int, error)
+	MessageSignFinal(s ck.SessionHandle) error
+	MessageVerifyInit(s ck.SessionHandle, m ck.Mechanism, key ck.ObjectHandle) error
+	VerifyMessage(s ck.SessionHandle, param any, data, sig []byte) error
+	VerifyMessageBegin(s ck.SessionHandle, param any) error
+	VerifyMessageNext(s ck.SessionHandle, param any, in, sig []byte, last bool) error
+	MessageVerifyFinal(s ck.SessionHandle) error
+	// MessageSignMechanism is the mechanism of the session's message sign
+	// (or verify) process, CKR_OPERATION_NOT_INITIALIZED without one: a
+	// transport decodes the per-message parameter by it (the C structures
+	// cannot be told apart by size) without keeping session state itself.
+	MessageSignMechanism(s ck.SessionHandle, verify bool) (ck.MechanismType, error)
+
+	// PKCS#11 3.2 verification with the signature given at init; it is
+	// the session's verify operation, as C_VerifyInit's.
+	VerifySignatureInit(s ck.SessionHandle, m ck.Mechanism, key ck.ObjectHandle, sig []byte) error
+	VerifySignature(s ck.SessionHandle, data []byte) error
+	VerifySignatureUpdate(s ck.SessionHandle, in []byte) error
+	VerifySignatureFinal(s ck.SessionHandle) error
+	// GetSessionValidationFlags is C_GetSessionValidationFlags (3.2); typ
+	// is a CK_SESSION_VALIDATION_FLAGS_TYPE.
+	GetSessionValidationFlags(s ck.SessionHandle, typ ck.ULong) (ck.Flags, error)
+
 	// PKCS#11 3.2 key encapsulation. EncapsulateKey follows the output
 	// convention for the ciphertext (ctCap -1 asks for its length; nothing
 	// is created then, nor on CKR_BUFFER_TOO_SMALL) and returns the new

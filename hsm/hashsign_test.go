@@ -49,7 +49,7 @@ func TestHashSignModule(t *testing.T) {
 			for _, mt := range []ck.MechanismType{fam.generic, fam.sha256m} {
 				info, err := m.GetMechanismInfo(0, mt)
 				must(t, err)
-				if info.MinKeySize != fam.minKey || info.MaxKeySize != fam.maxKey || info.Flags != ck.CKF_SIGN|ck.CKF_VERIFY {
+				if info.MinKeySize != fam.minKey || info.MaxKeySize != fam.maxKey || info.Flags != ck.CKF_SIGN|ck.CKF_VERIFY|ck.CKF_MESSAGE_SIGN|ck.CKF_MESSAGE_VERIFY {
 					t.Errorf("%v info %+v", mt, info)
 				}
 			}

@@ -21,12 +21,14 @@ const (
 	opVerify
 	opMessageEncrypt // 3.0 message-based processes (message.go)
 	opMessageDecrypt
+	opMessageSign // (msgsign.go)
+	opMessageVerify
 	opKinds
 )
 
 // opFlags maps kinds to the CKF_ bits C_SessionCancel names them by.
 var opFlags = [opKinds]ck.Flags{ck.CKF_ENCRYPT, ck.CKF_DECRYPT, ck.CKF_DIGEST, ck.CKF_SIGN, ck.CKF_VERIFY,
-	ck.CKF_MESSAGE_ENCRYPT, ck.CKF_MESSAGE_DECRYPT}
+	ck.CKF_MESSAGE_ENCRYPT, ck.CKF_MESSAGE_DECRYPT, ck.CKF_MESSAGE_SIGN, ck.CKF_MESSAGE_VERIFY}
 
 // operation is one active cryptographic operation of a session.
 type operation struct {
@@ -34,8 +36,10 @@ type operation struct {
 	signer   mech.Signer
 	verifier mech.Verifier
 	digest   hash.Hash
-	// msg is a message-based process; message.go keeps its state.
-	msg *messageOp
+	// msg is a message-based encryption process; message.go keeps its
+	// state. msgSign is a message-based signing process (msgsign.go).
+	msg     *messageOp
+	msgSign *msgSignOp
 	// multi is set by the first Update: from then on only Update/Final
 	// may continue it (§5.2: a single-part call cannot finish it).
 	multi bool

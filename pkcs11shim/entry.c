@@ -1,9 +1,9 @@
 /*
  * The exported C_* entry points. Each one checks for a fork in C first and
  * then calls its Go wrapper (go<name>, exports_*.go), which does the C <-> Go
- * conversion. Message-based signing and verification (3.0) and most of
- * the 3.2 additions are not offered: they return CKR_FUNCTION_NOT_SUPPORTED
- * (§5.1) without entering Go.
+ * conversion. The 3.2 asynchronous and authenticated-wrapping functions are
+ * not offered: they return CKR_FUNCTION_NOT_SUPPORTED (§5.1) without
+ * entering Go.
  */
 #include "shim.h"
 #include "_cgo_export.h"
@@ -563,52 +563,72 @@ CK_RV C_MessageDecryptFinal(CK_SESSION_HANDLE hSession)
 
 CK_RV C_MessageSignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_MessageSignInit(hSession, pMechanism, hKey);
 }
 
 CK_RV C_SignMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignMessage(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen);
 }
 
 CK_RV C_SignMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignMessageBegin(hSession, pParameter, ulParameterLen);
 }
 
 CK_RV C_SignMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignMessageNext(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen);
 }
 
 CK_RV C_MessageSignFinal(CK_SESSION_HANDLE hSession)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_MessageSignFinal(hSession);
 }
 
 CK_RV C_MessageVerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_MessageVerifyInit(hSession, pMechanism, hKey);
 }
 
 CK_RV C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyMessage(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen);
 }
 
 CK_RV C_VerifyMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyMessageBegin(hSession, pParameter, ulParameterLen);
 }
 
 CK_RV C_VerifyMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyMessageNext(hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen);
 }
 
 CK_RV C_MessageVerifyFinal(CK_SESSION_HANDLE hSession)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_MessageVerifyFinal(hSession);
 }
 
 /* PKCS#11 3.2. */
@@ -627,36 +647,50 @@ CK_RV C_DecapsulateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, 
 	return goC_DecapsulateKey(hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey);
 }
 
-/*
- * The other 3.2 functions: no signature-verification-with-known-signature
- * operation, no validation flags, no asynchronous sessions and no
- * authenticated wrapping yet (§5.1: CKR_FUNCTION_NOT_SUPPORTED).
- */
+/* Verification with the signature first, and the validation flags (3.2). */
 CK_RV C_VerifySignatureInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifySignatureInit(hSession, pMechanism, hKey, pSignature, ulSignatureLen);
 }
 
 CK_RV C_VerifySignature(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifySignature(hSession, pData, ulDataLen);
 }
 
 CK_RV C_VerifySignatureUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifySignatureUpdate(hSession, pPart, ulPartLen);
 }
 
 CK_RV C_VerifySignatureFinal(CK_SESSION_HANDLE hSession)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifySignatureFinal(hSession);
 }
 
 CK_RV C_GetSessionValidationFlags(CK_SESSION_HANDLE hSession, CK_SESSION_VALIDATION_FLAGS_TYPE type, CK_FLAGS_PTR pFlags)
 {
-	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetSessionValidationFlags(hSession, type, pFlags);
 }
 
+/*
+ * Not offered (§5.1: CKR_FUNCTION_NOT_SUPPORTED, without entering Go): the
+ * 3.2 asynchronous functions C_AsyncComplete, C_AsyncGetID, C_AsyncJoin
+ * (gohsm never answers CKR_PENDING, so there is nothing to complete or
+ * join) and authenticated key wrapping, C_WrapKeyAuthenticated /
+ * C_UnwrapKeyAuthenticated (no registered mechanism wraps with associated
+ * data).
+ */
 CK_RV C_AsyncComplete(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ASYNC_DATA *pResult)
 {
 	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;

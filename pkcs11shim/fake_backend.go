@@ -31,6 +31,7 @@ type fakeBackend struct {
 	hsm.Backend // nil: undefined methods panic
 	mu          sync.Mutex
 	last        string
+	msgMech     map[bool]ck.MechanismType // message sign/verify process, by verify
 }
 
 func (f *fakeBackend) record(format string, args ...any) {
@@ -229,3 +230,64 @@ func (f *fakeBackend) GetSessionInfo(s ck.SessionHandle) (ck.SessionInfo, error)
 // SessionCancel accepts everything (endOnBadArgs calls it) and records
 // nothing, so the echo stays the call under test.
 func (f *fakeBackend) SessionCancel(ck.SessionHandle, ck.Flags) error { return nil }
+
+// Message-based signing: the fake echoes the per-message parameter and
+// whether a part was the last; the "signature" is "sig:" and the data.
+func (f *fakeBackend) MessageSignInit(s ck.SessionHandle, m ck.Mechanism, key ck.ObjectHandle) error {
+	f.record("MessageSignInit key=%d %s", key, describe(m))
+	f.setMsgMech(false, m.Type)
+	return nil
+}
+
+func (f *fakeBackend) setMsgMech(verify bool, mt ck.MechanismType) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.msgMech == nil {
+		f.msgMech = map[bool]ck.MechanismType{}
+	}
+	f.msgMech[verify] = mt
+}
+
+func (f *fakeBackend) MessageSignMechanism(s ck.SessionHandle, verify bool) (ck.MechanismType, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	mt, ok := f.msgMech[verify]
+	if !ok {
+		return 0, ck.CKR_OPERATION_NOT_INITIALIZED
+	}
+	return mt, nil
+}
+
+func (f *fakeBackend) SignMessage(s ck.SessionHandle, param any, data []byte, outCap int) ([]byte, int, error) {
+	f.record("SignMessage %T %+v data=%x", param, param, data)
+	return sized(append([]byte("sig:"), data...), outCap)
+}
+
+func (f *fakeBackend) SignMessageNext(s ck.SessionHandle, param any, in []byte, last bool, outCap int) ([]byte, int, error) {
+	f.record("SignMessageNext %T last=%v in=%x", param, last, in)
+	if !last {
+		return nil, 0, nil
+	}
+	return sized(append([]byte("sig:"), in...), outCap)
+}
+
+func (f *fakeBackend) MessageSignFinal(s ck.SessionHandle) error {
+	f.record("MessageSignFinal")
+	return nil
+}
+
+func (f *fakeBackend) VerifyMessageNext(s ck.SessionHandle, param any, in, sig []byte, last bool) error {
+	f.record("VerifyMessageNext %T last=%v in=%x sig=%x", param, last, in, sig)
+	return nil
+}
+
+func (f *fakeBackend) VerifySignatureInit(s ck.SessionHandle, m ck.Mechanism, key ck.ObjectHandle, sig []byte) error {
+	f.record("VerifySignatureInit key=%d %s sig=%x", key, describe(m), sig)
+	return nil
+}
+
+// GetSessionValidationFlags answers the type it was asked, so the test
+// sees both directions of the conversion.
+func (f *fakeBackend) GetSessionValidationFlags(s ck.SessionHandle, typ ck.ULong) (ck.Flags, error) {
+	return ck.Flags(typ) | 0x100, nil
+}

@@ -244,7 +244,7 @@ func TestHashSignRegistered(t *testing.T) {
 			t.Errorf("%v: info %+v key types %v", m, mm.Info, mm.KeyTypes)
 		}
 	}
-	if pureML.Info.Flags != ck.CKF_SIGN|ck.CKF_VERIFY {
+	if pureML.Info.Flags != ck.CKF_SIGN|ck.CKF_VERIFY|ck.CKF_MESSAGE_SIGN|ck.CKF_MESSAGE_VERIFY {
 		t.Errorf("CKM_ML_DSA flags %v", pureML.Info.Flags)
 	}
 	wantCount(t, "pre-hash mechanisms registered", n, 22)

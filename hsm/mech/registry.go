@@ -67,6 +67,15 @@ func New(p *ck.Profile) *Registry {
 	for _, fam := range families {
 		for i := range fam {
 			m := fam[i]
+			// Message-based signing (3.0 §5.15, §5.17) runs every
+			// mechanism that signs or verifies in one part
+			// (hsm/msgsign.go), so its info says so.
+			if m.Sign != nil && m.Info.Flags&ck.CKF_SIGN != 0 {
+				m.Info.Flags |= ck.CKF_MESSAGE_SIGN
+			}
+			if m.Verify != nil && m.Info.Flags&ck.CKF_VERIFY != 0 {
+				m.Info.Flags |= ck.CKF_MESSAGE_VERIFY
+			}
 			r.mechs[m.Type] = &m
 			r.list = append(r.list, m.Type)
 		}

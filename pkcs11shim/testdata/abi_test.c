@@ -119,8 +119,9 @@ static void test_tables(void)
 	CHECK(l32->C_EncapsulateKey == dlsym(lib, "C_EncapsulateKey") && l32->C_DecapsulateKey == dlsym(lib, "C_DecapsulateKey") &&
 	      l32->C_UnwrapKeyAuthenticated != NULL, "3.2 entries set");
 	RV(l3->C_MessageEncryptInit(1, NULL, 0), CKR_CRYPTOKI_NOT_INITIALIZED);
-	RV(l3->C_MessageVerifyFinal(1), CKR_FUNCTION_NOT_SUPPORTED);
-	RV(l32->C_VerifySignatureInit(1, NULL, 0, NULL, 0), CKR_FUNCTION_NOT_SUPPORTED);
+	RV(l3->C_MessageVerifyFinal(1), CKR_CRYPTOKI_NOT_INITIALIZED);
+	RV(l32->C_VerifySignatureInit(1, NULL, 0, NULL, 0), CKR_CRYPTOKI_NOT_INITIALIZED);
+	RV(l32->C_GetSessionValidationFlags(1, 1, NULL), CKR_CRYPTOKI_NOT_INITIALIZED);
 	RV(l32->C_AsyncGetID(1, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
 
 	CK_C_GetInterface gi = l3->C_GetInterface;
@@ -401,6 +402,46 @@ static void test_v32_fake(void)
 	gp.pTag = NULL;
 	RV(l->C_EncryptMessage(1, &gp, sizeof(gp), NULL, 0, (CK_BYTE_PTR) "a", 1, out, &n), CKR_MECHANISM_PARAM_INVALID);
 	RV(l->C_EncryptMessage(1, NULL, 0, NULL, 0, (CK_BYTE_PTR) "a", 1, out, NULL), CKR_ARGUMENTS_BAD);
+
+	/* Message-based signing: the per-message parameter is decoded as the
+	 * parameter of the mechanism the process began with. */
+	CK_BYTE ctx[3] = {'c', 't', 'x'};
+	CK_SIGN_ADDITIONAL_CONTEXT sac = {2 /* CKH_DETERMINISTIC_REQUIRED */, ctx, sizeof(ctx)};
+	CK_MECHANISM mldsa = {0x1dUL /* CKM_ML_DSA */, NULL, 0};
+	RV(l->C_MessageSignInit(1, &mldsa, 6), CKR_OK);
+	CHECK(strstr(echo(), "MessageSignInit key=6 0x1d nil") != NULL, "sign init echo %s", echo());
+	n = 0;
+	RV(l->C_SignMessage(1, &sac, sizeof(sac), (CK_BYTE_PTR) "ab", 2, NULL, &n), CKR_OK);
+	CHECK(n == 6, "size query %lu", n);
+	CHECK(strstr(echo(), "*ck.SignAdditionalContext &{Hedge:2 Context:[99 116 120]} data=6162") != NULL, "sign echo %s", echo());
+	n = 5;
+	RV(l->C_SignMessage(1, NULL, 0, (CK_BYTE_PTR) "ab", 2, out, &n), CKR_BUFFER_TOO_SMALL);
+	CHECK(n == 6 && strstr(echo(), "SignMessage <nil> <nil>") != NULL, "too small %lu %s", n, echo());
+	n = sizeof(out);
+	RV(l->C_SignMessage(1, NULL, 0, (CK_BYTE_PTR) "ab", 2, out, &n), CKR_OK);
+	CHECK(n == 6 && memcmp(out, "sig:ab", 6) == 0, "signature");
+	RV(l->C_SignMessage(1, &sac, sizeof(sac) - 1, (CK_BYTE_PTR) "ab", 2, out, &n), CKR_MECHANISM_PARAM_INVALID);
+	RV(l->C_SignMessage(1, NULL, 0, (CK_BYTE_PTR) "ab", 2, out, NULL), CKR_ARGUMENTS_BAD);
+	RV(l->C_SignMessageNext(1, NULL, 0, (CK_BYTE_PTR) "p", 1, out, NULL), CKR_OK);
+	CHECK(strstr(echo(), "last=false in=70") != NULL, "intermediate part echo %s", echo());
+	n = sizeof(out);
+	RV(l->C_SignMessageNext(1, NULL, 0, (CK_BYTE_PTR) "q", 1, out, &n), CKR_OK);
+	CHECK(n == 5 && strstr(echo(), "last=true in=71") != NULL, "last part echo %s", echo());
+	RV(l->C_VerifyMessageNext(1, NULL, 0, (CK_BYTE_PTR) "p", 1, NULL, 7), CKR_OK);
+	CHECK(strstr(echo(), "last=false in=70 sig=") != NULL, "verify intermediate echo %s", echo());
+	RV(l->C_VerifyMessageNext(1, NULL, 0, (CK_BYTE_PTR) "p", 1, (CK_BYTE_PTR) "s", 1), CKR_OK);
+	CHECK(strstr(echo(), "last=true in=70 sig=73") != NULL, "verify last echo %s", echo());
+	RV(l->C_MessageSignInit(1, NULL, 0), CKR_OK);
+	CHECK(strcmp(echo(), "MessageSignFinal") == 0, "NULL mechanism ends the process: %s", echo());
+	/* 3.2: signature first; validation flags. */
+	RV(l->C_VerifySignatureInit(1, &mldsa, 4, (CK_BYTE_PTR) "sg", 2), CKR_OK);
+	CHECK(strstr(echo(), "VerifySignatureInit key=4 0x1d nil sig=7367") != NULL, "verify signature init echo %s", echo());
+	RV(l->C_VerifySignatureInit(1, &mldsa, 4, NULL, 2), CKR_ARGUMENTS_BAD);
+	RV(l->C_VerifySignatureInit(1, &mldsa, 4, NULL, 0), CKR_ARGUMENTS_BAD);
+	CK_FLAGS vf = 0;
+	RV(l->C_GetSessionValidationFlags(1, 1, &vf), CKR_OK);
+	CHECK(vf == 0x101, "validation flags 0x%lx", vf);
+	RV(l->C_GetSessionValidationFlags(1, 1, NULL), CKR_ARGUMENTS_BAD);
 
 	/* KEM. */
 	CK_MECHANISM kem = {0x17UL /* CKM_ML_KEM */, NULL, 0};

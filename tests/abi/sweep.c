@@ -1066,6 +1066,27 @@ static void t_v3_session(void)
 	       CKR_OPERATION_NOT_INITIALIZED, CKR_FUNCTION_NOT_SUPPORTED);
 	EXPECT("C_MessageVerifyFinal before Init", f3->C_MessageVerifyFinal(srw), CKR_OPERATION_NOT_INITIALIZED,
 	       CKR_FUNCTION_NOT_SUPPORTED);
+	{
+		CK_MECHANISM ecdsa = {CKM_ECDSA_SHA256, NULL, 0};
+		EXPECT("C_MessageSignInit(NULL mechanism)", f3->C_MessageSignInit(srw, NULL, 0), NULL_INIT_RVS,
+		       CKR_FUNCTION_NOT_SUPPORTED);
+		EXPECT("C_MessageSignInit(garbage key)", f3->C_MessageSignInit(srw, &ecdsa, BAD_OBJECT),
+		       CKR_KEY_HANDLE_INVALID, CKR_FUNCTION_NOT_SUPPORTED);
+		EXPECT("C_MessageVerifyInit(garbage key)", f3->C_MessageVerifyInit(srw, &ecdsa, BAD_OBJECT),
+		       CKR_KEY_HANDLE_INVALID, CKR_FUNCTION_NOT_SUPPORTED);
+		EXPECT("C_SignMessageBegin before Init", f3->C_SignMessageBegin(srw, NULL, 0),
+		       CKR_OPERATION_NOT_INITIALIZED, CKR_FUNCTION_NOT_SUPPORTED);
+		EXPECT("C_SignMessageNext before Init", f3->C_SignMessageNext(srw, NULL, 0, data, 16, buf, &len),
+		       CKR_OPERATION_NOT_INITIALIZED, CKR_FUNCTION_NOT_SUPPORTED);
+		EXPECT("C_SignMessage(NULL pulSignatureLen)", f3->C_SignMessage(srw, NULL, 0, data, 16, buf, NULL),
+		       CKR_ARGUMENTS_BAD, CKR_OPERATION_NOT_INITIALIZED, CKR_FUNCTION_NOT_SUPPORTED);
+		EXPECT("C_VerifyMessageBegin before Init", f3->C_VerifyMessageBegin(srw, NULL, 0),
+		       CKR_OPERATION_NOT_INITIALIZED, CKR_FUNCTION_NOT_SUPPORTED);
+		EXPECT("C_VerifyMessageNext before Init", f3->C_VerifyMessageNext(srw, NULL, 0, data, 16, NULL, 0),
+		       CKR_OPERATION_NOT_INITIALIZED, CKR_FUNCTION_NOT_SUPPORTED);
+		EXPECT("C_VerifyMessage(NULL data, length)", f3->C_VerifyMessage(srw, NULL, 0, NULL, 16, buf, 64),
+		       CKR_ARGUMENTS_BAD, CKR_OPERATION_NOT_INITIALIZED, CKR_FUNCTION_NOT_SUPPORTED);
+	}
 	EXPECT("C_LoginUser(bad user type)", f3->C_LoginUser(srw, 7, (CK_UTF8CHAR *)pin, strlen(pin),
 							       (CK_UTF8CHAR *)"u", 1), CKR_USER_TYPE_INVALID,
 	       CKR_USER_ALREADY_LOGGED_IN, CKR_FUNCTION_NOT_SUPPORTED);
