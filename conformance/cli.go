@@ -24,10 +24,11 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 	single := fs.String("single", "", "internal: run one module and write its JSON to this file")
 	filter := fs.String("filter", "", "run only checks whose id has this prefix")
 	verbose := fs.Bool("v", false, "progress on stderr")
+	wycheproof := fs.String("wycheproof", "", "Wycheproof directory (module root or testvectors_v1): runs the vectors group")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	opts := Options{Filter: *filter}
+	opts := Options{Filter: *filter, WycheproofDir: *wycheproof}
 	if *verbose {
 		opts.Logf = func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
 	}
@@ -42,7 +43,7 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 		return WriteJSON(*single, rs)
 	}
 	if fs.NArg() == 0 {
-		return errors.New("usage: conformance [-out dir] [-doc file] [-filter prefix] [-v] module.so...")
+		return errors.New("usage: conformance [-out dir] [-doc file] [-filter prefix] [-wycheproof dir] [-v] module.so...")
 	}
 	var mods []ModuleResults
 	var failed []string
@@ -52,6 +53,9 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 		child := append(append([]string{}, self[1:]...), "-single", js, "-filter", *filter)
 		if *verbose {
 			child = append(child, "-v")
+		}
+		if *wycheproof != "" {
+			child = append(child, "-wycheproof", *wycheproof)
 		}
 		cmd := exec.Command(self[0], append(child, m)...)
 		cmd.Stdout, cmd.Stderr = stderr, stderr

@@ -3,10 +3,13 @@ package conformance
 import (
 	"bufio"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gohsm/gohsm/internal/vectors"
 )
 
 var moduleFlag = flag.String("conformance.module", "", "PKCS#11 module to test (default $GOHSM_CONFORMANCE_MODULE, then ../build/libgohsm.so)")
@@ -87,7 +90,14 @@ func judge(t *testing.T, name string, rs []Result) {
 // GOHSM_CONFORMANCE_MODULE / -conformance.module).
 func TestConformance(t *testing.T) {
 	path := modulePath(t)
-	rs, err := Run(path, Options{TokenDir: t.TempDir(), Logf: t.Logf})
+	opts := Options{TokenDir: t.TempDir(), Logf: t.Logf}
+	gohsm := ModuleName(path) == "gohsm"
+	if gohsm {
+		// Our module runs the published vectors too; the set is fetched
+		// through the module proxy, and a failed fetch fails the test.
+		opts.WycheproofDir = vectors.WycheproofDir(t)
+	}
+	rs, err := Run(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +105,54 @@ func TestConformance(t *testing.T) {
 		t.Fatalf("only %d checks ran", len(rs))
 	}
 	judge(t, ModuleName(path), rs)
+	if gohsm {
+		wantVectorCounts(t, rs)
+	}
+}
+
+// minVectors is, per vectors check, the number of Wycheproof vectors the
+// pinned set holds (internal/vectors.WycheproofVersion): a loader that
+// silently finds fewer fails here even though its check passed.
+var minVectors = map[string]int{
+	"vectors.ed25519": 150, "vectors.ed448": 86,
+	"vectors.x25519": 518, "vectors.x448": 510, "vectors.ecdh-p256": 355,
+	"vectors.aes-wrap": 165, "vectors.aes-kwp": 254,
+	"vectors.aes-cmac": 311, "vectors.hmac-sm3": 174, "vectors.hkdf-sha256": 86,
+	"vectors.mldsa-44": 80, "vectors.mldsa-65": 83, "vectors.mldsa-87": 76, "vectors.mlkem": 39,
+	"vectors.rsa-oaep-2048-sha256": 37, "vectors.sm4-gcm": 104,
+}
+
+// wantVectorCounts checks every vectors check passed and ran at least its
+// minimum ("<family>: N vectors ..." in the detail).
+func wantVectorCounts(t *testing.T, rs []Result) {
+	seen := 0
+	for _, r := range rs {
+		min, ok := minVectors[r.ID]
+		if !ok {
+			if strings.HasPrefix(r.ID, "vectors.") {
+				t.Errorf("%s has no minimum vector count in minVectors", r.ID)
+			}
+			continue
+		}
+		seen++
+		if r.Result == Fail {
+			continue // judge reported it
+		}
+		if r.Result != Pass {
+			t.Errorf("%s: %s (%s): gohsm must run every vectors check", r.ID, r.Result, r.Detail)
+			continue
+		}
+		_, rest, _ := strings.Cut(r.Detail, ": ")
+		var n int
+		if _, err := fmt.Sscanf(rest, "%d vectors", &n); err != nil || n < min {
+			t.Errorf("%s: ran %d vectors (detail %q), want at least %d", r.ID, n, r.Detail, min)
+			continue
+		}
+		t.Logf("%s", r.Detail)
+	}
+	if seen != len(minVectors) {
+		t.Errorf("%d of the %d vectors checks ran", seen, len(minVectors))
+	}
 }
 
 // TestSuiteCanFail proves the suite is able to fail: SoftHSMv2 2.6.1 has no

@@ -15,6 +15,7 @@ func allGroups() []group {
 		{name: "find", kind: kindKeeper, checks: findChecks()},
 		{name: "crypto", kind: kindKeeper, checks: cryptoChecks()},
 		{name: "v3", kind: kindKeeper, checks: v3Checks()},
+		{name: "vectors", kind: kindKeeper, checks: vectorsChecks()}, // opt-in: Options.WycheproofDir
 	}
 }
 

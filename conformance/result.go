@@ -33,6 +33,10 @@ type Options struct {
 	// Filter, when set, runs only the checks whose id has this prefix; the
 	// others are reported as skip.
 	Filter string
+	// WycheproofDir, when set, runs the "vectors" group: published
+	// Wycheproof vectors through the C ABI, read from this directory (the
+	// Wycheproof module root or its testvectors_v1). Empty skips the group.
+	WycheproofDir string
 	// Logf receives progress lines (group names, timings); nil is silent.
 	Logf func(format string, args ...any)
 }
