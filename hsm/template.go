@@ -122,17 +122,14 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 	}
 	ecLike := m.ecLikeKeyTypes()
 	policies := attr.ForClass(cls, kt, ecLike)
-	// The object's values share one allocation: a template of forty
-	// attributes would otherwise be forty small allocations per key made.
+	// The caller's and the mechanism's values share one allocation; the
+	// defaults (most of a template of forty) are the table's own bytes.
 	size := 0
 	for _, a := range t {
 		size += len(a.Value)
 	}
 	for _, a := range extra {
 		size += len(a.Value)
-	}
-	for _, p := range policies {
-		size += len(p.Default)
 	}
 	arena := valueArena(make([]byte, 0, size))
 	out := make(attr.Template, 0, len(t)+len(extra)+len(policies))
@@ -180,7 +177,10 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 			return nil, fmt.Errorf("%v missing: %w", p.Type, ck.CKR_TEMPLATE_INCOMPLETE)
 		}
 		if p.Default != nil {
-			out = append(out, ck.Attribute{Type: p.Type, Value: arena.copy(p.Default)})
+			// Shared with every object of the class, never written: values
+			// are replaced, not edited, and the only values zeroed in place
+			// are secrets, which have no default (TestNoSecretDefaults).
+			out = append(out, ck.Attribute{Type: p.Type, Value: p.Default[:len(p.Default):len(p.Default)]})
 		}
 	}
 	if attr.ClassBit(cls)&(attr.PrivateKey|attr.SecretKey) != 0 {

@@ -59,3 +59,14 @@ func TestCachedRowsAgreeWithLookup(t *testing.T) {
 		t.Fatalf("SM2 private key sensitive %v: the EC rows must apply", s)
 	}
 }
+
+// TestNoSecretDefaults: the engine shares default values between objects
+// and zeroes secret values in place when it forgets them, which is safe
+// only because no sealed attribute has a default.
+func TestNoSecretDefaults(t *testing.T) {
+	for i := range Table {
+		if p := &Table[i]; p.Rules&Sensitive != 0 && p.Default != nil {
+			t.Errorf("%v is sensitive and has a default", p.Type)
+		}
+	}
+}
