@@ -95,6 +95,7 @@ func initialize(a *initArgs, env conf.Getenv) ck.RV {
 		initFailure("%v", err)
 		return ck.CKR_GENERAL_ERROR
 	}
+	raiseGCFloor(env)
 	level, _ := parseLogLevel(cfg.Log) // conf.Parse accepted only known levels
 	setupLog(level, cfg.LogFile)
 	if cfg.Source != "" {
