@@ -20,9 +20,12 @@ import (
 // is never written counts as live heap, so collections start at about
 // 64 MiB plus twice the real live heap, while a large token's heap still
 // grows by the default ratio (GOGC=400 would let a 200 MB token reach 1 GB).
-// The allocation has no pointers (never scanned) and is never touched, so
-// it takes address space, not memory. An operator who sets GOGC or
-// GOMEMLIMIT for the process gets exactly that instead.
+// The allocation has no pointers (never scanned) and is never touched; the
+// memory it costs is the garbage let accumulate between collections:
+// measured peak RSS of the C-host ML-KEM run 54 MB against 22 MB without
+// (a 16 MiB floor gave 37 MB and 130-150k ops/s at 2 threads, against
+// 155-161k). An operator who sets GOGC or GOMEMLIMIT for the process gets
+// exactly that instead.
 var (
 	gcFloorOnce sync.Once
 	gcFloor     []byte
