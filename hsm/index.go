@@ -1,6 +1,8 @@
 package hsm
 
 import (
+	"unsafe"
+
 	"github.com/gohsm/gohsm/hsm/ck"
 )
 
@@ -60,6 +62,15 @@ func isIndexed(t ck.AttributeType) bool {
 	return false
 }
 
+// lookupKey is v as a map key without copying it, for lookups only: the
+// key of a new entry must own its bytes (indexKey with string(v)).
+func lookupKey(t ck.AttributeType, v []byte) indexKey {
+	if len(v) == 0 {
+		return indexKey{t: t}
+	}
+	return indexKey{t, unsafe.String(&v[0], len(v))}
+}
+
 func (ix index) add(o *Object) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
@@ -68,18 +79,18 @@ func (ix index) add(o *Object) {
 		if !ok {
 			continue
 		}
-		k := indexKey{t, string(v)}
-		s := ix.sets[k]
+		s := ix.sets[lookupKey(t, v)]
 		switch {
 		case s.many != nil:
-			s.many[o] = struct{}{}
+			s.many[o] = struct{}{} // the set is shared by reference
+			continue
 		case s.one == nil:
 			s.one = o
 		default:
 			s.many = map[*Object]struct{}{s.one: {}, o: {}}
 			s.one = nil
 		}
-		ix.sets[k] = s
+		ix.sets[indexKey{t, string(v)}] = s
 	}
 }
 
@@ -91,7 +102,7 @@ func (ix index) remove(o *Object) {
 		if !ok {
 			continue
 		}
-		k := indexKey{t, string(v)}
+		k := lookupKey(t, v)
 		s, ok := ix.sets[k]
 		if !ok {
 			continue
@@ -101,11 +112,16 @@ func (ix index) remove(o *Object) {
 		}
 		if s.many != nil {
 			delete(s.many, o)
+			if len(s.many) > 0 {
+				continue // shared by reference; the entry stays
+			}
 		}
 		if s.len() == 0 {
 			delete(ix.sets, k)
 		} else {
-			ix.sets[k] = s
+			// An update may store the key given (string keys are
+			// updated), so give one that owns its bytes.
+			ix.sets[indexKey{t, string(v)}] = s
 		}
 	}
 }
@@ -119,7 +135,7 @@ func (ix index) candidates(tmpl []ck.Attribute) (objSet, bool) {
 		if !isIndexed(a.Type) {
 			continue
 		}
-		s := ix.sets[indexKey{a.Type, string(a.Value)}]
+		s := ix.sets[lookupKey(a.Type, a.Value)]
 		if !found || s.len() < best.len() {
 			best, found = s, true
 		}

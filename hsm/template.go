@@ -234,7 +234,9 @@ func (m *Module) split(all attr.Template, cls ck.ObjectClass, kt ck.KeyType, pri
 	n := 0
 	for i := range all {
 		if !slices.Contains(sensitive, all[i].Type) && !privateValue(cls, private, all[i].Type) {
-			all[n], all[i] = all[i], all[n]
+			if i != n {
+				all[n], all[i] = all[i], all[n]
+			}
 			n++
 		}
 	}
