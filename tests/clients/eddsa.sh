@@ -32,7 +32,7 @@ step "pkcs11-tool export Ed25519 public key" bash -c '
 step "openssl verifies the Ed25519 signature" openssl pkeyutl -verify -pubin -inkey "$D/ed.pem" -rawin \
 	-in "$D/data" -sigfile "$D/ed.sig"
 check "openssl rejects a tampered Ed25519 signature" bash -c '
-	cp "$1/ed.sig" "$1/bad.sig"; printf "\x5a" | dd of="$1/bad.sig" bs=1 seek=40 conv=notrunc 2>/dev/null
+	tamper "$1/ed.sig" "$1/bad.sig" 40 &&
 	! openssl pkeyutl -verify -pubin -inkey "$1/ed.pem" -rawin -in "$1/data" -sigfile "$1/bad.sig"' _ "$D"
 # pkcs11-tool 0.23 --verify exits 0 on a bad signature and says so on stdout.
 check "pkcs11-tool rejects a tampered Ed25519 signature (token)" bash -c '

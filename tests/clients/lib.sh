@@ -112,6 +112,18 @@ _record() {
 p11() { pkcs11-tool --module "$MODULE" "$@"; }
 export -f p11
 
+# tamper SRC DST OFFSET: DST is SRC with the byte at OFFSET inverted, so it
+# differs whatever the byte was (writing a fixed value left it unchanged
+# once in 256 runs).
+tamper() {
+	cp "$1" "$2"
+	local b
+	b=$(od -An -tu1 -j "$3" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf %03o $((255 - b)))" | dd of="$2" bs=1 seek="$3" conv=notrunc 2>/dev/null
+	! cmp -s "$1" "$2"
+}
+export -f tamper
+
 # init_token LABEL: C_InitToken on the first (free) slot, then C_InitPIN.
 # Sets TOKEN_LABEL and SLOT_ID (decimal, as Java wants it).
 init_token() {

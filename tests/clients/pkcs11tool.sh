@@ -37,7 +37,7 @@ step "pkcs11-tool verify SHA256-RSA-PKCS (token)" p11_verify "${L[@]}" --verify 
 	-i "$D/data" --signature-file "$D/rsa.sig"
 step "openssl verifies RSA PKCS signature" openssl dgst -sha256 -verify "$D/rsa.pem" -signature "$D/rsa.sig" "$D/data"
 check "tampered RSA signature is rejected" bash -c '
-	cp "$1/rsa.sig" "$1/bad.sig"; printf "\x00\x01" | dd of="$1/bad.sig" bs=1 seek=10 conv=notrunc 2>/dev/null
+	tamper "$1/rsa.sig" "$1/bad.sig" 10 &&
 	! openssl dgst -sha256 -verify "$1/rsa.pem" -signature "$1/bad.sig" "$1/data"' _ "$D"
 
 # Raw RSA PKCS with a digest made outside.
