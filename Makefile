@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance bench bench-report bench-chost torture fuzz vet install clean
+.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance bench bench-report bench-chost torture fuzz vet install clean hashmldsa-vectors
 
 all: build
 
@@ -69,6 +69,12 @@ bench: deps build
 bench-report: deps build
 	$(GO) run ./bench/cmd/gohsm-bench run -full -json $(BUILD)/benchmarks.json -md docs/benchmarks.md \
 		-commands "make build; make bench-report"
+
+# HashML-DSA vectors from an independent implementation (Go 1.27
+# crypto/mldsa); the Go 1.27 toolchain comes from the module proxy. The file
+# is committed, so make test needs neither.
+hashmldsa-vectors:
+	cd tests/vectors/hashmldsa && GOTOOLCHAIN=go1.27.3 $(GO) run . > ../../../conformance/testdata/hashmldsa_go127.json
 
 # The module from a C host (no second Go runtime in the process) against the
 # raw Go libraries, in one run.

@@ -73,6 +73,7 @@ func v3Checks() []check {
 	cs = append(cs, macKDFChecks()...)
 	cs = append(cs, pqcChecks()...)
 	cs = append(cs, hashSignChecks()...)
+	cs = append(cs, hashSignGo127Checks()...)
 	cs = append(cs, messageChecks()...)
 	cs = append(cs, msgSignChecks()...)
 	return cs

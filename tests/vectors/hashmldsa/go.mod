@@ -1,0 +1,3 @@
+module github.com/gohsm/gohsm/tests/vectors/hashmldsa
+
+go 1.27
