@@ -130,7 +130,7 @@ func main() {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", " ")
 	must(enc.Encode(map[string]any{
-		"source":  "Go 1.27 crypto/mldsa (external mu), tests/vectors/hashmldsa",
+		"source": "Go 1.27 crypto/mldsa (external mu), tests/vectors/hashmldsa",
 		"groups": out,
 	}))
 }
