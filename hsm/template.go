@@ -120,8 +120,17 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 	if err := checkDuplicates(t); err != nil {
 		return nil, err
 	}
-	ecLike := m.ecLikeKeyTypes()
-	policies := attr.ForClass(cls, kt, ecLike)
+	rows := attr.RowsFor(cls, kt, m.ecLikeKeyTypes())
+	policies := rows.Policies()
+	// given marks the rows the caller or the mechanism set, by position,
+	// so the defaults loop skips them without searching.
+	var givenSmall [64]bool
+	given := givenSmall[:0]
+	if len(policies) <= len(givenSmall) {
+		given = givenSmall[:len(policies)]
+	} else {
+		given = make([]bool, len(policies))
+	}
 	// The caller's and the mechanism's values share one allocation; the
 	// defaults (most of a template of forty) are the table's own bytes.
 	size := 0
@@ -132,12 +141,13 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 		size += len(a.Value)
 	}
 	arena := valueArena(make([]byte, 0, size))
-	out := make(attr.Template, 0, len(t)+len(extra)+len(policies))
+	out := make(attr.Template, 0, len(t)+len(extra)+len(policies)+2)
 	for _, a := range t {
-		p := attr.Lookup(a.Type, cls, kt, ecLike)
-		if p == nil {
+		p, i, ok := rows.Find(a.Type)
+		if !ok {
 			return nil, fmt.Errorf("%v on %v: %w", a.Type, cls, ck.CKR_ATTRIBUTE_TYPE_INVALID)
 		}
+		given[i] = true
 		if err := checkKind(p, a.Value); err != nil {
 			return nil, err
 		}
@@ -163,14 +173,14 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 		out = append(out, ck.Attribute{Type: a.Type, Value: arena.copy(a.Value)})
 	}
 	for _, a := range extra {
+		if _, i, ok := rows.Find(a.Type); ok {
+			given[i] = true
+		}
 		out.Set(a.Type, arena.copy(a.Value))
 	}
-	// Each type has one row per class and key type (TestOneRowPerAttribute),
-	// so only the caller's and the mechanism's attributes can already be
-	// there.
-	given := out[:len(out):len(out)]
-	for _, p := range policies {
-		if given.Has(p.Type) {
+	// Each type has one row per class and key type (TestOneRowPerAttribute).
+	for i, p := range policies {
+		if given[i] {
 			continue
 		}
 		if how == fromCreate && p.Rules&attr.MustCreate != 0 {

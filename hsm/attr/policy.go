@@ -328,11 +328,35 @@ func SensitiveFor(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) []ck.At
 	return classRowsFor(c, kt, extraEC).sensitive
 }
 
-// classRows is what ForClass and SensitiveFor answer for one class and key
-// type.
+// classRows is what ForClass, SensitiveFor and Rows answer for one class
+// and key type.
 type classRows struct {
 	policies  []*Policy
 	sensitive []ck.AttributeType
+	index     map[ck.AttributeType]int // type → position in policies
+}
+
+// Rows is the policy rows of one class and key type with an index by
+// type: what the engine consults for every attribute of every object it
+// makes. Shared; read-only.
+type Rows struct{ r *classRows }
+
+// RowsFor returns the rows of class c and key type kt (cached as ForClass).
+func RowsFor(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) Rows {
+	return Rows{classRowsFor(c, kt, extraEC)}
+}
+
+// Policies are the rows in table order, one per attribute type.
+func (r Rows) Policies() []*Policy { return r.r.policies }
+
+// Find returns the row of t and its position in Policies; it is Lookup for
+// this class and key type.
+func (r Rows) Find(t ck.AttributeType) (*Policy, int, bool) {
+	i, ok := r.r.index[t]
+	if !ok {
+		return nil, -1, false
+	}
+	return r.r.policies[i], i, true
 }
 
 func classRowsFor(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) *classRows {
@@ -369,15 +393,14 @@ var (
 const forClassCacheMax = 512
 
 func newClassRows(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) *classRows {
-	r := &classRows{policies: forClass(c, kt, extraEC)}
+	r := &classRows{policies: forClass(c, kt, extraEC), index: map[ck.AttributeType]int{}}
 	// Lookup takes the first row that applies; do the same here, so a type
 	// with several rows is sensitive exactly when Lookup's row says so.
-	seen := map[ck.AttributeType]bool{}
-	for _, p := range r.policies {
-		if seen[p.Type] {
+	for i, p := range r.policies {
+		if _, seen := r.index[p.Type]; seen {
 			continue
 		}
-		seen[p.Type] = true
+		r.index[p.Type] = i
 		if p.Rules&Sensitive != 0 {
 			r.sensitive = append(r.sensitive, p.Type)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/subtle"
 	"fmt"
+	"sync"
 
 	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -68,6 +69,17 @@ func aesKeyKinds() []KeyKind {
 	}}
 }
 
+// aesMaterial is a parsed AES key. The cipher (the expanded key schedule)
+// is made on first use: a key object is validated when it is made, and
+// many (one per KEM call, say) are destroyed unused. The value is copied,
+// so zeroing the object's attribute at logout cannot change a schedule
+// made later from a material that an operation still holds.
+type aesMaterial struct {
+	once  sync.Once
+	key   []byte
+	block cipher.Block
+}
+
 func parseAES(class ck.ObjectClass, a attr.Template) (any, error) {
 	if class != ck.CKO_SECRET_KEY {
 		return nil, fmt.Errorf("CKK_AES: class %v: %w", class, ck.CKR_TEMPLATE_INCONSISTENT)
@@ -76,11 +88,12 @@ func parseAES(class ck.ObjectClass, a attr.Template) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("CKK_AES: CKA_VALUE: %w", ck.CKR_TEMPLATE_INCOMPLETE)
 	}
-	b, err := aes.NewCipher(v)
-	if err != nil {
+	switch len(v) {
+	case 16, 24, 32:
+	default:
 		return nil, fmt.Errorf("CKK_AES: CKA_VALUE of %d bytes: %w", len(v), ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
-	return b, nil
+	return &aesMaterial{key: append([]byte{}, v...)}, nil
 }
 
 func aesBlock(k *Key) (cipher.Block, error) {
@@ -88,11 +101,18 @@ func aesBlock(k *Key) (cipher.Block, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, ok := m.(cipher.Block)
-	if !ok || b.BlockSize() != aes.BlockSize {
+	am, ok := m.(*aesMaterial)
+	if !ok {
 		return nil, fmt.Errorf("AES: key material %T: %w", m, ck.CKR_KEY_TYPE_INCONSISTENT)
 	}
-	return b, nil
+	am.once.Do(func() {
+		// The length was checked by parseAES, so NewCipher cannot fail.
+		am.block, _ = aes.NewCipher(am.key)
+	})
+	if am.block == nil {
+		return nil, fmt.Errorf("AES: key schedule: %w", ck.CKR_GENERAL_ERROR)
+	}
+	return am.block, nil
 }
 
 func aesGCM(k *Key, param any, encrypt bool) (Cipher, error) {
