@@ -52,12 +52,14 @@ test-gosuites: build
 
 # The conformance suite against SoftHSMv2 and our module, side by side:
 # build/conformance/<module>.json and docs/conformance.md.
-# The vectors group runs the pinned Wycheproof release (internal/vectors)
-# through each module's C ABI.
+# The vectors group runs the pinned Wycheproof release and NIST ACVP data
+# (internal/vectors) through each module's C ABI.
 WYCHEPROOF = github.com/C2SP/wycheproof@v0.0.0-20250901140545-b51abcfb8daf
+ACVP = github.com/geomys/acvp-testdata@v0.0.0-20251201200548-d893de8b8b1c
 conformance: deps build
 	$(GO) run ./conformance/cmd/conformance -out $(BUILD)/conformance -doc docs/conformance.md \
 		-wycheproof "$$(cd /tmp && $(GO) mod download -json $(WYCHEPROOF) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')" \
+		-acvp "$$(cd /tmp && $(GO) mod download -json $(ACVP) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')" \
 		/usr/lib/softhsm/libsofthsm2.so $(BUILD)/libgohsm.so
 
 # Quick benchmark (under 2 minutes): gohsm, SoftHSMv2 and raw Go, threads 1-2.

@@ -25,10 +25,11 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 	filter := fs.String("filter", "", "run only checks whose id has this prefix")
 	verbose := fs.Bool("v", false, "progress on stderr")
 	wycheproof := fs.String("wycheproof", "", "Wycheproof directory (module root or testvectors_v1): runs the vectors group")
+	acvp := fs.String("acvp", "", "NIST ACVP test data directory (holding vectors/ and expected/): runs the vectors.acvp checks")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	opts := Options{Filter: *filter, WycheproofDir: *wycheproof}
+	opts := Options{Filter: *filter, WycheproofDir: *wycheproof, ACVPDir: *acvp}
 	if *verbose {
 		opts.Logf = func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
 	}
@@ -43,7 +44,7 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 		return WriteJSON(*single, rs)
 	}
 	if fs.NArg() == 0 {
-		return errors.New("usage: conformance [-out dir] [-doc file] [-filter prefix] [-wycheproof dir] [-v] module.so...")
+		return errors.New("usage: conformance [-out dir] [-doc file] [-filter prefix] [-wycheproof dir] [-acvp dir] [-v] module.so...")
 	}
 	var mods []ModuleResults
 	var failed []string
@@ -56,6 +57,9 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 		}
 		if *wycheproof != "" {
 			child = append(child, "-wycheproof", *wycheproof)
+		}
+		if *acvp != "" {
+			child = append(child, "-acvp", *acvp)
 		}
 		cmd := exec.Command(self[0], append(child, m)...)
 		cmd.Stdout, cmd.Stderr = stderr, stderr

@@ -37,6 +37,10 @@ type Options struct {
 	// Wycheproof vectors through the C ABI, read from this directory (the
 	// Wycheproof module root or its testvectors_v1). Empty skips the group.
 	WycheproofDir string
+	// ACVPDir, when set, also runs the NIST ACVP checks of the "vectors"
+	// group (vectors.acvp.*): the pinned ACVP test data module root, holding
+	// vectors/<NAME>.bz2 and expected/<NAME>.bz2. Empty skips them.
+	ACVPDir string
 	// Logf receives progress lines (group names, timings); nil is silent.
 	Logf func(format string, args ...any)
 }

@@ -33,6 +33,7 @@ func vectorsChecks() []check {
 	cs = append(cs, vecSymChecks()...)
 	cs = append(cs, vecPQCChecks()...)
 	cs = append(cs, vecMiscChecks()...)
+	cs = append(cs, vecACVPChecks()...) // NIST ACVP: Options.ACVPDir
 	return cs
 }
 

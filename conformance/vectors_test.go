@@ -62,3 +62,45 @@ func TestDerOctets(t *testing.T) {
 		}
 	}
 }
+
+// TestVectorJudgeMatch pins the ACVP validation verdict: the module's own
+// output must equal the vector's claim exactly when the answer says
+// testPassed, and a refusal is always wrong.
+func TestVectorJudgeMatch(t *testing.T) {
+	claim := []byte{1, 2, 3}
+	for _, c := range []struct {
+		name   string
+		o      outcome
+		passed bool
+		bad    bool
+	}{
+		{"right claim, same output", outcome{got: claim}, true, false},
+		{"right claim, other output", outcome{got: []byte{9}}, true, true},
+		{"wrong claim, other output", outcome{got: []byte{9}}, false, false},
+		{"wrong claim, module agrees", outcome{got: claim}, false, true},
+		{"refused", outcome{rv: pkcs11.CKR_MECHANISM_INVALID}, true, true},
+	} {
+		v := &vecRun{family: "f", results: map[string]int{}, refused: map[uint]int{}, skipped: map[string]int{}}
+		v.judgeMatch(acvpWP(7, c.passed, "VAL"), c.o, claim, c.passed)
+		if got := len(v.bad) > 0; got != c.bad {
+			t.Errorf("%s: bad=%v (%v), want %v", c.name, got, v.bad, c.bad)
+		}
+	}
+}
+
+// TestVectorJudged checks the verdict counts wantVectorCounts reads from
+// an ACVP check's detail: skipped cases and refusal codes do not count.
+func TestVectorJudged(t *testing.T) {
+	v := &vecRun{family: "ACVP ML-DSA", results: map[string]int{}, refused: map[uint]int{}, skipped: map[string]int{}}
+	v.judge(acvpWP(1, true, "keyGen"), outcome{got: []byte{1}}, []byte{1})
+	for i := 0; i < 3; i++ {
+		v.judge(acvpWP(2, false, "sigVer"), outcome{rv: pkcs11.CKR_SIGNATURE_INVALID}, nil, refuseSig...)
+	}
+	v.skip("internal-interface cases, valid 99")
+	if got := judged(v.summary()); got != 4 {
+		t.Errorf("judged(%q) = %d, want 4", v.summary(), got)
+	}
+	if w := acvpWP(5, false, "x %d", 1); w.Result != "invalid" || w.Comment != "x 1" || w.TcID != 5 {
+		t.Errorf("acvpWP: %+v", w)
+	}
+}
