@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 
+	"filippo.io/edwards25519"
+	"github.com/cloudflare/circl/ecc/goldilocks"
 	"github.com/cloudflare/circl/sign/ed448"
 
 	"github.com/gohsm/gohsm/hsm/attr"
@@ -100,6 +102,27 @@ func edPointRaw(c *edCurve, v []byte) ([]byte, error) {
 	return p, nil
 }
 
+// edOnCurve checks that a public key decodes to a point of the curve
+// (RFC 8032 §5.1.3 / §5.2.3 decoding, FIPS 186-5 §7.6): an encoding that is
+// not one is refused at import (NIST ACVP EDDSA keyVer) rather than
+// failing every verification later. PKCS#11 lets a token skip the check
+// (§5.1, CKR_PUBLIC_KEY_INVALID "may" be returned); SoftHSMv2 does.
+// Ed25519 decodes with filippo.io/edwards25519 (the standard library's own
+// implementation, exported), which accepts non-canonical encodings of valid
+// points as most verifiers do; Ed448 with circl's goldilocks.
+func edOnCurve(c *edCurve, p []byte) error {
+	var err error
+	if c.ed25519 {
+		_, err = new(edwards25519.Point).SetBytes(p)
+	} else {
+		_, err = goldilocks.FromBytes(p)
+	}
+	if err != nil {
+		return fmt.Errorf("CKA_EC_POINT: not a point of %s: %w", c.name, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	return nil
+}
+
 func parseEdwards(class ck.ObjectClass, a attr.Template) (any, error) {
 	params, ok := a.Get(ck.CKA_EC_PARAMS)
 	if !ok {
@@ -117,6 +140,9 @@ func parseEdwards(class ck.ObjectClass, a attr.Template) (any, error) {
 		}
 		p, err := edPointRaw(c, v)
 		if err != nil {
+			return nil, err
+		}
+		if err := edOnCurve(c, p); err != nil {
 			return nil, err
 		}
 		return &edKey{curve: c, pub: append([]byte(nil), p...)}, nil

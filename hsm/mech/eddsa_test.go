@@ -223,6 +223,10 @@ func TestEdDSAKeys(t *testing.T) {
 		{ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: p25519}, {Type: ck.CKA_EC_POINT, Value: raw[:31]}}, ck.CKR_ATTRIBUTE_VALUE_INVALID, "short point"},
 		{ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: curveParams(t, oidEd448)}, {Type: ck.CKA_EC_POINT, Value: raw}}, ck.CKR_ATTRIBUTE_VALUE_INVALID, "Ed25519 point on Ed448"},
 		{ck.CKO_PRIVATE_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: p25519}, {Type: ck.CKA_VALUE, Value: seed[:31]}}, ck.CKR_ATTRIBUTE_VALUE_INVALID, "short seed"},
+		// y = 2 has no x on either curve (RFC 8032 decoding fails): not a
+		// public key (NIST ACVP EDDSA keyVer refuses such keys).
+		{ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: p25519}, {Type: ck.CKA_EC_POINT, Value: append([]byte{2}, make([]byte, 31)...)}}, ck.CKR_ATTRIBUTE_VALUE_INVALID, "Ed25519 encoding of no point"},
+		{ck.CKO_PUBLIC_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: curveParams(t, oidEd448)}, {Type: ck.CKA_EC_POINT, Value: append([]byte{2}, make([]byte, 56)...)}}, ck.CKR_ATTRIBUTE_VALUE_INVALID, "Ed448 encoding of no point"},
 		{ck.CKO_SECRET_KEY, attr.Template{{Type: ck.CKA_EC_PARAMS, Value: p25519}}, ck.CKR_TEMPLATE_INCONSISTENT, "secret class"},
 	} {
 		_, err := kk.Parse(c.class, c.a)
