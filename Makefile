@@ -91,7 +91,7 @@ torture:
 # Coverage-guided fuzzing of every parser of caller or disk input; their seed
 # corpora already run in make test. FUZZTIME per target.
 FUZZTIME ?= 60s
-FUZZ := ./hsm/attr:FuzzDecodeTemplate ./hsm/mech:FuzzKeyParse ./hsm/mech:FuzzPKCS8 \
+FUZZ := ./hsm/attr:FuzzDecodeTemplate ./hsm/mech:FuzzKeyParse ./hsm/mech:FuzzPKCS8 ./hsm/mech:FuzzMechanismParams \
 	./internal/conf:FuzzParse ./tokens:FuzzDecodeAttrs
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \

@@ -81,7 +81,7 @@ func newHMAC(m ck.MechanismType, h crypto.Hash, general bool, k *Key, param any)
 				l = ck.MACGeneralParams(u)
 			}
 		}
-		if !ok || l < 1 || int(l) > n {
+		if !ok || l < 1 || l > ck.MACGeneralParams(n) {
 			return nil, fmt.Errorf("%v: MAC length %v: %w", m, param, ck.CKR_MECHANISM_PARAM_INVALID)
 		}
 		n = int(l)
