@@ -186,6 +186,13 @@ func TestPBKDF2RFC6070(t *testing.T) {
 	_, err = m.GenerateKey(s, ck.Mechanism{Type: ck.CKM_PKCS5_PBKD2, Param: &ck.PBKD2Params{SaltSource: ck.CKZ_SALT_SPECIFIED, Iterations: 2, PRF: 99}},
 		[]ck.Attribute{{Type: ck.CKA_VALUE_LEN, Value: ul(20)}})
 	wantRV(t, err, ck.CKR_MECHANISM_PARAM_INVALID)
+	// One call may not ask for unbounded work (2^40 iterations would hold
+	// a CPU for days): refused before any is done.
+	huge := *p
+	huge.Password = []byte("password")
+	huge.Iterations = 1 << 40
+	_, err = m.GenerateKey(s, ck.Mechanism{Type: ck.CKM_PKCS5_PBKD2, Param: &huge}, []ck.Attribute{{Type: ck.CKA_VALUE_LEN, Value: ul(20)}})
+	wantRV(t, err, ck.CKR_MECHANISM_PARAM_INVALID)
 }
 
 // TestHKDFDataRFC5869 derives RFC 5869 test case 1 into a data object

@@ -18,6 +18,12 @@ import (
 // length of the type. crypto/pbkdf2 refuses lengths and iteration counts the
 // FIPS 140 module forbids; those come back as CKR_MECHANISM_PARAM_INVALID.
 
+// pbkdf2MaxIterations bounds the work one call may ask for: a caller with
+// any session could otherwise name 2^40 iterations and hold a CPU for
+// days. Ten million is far above what password-based key derivation uses
+// (OWASP recommends 600,000 for PBKDF2-SHA256) and costs a few seconds.
+const pbkdf2MaxIterations = 10_000_000
+
 func pbkdf2Mechanisms() []Mechanism {
 	return []Mechanism{{
 		Type: ck.CKM_PKCS5_PBKD2,
@@ -29,7 +35,7 @@ func pbkdf2Mechanisms() []Mechanism {
 			}
 			// The password is the caller's secret; the shim's copy dies here.
 			defer zero(p.Password)
-			if p.SaltSource != ck.CKZ_SALT_SPECIFIED || p.Iterations == 0 || len(p.PRFData) != 0 {
+			if p.SaltSource != ck.CKZ_SALT_SPECIFIED || p.Iterations == 0 || p.Iterations > pbkdf2MaxIterations || len(p.PRFData) != 0 {
 				return nil, fmt.Errorf("pbkdf2: salt source %d, %d iterations: %w", p.SaltSource, p.Iterations, ck.CKR_MECHANISM_PARAM_INVALID)
 			}
 			h, ok := pbkdf2PRF(p.PRF)
