@@ -145,20 +145,13 @@ func mldsaKeyKinds() []KeyKind {
 		Type:  ck.CKK_ML_DSA,
 		Parse: parseMLDSA,
 		// A private key created from its seed alone gets its expanded form.
-		Derived: func(class ck.ObjectClass, a attr.Template, m any) (attr.Template, error) {
+		Derived: expandedValue("CKK_ML_DSA", func(m any) (encoding.BinaryMarshaler, bool) {
 			k, ok := m.(*mldsaKey)
-			if !ok || class != ck.CKO_PRIVATE_KEY {
-				return nil, nil
+			if !ok || k.priv == nil {
+				return nil, false
 			}
-			if _, has := a.Get(ck.CKA_VALUE); has {
-				return nil, nil
-			}
-			b, err := k.priv.MarshalBinary()
-			if err != nil {
-				return nil, fmt.Errorf("CKK_ML_DSA: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-			}
-			return attr.Template{{Type: ck.CKA_VALUE, Value: b}}, nil
-		},
+			return k.priv, true
+		}),
 		Secret: []ck.AttributeType{ck.CKA_VALUE, ck.CKA_SEED},
 		// CK_MECHANISM_INFO sizes for ML-DSA are public key bytes (3.2).
 		Size: func(a attr.Template, m any) ck.ULong {

@@ -125,20 +125,13 @@ func mlkemKeyKinds() []KeyKind {
 		Type:  ck.CKK_ML_KEM,
 		Parse: parseMLKEM,
 		// A private key created from its seed alone gets its expanded form.
-		Derived: func(class ck.ObjectClass, a attr.Template, m any) (attr.Template, error) {
+		Derived: expandedValue("CKK_ML_KEM", func(m any) (encoding.BinaryMarshaler, bool) {
 			k, ok := m.(*mlkemKey)
-			if !ok || class != ck.CKO_PRIVATE_KEY {
-				return nil, nil
+			if !ok || k.priv == nil {
+				return nil, false
 			}
-			if _, has := a.Get(ck.CKA_VALUE); has {
-				return nil, nil
-			}
-			b, err := k.priv.MarshalBinary()
-			if err != nil {
-				return nil, fmt.Errorf("CKK_ML_KEM: %v: %w", err, ck.CKR_FUNCTION_FAILED)
-			}
-			return attr.Template{{Type: ck.CKA_VALUE, Value: b}}, nil
-		},
+			return k.priv, true
+		}),
 		Secret: []ck.AttributeType{ck.CKA_VALUE, ck.CKA_SEED},
 		// CK_MECHANISM_INFO sizes for ML-KEM are public key bytes (3.2).
 		Size: func(a attr.Template, m any) ck.ULong {

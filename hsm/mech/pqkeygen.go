@@ -102,3 +102,23 @@ func pqSetOf[S any](sets []S, v ck.ULong, id func(*S) ck.ParameterSet) (*S, bool
 	}
 	return nil, false
 }
+
+// expandedValue is the Derived of the key kinds whose private key may be
+// created from its seed alone (CKA_SEED, 3.2): such a key gets its expanded
+// form as CKA_VALUE. priv returns the parsed private key, if m is one.
+func expandedValue(kind string, priv func(m any) (encoding.BinaryMarshaler, bool)) func(ck.ObjectClass, attr.Template, any) (attr.Template, error) {
+	return func(class ck.ObjectClass, a attr.Template, m any) (attr.Template, error) {
+		k, ok := priv(m)
+		if !ok || class != ck.CKO_PRIVATE_KEY {
+			return nil, nil
+		}
+		if _, has := a.Get(ck.CKA_VALUE); has {
+			return nil, nil
+		}
+		b, err := k.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v: %w", kind, err, ck.CKR_FUNCTION_FAILED)
+		}
+		return attr.Template{{Type: ck.CKA_VALUE, Value: b}}, nil
+	}
+}
