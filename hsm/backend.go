@@ -150,10 +150,12 @@ type Backend interface {
 	// is a CK_SESSION_VALIDATION_FLAGS_TYPE.
 	GetSessionValidationFlags(s ck.SessionHandle, typ ck.ULong) (ck.Flags, error)
 
-	// PKCS#11 3.2 key encapsulation. EncapsulateKey follows the output
-	// convention for the ciphertext (ctCap -1 asks for its length; nothing
-	// is created then, nor on CKR_BUFFER_TOO_SMALL) and returns the new
-	// key's handle with it.
-	EncapsulateKey(s ck.SessionHandle, m ck.Mechanism, pub ck.ObjectHandle, t []ck.Attribute, ctCap int) ([]byte, int, ck.ObjectHandle, error)
+	// PKCS#11 3.2 key encapsulation. EncapsulateKey writes the ciphertext
+	// into ct, the caller's buffer, and returns its length with the new
+	// key's handle; a nil ct asks for the length (nothing is created then,
+	// nor on CKR_BUFFER_TOO_SMALL, which also returns the length). Unlike
+	// the other outputs it is written in place: an ML-KEM-1024 ciphertext
+	// is 1568 bytes, made once per call.
+	EncapsulateKey(s ck.SessionHandle, m ck.Mechanism, pub ck.ObjectHandle, t []ck.Attribute, ct []byte) (int, ck.ObjectHandle, error)
 	DecapsulateKey(s ck.SessionHandle, m ck.Mechanism, priv ck.ObjectHandle, t []ck.Attribute, ciphertext []byte) (ck.ObjectHandle, error)
 }

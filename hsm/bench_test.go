@@ -154,8 +154,9 @@ func BenchmarkModuleMLKEM768EncapsParallel(b *testing.B) {
 			b.Error(err)
 			return
 		}
+		ct := make([]byte, 2048)
 		for pb.Next() {
-			_, _, kh, err := m.EncapsulateKey(ps, kemMech, pub, tmpl, 2048)
+			_, kh, err := m.EncapsulateKey(ps, kemMech, pub, tmpl, ct)
 			if err != nil {
 				b.Error(err)
 				return

@@ -42,8 +42,9 @@ func TestConcurrentMakeUseLogout(t *testing.T) {
 				return
 			}
 			tmpl := aesKeyTemplate(ck.Attribute{Type: ck.CKA_PRIVATE, Value: tb(false)})
+			ct := make([]byte, 2048)
 			for i := 0; i < 100; i++ {
-				_, _, kh, err := m.EncapsulateKey(ps, kemMech, pub, tmpl, 2048)
+				_, kh, err := m.EncapsulateKey(ps, kemMech, pub, tmpl, ct)
 				if err != nil {
 					errs <- err
 					return

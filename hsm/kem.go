@@ -105,20 +105,23 @@ func (m *Module) secretKeyFrom(s *Session, so bool, t attr.Template, secret []by
 		}
 		value = secret[:n]
 	}
-	extra := attr.Template{
+	// build copies what it keeps, so the template without CKA_VALUE_LEN
+	// and the token's values can live on this stack.
+	var own [8]ck.Attribute
+	given := appendWithout(own[:0], t, ck.CKA_VALUE_LEN)
+	extra := [...]ck.Attribute{
 		{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
 		{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(kt))},
 		{Type: ck.CKA_VALUE, Value: value},
 		{Type: ck.CKA_LOCAL, Value: attr.Bool(false)},
 	}
-	all, err := m.build(dropTypes(t, ck.CKA_VALUE_LEN), ck.CKO_SECRET_KEY, kt, fromGenerate, so, extra)
+	// 3.2 §5.18 C_EncapsulateKey: CKA_ALWAYS_SENSITIVE and
+	// CKA_NEVER_EXTRACTABLE false, which build gives every key that is not
+	// CKA_LOCAL (TestMLKEMRoundTrip checks).
+	all, err := m.build(given, ck.CKO_SECRET_KEY, kt, fromGenerate, so, extra[:])
 	if err != nil {
 		return 0, err
 	}
-	// build already makes both false for a key that is not CKA_LOCAL;
-	// 3.2 §5.18 C_EncapsulateKey states it, so say it here too.
-	all.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(false))
-	all.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(false))
 	o, err := m.newObject(all, ck.CKO_SECRET_KEY, kt)
 	if err != nil {
 		return 0, err
@@ -129,42 +132,47 @@ func (m *Module) secretKeyFrom(s *Session, so bool, t attr.Template, secret []by
 	return o.handle, nil
 }
 
-// EncapsulateKey is C_EncapsulateKey (3.2). ctCap follows the output
-// convention: -1 asks for the ciphertext length, which is answered without
-// encapsulating or creating anything, and a short buffer gets
-// CKR_BUFFER_TOO_SMALL with the length, also before any work.
-func (m *Module) EncapsulateKey(h ck.SessionHandle, mt ck.Mechanism, pub ck.ObjectHandle, tmpl []ck.Attribute, ctCap int) ([]byte, int, ck.ObjectHandle, error) {
+// EncapsulateKey is C_EncapsulateKey (3.2). ct is the caller's buffer,
+// which receives the ciphertext directly; nil asks for the ciphertext
+// length, answered without encapsulating or creating anything, and a short
+// buffer gets CKR_BUFFER_TOO_SMALL with the length, also before any work.
+// It returns the ciphertext length and the new key. If the key cannot be
+// made after all, the ciphertext written is zeroed: it would carry a secret
+// no one holds.
+func (m *Module) EncapsulateKey(h ck.SessionHandle, mt ck.Mechanism, pub ck.ObjectHandle, tmpl []ck.Attribute, ct []byte) (int, ck.ObjectHandle, error) {
 	t := attr.Template(tmpl)
 	s, so, err := m.kemSession(h, t)
 	if err != nil {
-		return nil, 0, 0, err
+		return 0, 0, err
 	}
 	defer s.mu.Unlock()
 	mm, k, err := m.kemKey(s, mt, pub, t, ck.CKO_PUBLIC_KEY, ck.CKA_ENCAPSULATE,
 		func(mm *mech.Mechanism) bool { return mm.Encapsulate != nil && mm.CiphertextLen != nil })
 	if err != nil {
-		return nil, 0, 0, err
+		return 0, 0, err
 	}
 	need, err := mm.CiphertextLen(k)
 	if err != nil {
-		return nil, 0, 0, err
+		return 0, 0, err
 	}
-	if ctCap < 0 {
-		return nil, need, 0, nil
+	if ct == nil {
+		return need, 0, nil
 	}
-	if ctCap < need {
-		return nil, need, 0, ck.CKR_BUFFER_TOO_SMALL
+	if len(ct) < need {
+		return need, 0, ck.CKR_BUFFER_TOO_SMALL
 	}
-	ct, secret, err := mm.Encapsulate(k, mt.Param)
+	ct = ct[:need]
+	secret, err := mm.Encapsulate(k, mt.Param, ct)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%v: %w", mt.Type, err)
+		return 0, 0, fmt.Errorf("%v: %w", mt.Type, err)
 	}
 	defer zero(secret)
 	kh, err := m.secretKeyFrom(s, so, t, secret)
 	if err != nil {
-		return nil, 0, 0, err
+		zero(ct)
+		return 0, 0, err
 	}
-	return ct, len(ct), kh, nil
+	return need, kh, nil
 }
 
 // DecapsulateKey is C_DecapsulateKey (3.2).

@@ -27,6 +27,13 @@ func aesKeyTemplate(extra ...ck.Attribute) []ck.Attribute {
 
 var kemMech = ck.Mechanism{Type: ck.CKM_ML_KEM}
 
+// encapsulate runs C_EncapsulateKey with room for any ML-KEM ciphertext.
+func encapsulate(m *Module, s ck.SessionHandle, pub ck.ObjectHandle, tmpl []ck.Attribute) ([]byte, ck.ObjectHandle, error) {
+	ct := make([]byte, 2048)
+	n, kh, err := m.EncapsulateKey(s, kemMech, pub, tmpl, ct)
+	return ct[:n], kh, err
+}
+
 func gcmRoundTrip(t *testing.T, m *Module, s ck.SessionHandle, encKey, decKey ck.ObjectHandle) error {
 	t.Helper()
 	p := &ck.GCMParams{IV: make([]byte, 12), TagBits: 128}
@@ -50,20 +57,23 @@ func TestMLKEMRoundTrip(t *testing.T) {
 	for _, set := range []ck.ParameterSet{ck.CKP_ML_KEM_512, ck.CKP_ML_KEM_768, ck.CKP_ML_KEM_1024} {
 		pub, priv := mlkemPair(t, m, s, set)
 		need, wantCT := 0, map[ck.ParameterSet]int{ck.CKP_ML_KEM_512: 768, ck.CKP_ML_KEM_768: 1088, ck.CKP_ML_KEM_1024: 1568}[set]
-		ct, need, kh, err := m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(), -1)
+		need, kh, err := m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(), nil)
 		must(t, err)
-		if ct != nil || kh != 0 || need != wantCT {
-			t.Fatalf("set %d size query: ct %d bytes, handle %d, need %d", set, len(ct), kh, need)
+		if kh != 0 || need != wantCT {
+			t.Fatalf("set %d size query: handle %d, need %d", set, kh, need)
 		}
-		_, need, kh, err = m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(), need-1)
+		short := make([]byte, need-1)
+		need, kh, err = m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(), short)
 		wantRV(t, err, ck.CKR_BUFFER_TOO_SMALL)
-		if need != wantCT || kh != 0 {
-			t.Fatalf("set %d too small: need %d handle %d", set, need, kh)
+		if need != wantCT || kh != 0 || !bytes.Equal(short, make([]byte, len(short))) {
+			t.Fatalf("set %d too small: need %d handle %d, buffer written", set, need, kh)
 		}
-		ct, n, encKey, err := m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(), 4096)
+		buf := bytes.Repeat([]byte{0xaa}, 4096)
+		n, encKey, err := m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(), buf)
 		must(t, err)
-		if n != wantCT || len(ct) != wantCT || encKey == 0 {
-			t.Fatalf("set %d: ct %d/%d, handle %d", set, len(ct), n, encKey)
+		ct := buf[:n]
+		if n != wantCT || encKey == 0 || !bytes.Equal(buf[n:], bytes.Repeat([]byte{0xaa}, len(buf)-n)) {
+			t.Fatalf("set %d: ct %d bytes, handle %d, or written past it", set, n, encKey)
 		}
 		decKey, err := m.DecapsulateKey(s, kemMech, priv, aesKeyTemplate(), ct)
 		must(t, err)
@@ -100,7 +110,7 @@ func TestMLKEMTemplates(t *testing.T) {
 			{Type: ck.CKA_VALUE_LEN, Value: ul(n)},
 		}
 	}
-	ct, _, a, err := m.EncapsulateKey(s, kemMech, pub, clearT(16), 4096)
+	ct, a, err := encapsulate(m, s, pub, clearT(16))
 	must(t, err)
 	b, err := m.DecapsulateKey(s, kemMech, priv, clearT(16), ct)
 	must(t, err)
@@ -117,19 +127,25 @@ func TestMLKEMTemplates(t *testing.T) {
 	wantRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
 	_, err = m.DecapsulateKey(s, kemMech, priv, aesKeyTemplate(), ct[:100])
 	wantRV(t, err, ck.CKR_WRAPPED_KEY_LEN_RANGE)
-	_, _, _, err = m.EncapsulateKey(s, kemMech, priv, aesKeyTemplate(), 4096)
+	_, _, err = m.EncapsulateKey(s, kemMech, priv, aesKeyTemplate(), make([]byte, 4096))
 	wantRV(t, err, ck.CKR_KEY_TYPE_INCONSISTENT)
 	_, err = m.DecapsulateKey(s, kemMech, pub, aesKeyTemplate(), ct)
 	wantRV(t, err, ck.CKR_KEY_TYPE_INCONSISTENT)
-	_, _, _, err = m.EncapsulateKey(s, ck.Mechanism{Type: ck.CKM_AES_GCM}, pub, aesKeyTemplate(), 4096)
+	_, _, err = m.EncapsulateKey(s, ck.Mechanism{Type: ck.CKM_AES_GCM}, pub, aesKeyTemplate(), make([]byte, 4096))
 	wantRV(t, err, ck.CKR_MECHANISM_INVALID)
-	_, _, _, err = m.EncapsulateKey(s, kemMech, pub, []ck.Attribute{{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_PUBLIC_KEY))}}, 4096)
+	_, _, err = m.EncapsulateKey(s, kemMech, pub, []ck.Attribute{{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_PUBLIC_KEY))}}, make([]byte, 4096))
 	wantRV(t, err, ck.CKR_TEMPLATE_INCONSISTENT)
-	_, _, _, err = m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(ck.Attribute{Type: ck.CKA_LOCAL, Value: tb(true)}), 4096)
+	// The key template is refused after encapsulating: the ciphertext
+	// already written to the caller's buffer is wiped.
+	buf := bytes.Repeat([]byte{0xaa}, 4096)
+	_, _, err = m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(ck.Attribute{Type: ck.CKA_LOCAL, Value: tb(true)}), buf)
 	wantRV(t, err, ck.CKR_ATTRIBUTE_READ_ONLY)
+	if !bytes.Equal(buf[:1088], make([]byte, 1088)) {
+		t.Fatal("ciphertext of a key never made left in the buffer")
+	}
 
 	must(t, m.SetAttributeValue(s, pub, []ck.Attribute{{Type: ck.CKA_ENCAPSULATE, Value: tb(false)}}))
-	_, _, _, err = m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(), 4096)
+	_, _, err = m.EncapsulateKey(s, kemMech, pub, aesKeyTemplate(), make([]byte, 4096))
 	wantRV(t, err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	must(t, m.SetAttributeValue(s, priv, []ck.Attribute{{Type: ck.CKA_DECAPSULATE, Value: tb(false)}}))
 	_, err = m.DecapsulateKey(s, kemMech, priv, aesKeyTemplate(), ct)
@@ -173,7 +189,7 @@ func TestMLKEMImport(t *testing.T) {
 	must(t, err)
 	fromDK, err := m.CreateObject(s, append(base(ck.CKO_PRIVATE_KEY), ck.Attribute{Type: ck.CKA_VALUE, Value: dk}))
 	must(t, err)
-	ct, _, k1, err := m.EncapsulateKey(s, kemMech, pubI, aesKeyTemplate(), 4096)
+	ct, k1, err := encapsulate(m, s, pubI, aesKeyTemplate())
 	must(t, err)
 	for _, p := range []ck.ObjectHandle{fromSeed, fromDK, priv2} {
 		k2, err := m.DecapsulateKey(s, kemMech, p, aesKeyTemplate(), ct)
@@ -192,13 +208,44 @@ func BenchmarkMLKEM768EncapsulateModule(b *testing.B) {
 	m, s := userSession(b)
 	pub, _ := mlkemPair(b, m, s, ck.CKP_ML_KEM_768)
 	tmpl := aesKeyTemplate()
+	ct := make([]byte, 2048)
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _, kh, err := m.EncapsulateKey(s, kemMech, pub, tmpl, 2048)
+		_, kh, err := m.EncapsulateKey(s, kemMech, pub, tmpl, ct)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if err := m.DestroyObject(s, kh); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkKEMKeyObjectLife is the engine's own share of an encapsulation:
+// making the secret-key object from a shared secret and destroying it,
+// without the KEM. It is what separates the module from the raw library in
+// the C-host benchmark.
+func BenchmarkKEMKeyObjectLife(b *testing.B) {
+	m, h := userSession(b)
+	tmpl := []ck.Attribute{
+		{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+		{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_AES))},
+		{Type: ck.CKA_VALUE_LEN, Value: ul(32)},
+		{Type: ck.CKA_TOKEN, Value: tb(false)},
+	}
+	secret := make([]byte, 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, so, err := m.kemSession(h, tmpl)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kh, err := m.secretKeyFrom(s, so, tmpl, secret)
+		s.mu.Unlock()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.DestroyObject(h, kh); err != nil {
 			b.Fatal(err)
 		}
 	}

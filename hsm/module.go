@@ -24,6 +24,9 @@ const (
 type Module struct {
 	cfg Config
 	reg *mech.Registry
+	// ecLike are the profile's vendor key types that use the EC attribute
+	// rows (ecLikeKeyTypes), looked up once: every object made asks.
+	ecLike []ck.KeyType
 
 	mu    sync.RWMutex // guards slots and initialized
 	slots []*Token
@@ -39,7 +42,11 @@ func New(cfg Config) (*Module, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Module{cfg: cfg, reg: mech.New(cfg.Profile)}, nil
+	m := &Module{cfg: cfg, reg: mech.New(cfg.Profile)}
+	if k, ok := cfg.Profile.KeyType("CKK_SM2"); ok {
+		m.ecLike = []ck.KeyType{k}
+	}
+	return m, nil
 }
 
 // Registry exposes the mechanism registry (for tools and tests).

@@ -27,18 +27,17 @@ type Object struct {
 	keyType ck.KeyType
 
 	mu sync.RWMutex
-	// attrs are the attributes kept in the clear; secret holds the
-	// sensitive ones once unsealed (nil while only sealed is known).
-	attrs  attr.Template
+	// attrs are the attributes kept in the clear, the object's own over
+	// its class's shared defaults; secret holds the sensitive ones once
+	// unsealed (nil while only sealed is known).
+	attrs  attr.Layered
 	secret attr.Template
 	sealed []byte
 
-	material atomic.Pointer[materialBox]
+	// material caches the parsed key so that operations neither parse
+	// nor copy attributes.
+	material atomic.Pointer[mech.Key]
 }
-
-// materialBox caches the parsed key so that operations neither parse nor
-// copy attributes.
-type materialBox struct{ k *mech.Key }
 
 func (o *Object) isKey() bool { return o.keyType != noKeyType }
 
@@ -69,8 +68,9 @@ func (o *Object) sensitive() bool {
 func (o *Object) all() attr.Template {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	out := make(attr.Template, 0, len(o.attrs)+len(o.secret))
-	out = append(out, o.attrs...)
+	clear := o.attrs.Flat()
+	out := make(attr.Template, 0, len(clear)+len(o.secret))
+	out = append(out, clear...)
 	return append(out, o.secret...)
 }
 
@@ -103,8 +103,8 @@ func (o *Object) matches(t attr.Template, unsealed bool) bool {
 // lock, so a logout's forget may run at the same time and must not zero
 // the values while they are read.
 func (o *Object) key(reg *mech.Registry) (*mech.Key, error) {
-	if b := o.material.Load(); b != nil {
-		return b.k, nil
+	if k := o.material.Load(); k != nil {
+		return k, nil
 	}
 	kk, ok := reg.KeyKind(o.keyType)
 	if !ok {
@@ -116,14 +116,16 @@ func (o *Object) key(reg *mech.Registry) (*mech.Key, error) {
 		// Unsealed by the caller, then forgotten by a logout since.
 		return nil, fmt.Errorf("object %d: %w", o.handle, ck.CKR_USER_NOT_LOGGED_IN)
 	}
-	all := make(attr.Template, 0, len(o.attrs)+len(o.secret))
-	all = append(append(all, o.attrs...), o.secret...)
+	// The key kinds read material attributes only, which have no
+	// defaults (TestNoMaterialDefaults): the object's own are enough.
+	all := make(attr.Template, 0, len(o.attrs.Own)+len(o.secret))
+	all = append(append(all, o.attrs.Own...), o.secret...)
 	m, err := kk.Parse(o.class, all)
 	if err != nil {
 		return nil, fmt.Errorf("object %d: %w", o.handle, err)
 	}
 	k := &mech.Key{Class: o.class, Type: o.keyType, Material: m, Attrs: all}
-	o.material.Store(&materialBox{k})
+	o.material.Store(k)
 	return k, nil
 }
 

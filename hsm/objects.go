@@ -36,7 +36,7 @@ func (s *Session) access(token, private bool) error {
 // insert makes an object from its full attribute set for a caller that
 // already holds s.mu and t.mu for writing (C_CreateObject, C_CopyObject,
 // where there is no slow work to keep out of the lock).
-func (m *Module) insert(s *Session, all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
+func (m *Module) insert(s *Session, all attr.Layered, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
 	token, _, _ := all.Bool(ck.CKA_TOKEN)
 	private, _, _ := all.Bool(ck.CKA_PRIVATE)
 	if err := s.access(token, private); err != nil {
@@ -58,7 +58,7 @@ func (m *Module) insert(s *Session, all attr.Template, cls ck.ObjectClass, kt ck
 // generation, unwrapping, derivation and the KEMs do their cryptography
 // and this with only the session locked, so one session making a
 // 4096-bit RSA key does not stall every other session's C_SignInit.
-func (m *Module) newObject(all attr.Template, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
+func (m *Module) newObject(all attr.Layered, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
 	token, _, _ := all.Bool(ck.CKA_TOKEN)
 	private, _, _ := all.Bool(ck.CKA_PRIVATE)
 	o := &Object{handle: m.newObjectHandle(), token: token, private: private, class: cls, keyType: kt}
@@ -69,12 +69,13 @@ func (m *Module) newObject(all attr.Template, cls ck.ObjectClass, kt ck.KeyType)
 			return nil, fmt.Errorf("key type %v: %w", kt, ck.CKR_ATTRIBUTE_VALUE_INVALID)
 		}
 		var err error
-		mat, err = kk.Parse(cls, all)
+		// Material attributes have no defaults (TestNoMaterialDefaults).
+		mat, err = kk.Parse(cls, all.Own)
 		if err != nil {
 			return nil, err
 		}
 		if kk.Derived != nil {
-			d, err := kk.Derived(cls, all, mat)
+			d, err := kk.Derived(cls, all.Own, mat)
 			if err != nil {
 				return nil, err
 			}
@@ -83,16 +84,25 @@ func (m *Module) newObject(all attr.Template, cls ck.ObjectClass, kt ck.KeyType)
 			}
 		}
 	}
-	o.attrs, o.secret = m.split(all, cls, kt, private)
+	var clear attr.Template
+	clear, o.secret = m.split(all.Own, cls, kt, private)
+	o.attrs = attr.Layered{Own: clear, Defaults: all.Defaults}
+	for _, a := range o.secret {
+		if all.Defaults.Has(a.Type) {
+			// A sealed value must not show through as its class default
+			// (a private data object's CKA_VALUE): keep no defaults.
+			o.attrs = attr.Layered{Own: dropTypes(o.attrs.Flat(), a.Type)}
+		}
+	}
 	if o.secret == nil {
 		o.secret = attr.Template{}
 	}
 	if mat != nil {
 		// The key was parsed to validate it; keep the result so its first
-		// use does not parse it again. all is o.attrs followed by o.secret
-		// (split partitions in place), and attribute changes replace
-		// o.attrs rather than edit it, so the view stays valid.
-		o.material.Store(&materialBox{&mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all}})
+		// use does not parse it again. all.Own is o.attrs.Own followed by
+		// o.secret (split partitions in place), and attribute changes
+		// replace o.attrs rather than edit it, so the view stays valid.
+		o.material.Store(&mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all.Own})
 	}
 	return o, nil
 }
@@ -163,7 +173,7 @@ func (m *Module) discard(s *Session, o *Object) {
 // usesSO reports whether o carries an attribute only the SO may set true.
 func (m *Module) usesSO(o *Object) bool {
 	ecLike := m.ecLikeKeyTypes()
-	for _, a := range o.attrs {
+	for _, a := range o.attrs.Flat() {
 		p := attr.Lookup(a.Type, o.class, o.keyType, ecLike)
 		if p != nil && p.Rules&attr.SOOnly != 0 && len(a.Value) == 1 && a.Value[0] != 0 {
 			return true
@@ -237,7 +247,7 @@ func (m *Module) CopyObject(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.At
 	}
 	// A copy is not the key the token generated: CKA_LOCAL stays as it
 	// was, since it describes the key material's origin, not the object.
-	o, err := m.insert(s, all, src.class, src.keyType)
+	o, err := m.insert(s, attr.Layered{Own: all}, src.class, src.keyType)
 	if err != nil {
 		return 0, err
 	}
@@ -323,7 +333,7 @@ func (m *Module) GetObjectSize(h ck.SessionHandle, oh ck.ObjectHandle) (ck.ULong
 	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	n := len(attr.EncodeTemplate(o.attrs)) + len(o.sealed)
+	n := len(attr.EncodeTemplate(o.attrs.Flat())) + len(o.sealed)
 	if !o.token {
 		n += len(attr.EncodeTemplate(o.secret))
 	}
@@ -423,8 +433,10 @@ func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl 
 	if err := checkDuplicates(t); err != nil {
 		return err
 	}
+	// The changes are checked against every current value, defaults
+	// included (a defaulted CKA_SENSITIVE true is as sticky as a given one).
 	o.mu.RLock()
-	clear := o.attrs.Clone()
+	clear := o.attrs.Flat().Clone()
 	o.mu.RUnlock()
 	if err := m.applyChanges(&clear, t, o, fromSet, tok.user.get() == ck.CKU_SO); err != nil {
 		return err
@@ -444,7 +456,7 @@ func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl 
 	tok.index.remove(o)
 	o.mu.Lock()
 	oldAttrs, oldSecret := o.attrs, o.secret
-	o.attrs, o.secret = clear, secret
+	o.attrs, o.secret = attr.Layered{Own: clear}, secret
 	o.mu.Unlock()
 	if o.token {
 		if err := tok.persist(o); err != nil {

@@ -351,3 +351,71 @@ func TestPrivateDataValueSealedAtRest(t *testing.T) {
 	}
 	_ = pub
 }
+
+// TestDefaultsActAsOwnValues: a new object keeps only the attributes it
+// was given over its class's shared defaults (attr.Layered). Every path
+// must see a default as the object's value: reads, searches, the sticky
+// rules of C_SetAttributeValue, the stored record and a reload.
+func TestDefaultsActAsOwnValues(t *testing.T) {
+	m, st := newModule(t)
+	initToken(t, m)
+	s := openRW(t, m, 0)
+	must(t, m.Login(s, ck.CKU_USER, []byte(userPIN)))
+	pub, _ := mlkemPair(t, m, s, ck.CKP_ML_KEM_768)
+	_, k, err := encapsulate(m, s, pub, []ck.Attribute{
+		{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+		{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_AES))},
+		{Type: ck.CKA_TOKEN, Value: tb(true)},
+	})
+	must(t, err)
+	want := map[ck.AttributeType][]byte{
+		ck.CKA_SENSITIVE: tb(true), ck.CKA_EXTRACTABLE: tb(true), ck.CKA_PRIVATE: tb(true),
+		ck.CKA_MODIFIABLE: tb(true), ck.CKA_TRUSTED: tb(false), ck.CKA_LABEL: {}, ck.CKA_DERIVE: tb(false),
+	}
+	check := func(m *Module, s ck.SessionHandle, k ck.ObjectHandle) {
+		t.Helper()
+		for at, v := range want {
+			if got := getAttr(t, m, s, k, at); !bytes.Equal(got, v) {
+				t.Errorf("%v = %x, want %x", at, got, v)
+			}
+		}
+		must(t, m.FindObjectsInit(s, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte{}},
+			{Type: ck.CKA_SENSITIVE, Value: tb(true)}, {Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_AES))}}))
+		found, err := m.FindObjects(s, 10)
+		must(t, err)
+		must(t, m.FindObjectsFinal(s))
+		if len(found) != 1 || found[0] != k {
+			t.Errorf("search by default values found %v, want [%d]", found, k)
+		}
+	}
+	check(m, s, k)
+	size, err := m.GetObjectSize(s, k)
+	must(t, err)
+
+	// The stored record holds every attribute: another module reads the
+	// same values.
+	m2 := startModule(t, st)
+	s2 := openRW(t, m2, 0)
+	must(t, m2.Login(s2, ck.CKU_USER, []byte(userPIN)))
+	must(t, m2.FindObjectsInit(s2, []ck.Attribute{{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))}}))
+	found, err := m2.FindObjects(s2, 10)
+	must(t, err)
+	must(t, m2.FindObjectsFinal(s2))
+	if len(found) != 1 {
+		t.Fatalf("reloaded token has %d secret keys", len(found))
+	}
+	check(m2, s2, found[0])
+	if reloaded, err := m2.GetObjectSize(s2, found[0]); err != nil || reloaded != size {
+		t.Errorf("reloaded object size %d, was %d (%v)", reloaded, size, err)
+	}
+
+	// CKA_SENSITIVE true by default is as sticky as a given true.
+	wantRV(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_SENSITIVE, Value: tb(false)}}), ck.CKR_ATTRIBUTE_READ_ONLY)
+	must(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_EXTRACTABLE, Value: tb(false)}}))
+	want[ck.CKA_EXTRACTABLE] = tb(false)
+	wantRV(t, m.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_EXTRACTABLE, Value: tb(true)}}), ck.CKR_ATTRIBUTE_READ_ONLY)
+	check(m, s, k)
+	if after, err := m.GetObjectSize(s, k); err != nil || after != size {
+		t.Errorf("object size %d after changing one value, was %d (%v)", after, size, err)
+	}
+}

@@ -1,6 +1,10 @@
 package hsm
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/gohsm/gohsm/hsm/attr"
+)
 
 // Several processes may share a token store (SharedStore). Each keeps its
 // own view of the objects and catches up when the store says someone else
@@ -53,7 +57,7 @@ func (t *Token) catchUp(ss SharedStore, since uint64) error {
 			t.index.remove(o)
 			o.forget()
 			o.mu.Lock()
-			o.attrs, o.sealed = r.Attrs, r.Sealed
+			o.attrs, o.sealed = attr.Layered{Own: r.Attrs}, r.Sealed
 			o.mu.Unlock()
 			t.index.add(o)
 			return nil

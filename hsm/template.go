@@ -113,27 +113,18 @@ func flagsOf(t attr.Template, cls ck.ObjectClass) (token, private bool, err erro
 }
 
 // build validates a caller's template for a new object of class cls and
-// key type kt, and returns the full attribute set: the caller's values,
-// then the table's defaults for everything omitted. extra holds values the
-// token sets itself (CKA_LOCAL, generated key material) and is trusted.
-func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how origin, so bool, extra attr.Template) (attr.Template, error) {
+// key type kt, and returns its attributes: the caller's values and the
+// token's over the table's defaults for everything omitted (attr.Layered;
+// the defaults are shared, not copied). extra holds values the token sets
+// itself (CKA_LOCAL, generated key material) and is trusted.
+func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how origin, so bool, extra attr.Template) (attr.Layered, error) {
 	if err := checkDuplicates(t); err != nil {
-		return nil, err
+		return attr.Layered{}, err
 	}
 	rows := attr.RowsFor(cls, kt, m.ecLikeKeyTypes())
-	policies := rows.Policies()
-	// given marks the rows the caller or the mechanism set, by position,
-	// so the defaults loop skips them without searching.
-	var givenSmall [64]bool
-	given := givenSmall[:0]
-	if len(policies) <= len(givenSmall) {
-		given = givenSmall[:len(policies)]
-	} else {
-		given = make([]bool, len(policies))
-	}
-	// The caller's and the mechanism's values share one allocation; the
-	// defaults (most of a template of forty) are the table's own bytes.
-	size := 0
+	// The caller's, the mechanism's and build's own values share one
+	// allocation (room for the two provenance flags and the mechanism).
+	size := 2 + 8
 	for _, a := range t {
 		size += len(a.Value)
 	}
@@ -141,56 +132,45 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 		size += len(a.Value)
 	}
 	arena := valueArena(make([]byte, 0, size))
-	out := make(attr.Template, 0, len(t)+len(extra)+len(policies)+2)
+	out := attr.Layered{Own: make(attr.Template, 0, len(t)+len(extra)+4), Defaults: rows.Defaults()}
 	for _, a := range t {
-		p, i, ok := rows.Find(a.Type)
+		p, _, ok := rows.Find(a.Type)
 		if !ok {
-			return nil, fmt.Errorf("%v on %v: %w", a.Type, cls, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+			return attr.Layered{}, fmt.Errorf("%v on %v: %w", a.Type, cls, ck.CKR_ATTRIBUTE_TYPE_INVALID)
 		}
-		given[i] = true
 		if err := checkKind(p, a.Value); err != nil {
-			return nil, err
+			return attr.Layered{}, err
 		}
 		switch how {
 		case fromCreate:
 			if p.Rules&attr.NoCreate != 0 {
-				return nil, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+				return attr.Layered{}, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
 			}
 		case fromGenerate, fromUnwrap:
 			if p.Rules&attr.NoCreate != 0 && p.Rules&attr.NoGenerate != 0 {
-				return nil, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+				return attr.Layered{}, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
 			}
 			if how == fromGenerate && p.Rules&attr.NoGenerate != 0 {
-				return nil, fmt.Errorf("%v is computed by key generation: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
+				return attr.Layered{}, fmt.Errorf("%v is computed by key generation: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 			if how == fromUnwrap && p.Rules&attr.NoUnwrap != 0 {
-				return nil, fmt.Errorf("%v comes from the wrapped key: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
+				return attr.Layered{}, fmt.Errorf("%v comes from the wrapped key: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 		}
 		if p.Rules&attr.SOOnly != 0 && !so && len(a.Value) == 1 && a.Value[0] != 0 {
-			return nil, fmt.Errorf("%v true needs the SO: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+			return attr.Layered{}, fmt.Errorf("%v true needs the SO: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
 		}
-		out = append(out, ck.Attribute{Type: a.Type, Value: arena.copy(a.Value)})
+		out.Own = append(out.Own, ck.Attribute{Type: a.Type, Value: arena.copy(a.Value)})
 	}
 	for _, a := range extra {
-		if _, i, ok := rows.Find(a.Type); ok {
-			given[i] = true
-		}
 		out.Set(a.Type, arena.copy(a.Value))
 	}
-	// Each type has one row per class and key type (TestOneRowPerAttribute).
-	for i, p := range policies {
-		if given[i] {
-			continue
-		}
-		if how == fromCreate && p.Rules&attr.MustCreate != 0 {
-			return nil, fmt.Errorf("%v missing: %w", p.Type, ck.CKR_TEMPLATE_INCOMPLETE)
-		}
-		if p.Default != nil {
-			// Shared with every object of the class, never written: values
-			// are replaced, not edited, and the only values zeroed in place
-			// are secrets, which have no default (TestNoSecretDefaults).
-			out = append(out, ck.Attribute{Type: p.Type, Value: p.Default[:len(p.Default):len(p.Default)]})
+	if how == fromCreate {
+		// Each type has one row per class and key type (TestOneRowPerAttribute).
+		for _, p := range rows.Policies() {
+			if p.Rules&attr.MustCreate != 0 && !out.Own.Has(p.Type) {
+				return attr.Layered{}, fmt.Errorf("%v missing: %w", p.Type, ck.CKR_TEMPLATE_INCOMPLETE)
+			}
 		}
 	}
 	if attr.ClassBit(cls)&(attr.PrivateKey|attr.SecretKey) != 0 {
@@ -200,15 +180,15 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 		// §4.9/§4.10: ALWAYS_SENSITIVE and NEVER_EXTRACTABLE are only true
 		// for keys the token made (generated, or unwrapped/derived with
 		// the rules of §5.14) and that were so from the start.
-		out.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(local && sens))
-		out.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(local && !extr))
+		out.Set(ck.CKA_ALWAYS_SENSITIVE, arena.copy(attr.Bool(local && sens)))
+		out.Set(ck.CKA_NEVER_EXTRACTABLE, arena.copy(attr.Bool(local && !extr)))
 	}
 	if attr.ClassBit(cls)&attr.Keys != 0 {
 		if !out.Has(ck.CKA_LOCAL) {
-			out.Set(ck.CKA_LOCAL, attr.Bool(false))
+			out.Set(ck.CKA_LOCAL, arena.copy(attr.Bool(false)))
 		}
 		if !out.Has(ck.CKA_KEY_GEN_MECHANISM) {
-			out.Set(ck.CKA_KEY_GEN_MECHANISM, attr.ULong(ck.CK_UNAVAILABLE_INFORMATION))
+			out.Set(ck.CKA_KEY_GEN_MECHANISM, arena.copy(attr.ULong(ck.CK_UNAVAILABLE_INFORMATION)))
 		}
 	}
 	return out, nil
@@ -229,12 +209,8 @@ func (a *valueArena) copy(v []byte) []byte {
 }
 
 // ecLikeKeyTypes are vendor key types that use the EC attribute rows.
-func (m *Module) ecLikeKeyTypes() []ck.KeyType {
-	if k, ok := m.cfg.Profile.KeyType("CKK_SM2"); ok {
-		return []ck.KeyType{k}
-	}
-	return nil
-}
+// Shared; callers must not modify the slice.
+func (m *Module) ecLikeKeyTypes() []ck.KeyType { return m.ecLike }
 
 // split separates the attributes sealed at rest from the rest, in place:
 // all is reordered, clear and secret are its two halves (clear's capacity

@@ -88,7 +88,7 @@ func (t *Token) objectFromRecord(r *ObjectRecord) (*Object, error) {
 	}
 	return &Object{
 		handle: t.m.newObjectHandle(), id: r.ID, token: true, private: r.Private,
-		class: ck.ObjectClass(cls), keyType: kt, attrs: a, sealed: r.Sealed,
+		class: ck.ObjectClass(cls), keyType: kt, attrs: attr.Layered{Own: a}, sealed: r.Sealed,
 	}, nil
 }
 
@@ -200,7 +200,7 @@ func (t *Token) persist(o *Object) error {
 	} else {
 		o.sealed = nil
 	}
-	rec := &ObjectRecord{ID: o.id, Private: o.private, Attrs: o.attrs.Clone(), Sealed: o.sealed}
+	rec := &ObjectRecord{ID: o.id, Private: o.private, Attrs: o.attrs.Flat().Clone(), Sealed: o.sealed}
 	o.mu.Unlock()
 	if err := t.store.PutObject(rec); err != nil {
 		return fmt.Errorf("store object: %w", deviceError(err))

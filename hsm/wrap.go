@@ -437,11 +437,15 @@ func (m *Module) resolveSaltKey(tok *Token, param any) (any, error) {
 }
 
 func dropTypes(t attr.Template, types ...ck.AttributeType) attr.Template {
-	out := make(attr.Template, 0, len(t))
+	return appendWithout(make(attr.Template, 0, len(t)), t, types...)
+}
+
+// appendWithout appends to dst the attributes of t not of the given types.
+func appendWithout(dst, t attr.Template, types ...ck.AttributeType) attr.Template {
 	for _, a := range t {
 		if !slices.Contains(types, a.Type) {
-			out = append(out, a)
+			dst = append(dst, a)
 		}
 	}
-	return out
+	return dst
 }

@@ -32,6 +32,20 @@ func inTemplateDepth(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG, nested bool) ([]ck.Attr
 		return nil, ck.CKR_ARGUMENTS_BAD
 	}
 	src := unsafe.Slice(p, int(n))
+	// The plain values share one allocation: every object-making call
+	// copies a template, and one buffer costs less than one per value.
+	// Lengths are only summed here; the loop below checks each attribute
+	// in order, as before.
+	total := uint64(0)
+	for i := range src {
+		if l := uint64(src[i].ulValueLen); !isTemplateAttr(ck.AttributeType(src[i]._type)) && l <= maxIn {
+			total += l
+		}
+	}
+	if total > maxIn {
+		return nil, ck.CKR_ARGUMENTS_BAD
+	}
+	buf := make([]byte, 0, total)
 	out := make([]ck.Attribute, len(src))
 	for i := range src {
 		a := &src[i]
@@ -51,14 +65,17 @@ func inTemplateDepth(p C.CK_ATTRIBUTE_PTR, n C.CK_ULONG, nested bool) ([]ck.Attr
 			out[i].Value = encodeTemplate(inner)
 			continue
 		}
-		v, rv := inBytes(unsafe.Pointer(a.pValue), a.ulValueLen)
-		if rv != ck.CKR_OK {
-			return nil, rv
+		l := int(a.ulValueLen)
+		if l != 0 && (a.pValue == nil || uint64(a.ulValueLen) > maxIn) {
+			return nil, ck.CKR_ARGUMENTS_BAD
 		}
-		if v == nil {
-			v = []byte{}
+		start := len(buf)
+		if l != 0 {
+			buf = append(buf, unsafe.Slice((*byte)(a.pValue), l)...)
 		}
-		out[i].Value = v
+		// Capacity clipped: a value appended to reallocates rather than
+		// overwrite its neighbour. Never nil: an empty value is present.
+		out[i].Value = buf[start : start+l : start+l]
 	}
 	return out, ck.CKR_OK
 }

@@ -38,17 +38,24 @@ func goC_EncapsulateKey(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
-	outCap := -1
+	// The ciphertext is written straight into the caller's buffer (it is
+	// not kept past the call); NULL asks for its length.
+	var ct []byte
 	if pCiphertext != nil {
-		outCap = capOf(*pulCiphertextLen)
+		ct = unsafe.Slice((*byte)(unsafe.Pointer(pCiphertext)), capOf(*pulCiphertextLen))
+		if ct == nil {
+			ct = []byte{} // a zero-length buffer is a buffer, not a query
+		}
 	}
-	ct, need, h, err := be.EncapsulateKey(ck.SessionHandle(hSession), m, ck.ObjectHandle(hPublicKey), t, outCap)
-	n, r := settle(outCap, ct, need, err)
-	if r == ck.CKR_OK && pCiphertext != nil {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(pCiphertext)), n), ct)
+	n, h, err := be.EncapsulateKey(ck.SessionHandle(hSession), m, ck.ObjectHandle(hPublicKey), t, ct)
+	r = hsm.ToRV(err)
+	switch {
+	case n < 0 || (r == ck.CKR_OK && ct != nil && n > len(ct)):
+		return cRV(ck.CKR_GENERAL_ERROR)
+	case r == ck.CKR_OK && ct != nil:
 		*phKey = C.CK_OBJECT_HANDLE(h)
-	}
-	if r == ck.CKR_OK || r == ck.CKR_BUFFER_TOO_SMALL {
+		fallthrough
+	case r == ck.CKR_OK || r == ck.CKR_BUFFER_TOO_SMALL:
 		*pulCiphertextLen = C.CK_ULONG(n)
 	}
 	return cRV(r)

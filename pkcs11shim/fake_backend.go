@@ -205,15 +205,18 @@ func (f *fakeBackend) DecryptMessage(s ck.SessionHandle, param any, aad, in []by
 	return sized(in, outCap)
 }
 
-// EncapsulateKey returns "ciphertext" and handle 77 once the buffer is big
-// enough.
-func (f *fakeBackend) EncapsulateKey(s ck.SessionHandle, m ck.Mechanism, pub ck.ObjectHandle, t []ck.Attribute, ctCap int) ([]byte, int, ck.ObjectHandle, error) {
+// EncapsulateKey writes "ciphertext" and returns handle 77 once the buffer
+// is big enough.
+func (f *fakeBackend) EncapsulateKey(s ck.SessionHandle, m ck.Mechanism, pub ck.ObjectHandle, t []ck.Attribute, ct []byte) (int, ck.ObjectHandle, error) {
 	f.record("EncapsulateKey pub=%d %s attrs=%d", pub, describe(m), len(t))
-	out, need, err := sized([]byte("ciphertext"), ctCap)
-	if out == nil {
-		return nil, need, 0, err
+	const out = "ciphertext"
+	switch {
+	case ct == nil:
+		return len(out), 0, nil
+	case len(ct) < len(out):
+		return len(out), 0, ck.CKR_BUFFER_TOO_SMALL
 	}
-	return out, need, 77, err
+	return copy(ct, out), 77, nil
 }
 
 func (f *fakeBackend) DecapsulateKey(s ck.SessionHandle, m ck.Mechanism, priv ck.ObjectHandle, t []ck.Attribute, ct []byte) (ck.ObjectHandle, error) {

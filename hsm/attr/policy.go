@@ -333,6 +333,7 @@ func SensitiveFor(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) []ck.At
 type classRows struct {
 	policies  []*Policy
 	sensitive []ck.AttributeType
+	defaults  Template
 	index     map[ck.AttributeType]int // type → position in policies
 }
 
@@ -348,6 +349,11 @@ func RowsFor(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) Rows {
 
 // Policies are the rows in table order, one per attribute type.
 func (r Rows) Policies() []*Policy { return r.r.policies }
+
+// Defaults are the default values of the class and key type, one per
+// attribute that has one: the lower layer of every new object's
+// attributes (Layered). Shared with every such object; read-only.
+func (r Rows) Defaults() Template { return r.r.defaults }
 
 // Find returns the row of t and its position in Policies; it is Lookup for
 // this class and key type.
@@ -366,12 +372,28 @@ func classRowsFor(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) *classR
 	} else if len(extraEC) > 1 {
 		return newClassRows(c, kt, extraEC)
 	}
-	if v, ok := forClassCache.Load(key); ok {
-		return v.(*classRows)
+	if m := forClassCache.Load(); m != nil {
+		if r, ok := (*m)[key]; ok {
+			return r
+		}
 	}
 	out := newClassRows(c, kt, extraEC)
-	if forClassCached.Add(1) <= forClassCacheMax {
-		forClassCache.Store(key, out)
+	forClassMu.Lock()
+	defer forClassMu.Unlock()
+	old := forClassCache.Load()
+	if old == nil {
+		old = &map[forClassKey]*classRows{}
+	}
+	if r, ok := (*old)[key]; ok {
+		return r
+	}
+	if len(*old) < forClassCacheMax {
+		next := make(map[forClassKey]*classRows, len(*old)+1)
+		for k, v := range *old {
+			next[k] = v
+		}
+		next[key] = out
+		forClassCache.Store(&next)
 	}
 	return out
 }
@@ -382,12 +404,14 @@ type forClassKey struct {
 	ec ck.KeyType
 }
 
-// forClassCache holds classRows. Class and key type come from callers'
-// templates, so the number of entries is capped: past the cap an unseen
-// pair is computed each time, as before there was a cache.
+// forClassCache holds classRows, read without a lock on every object made
+// and replaced whole (copy on write) when a new class and key type turn
+// up, which after the first few objects is never. Class and key type come
+// from callers' templates, so the number of entries is capped: past the
+// cap an unseen pair is computed each time, as before there was a cache.
 var (
-	forClassCache  sync.Map
-	forClassCached atomic.Int64
+	forClassCache atomic.Pointer[map[forClassKey]*classRows]
+	forClassMu    sync.Mutex
 )
 
 const forClassCacheMax = 512
@@ -403,6 +427,10 @@ func newClassRows(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) *classR
 		r.index[p.Type] = i
 		if p.Rules&Sensitive != 0 {
 			r.sensitive = append(r.sensitive, p.Type)
+		}
+		if p.Default != nil {
+			// Capacity clipped: an append to a shared value reallocates.
+			r.defaults = append(r.defaults, ck.Attribute{Type: p.Type, Value: p.Default[:len(p.Default):len(p.Default)]})
 		}
 	}
 	return r

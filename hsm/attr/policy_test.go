@@ -70,3 +70,19 @@ func TestNoSecretDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestNoMaterialDefaults: a new key's object keeps only its own attributes
+// over shared defaults (Layered), and the key kinds parse its material
+// from its own attributes alone. That is right only while no attribute a
+// key kind reads has a default on a key class.
+func TestNoMaterialDefaults(t *testing.T) {
+	material := []ck.AttributeType{ck.CKA_VALUE, ck.CKA_VALUE_LEN, ck.CKA_KEY_TYPE, ck.CKA_EC_PARAMS, ck.CKA_EC_POINT,
+		ck.CKA_MODULUS, ck.CKA_MODULUS_BITS, ck.CKA_PUBLIC_EXPONENT, ck.CKA_PRIVATE_EXPONENT, ck.CKA_PRIME_1,
+		ck.CKA_PRIME_2, ck.CKA_EXPONENT_1, ck.CKA_EXPONENT_2, ck.CKA_COEFFICIENT, ck.CKA_PARAMETER_SET, ck.CKA_SEED}
+	for i := range Table {
+		p := &Table[i]
+		if p.Classes&Keys != 0 && p.Default != nil && slices.Contains(material, p.Type) {
+			t.Errorf("%v has a default on key classes", p.Type)
+		}
+	}
+}

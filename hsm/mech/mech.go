@@ -99,9 +99,12 @@ type Mechanism struct {
 	// Wrapping uses Encrypt and unwrapping Decrypt (single-part) of
 	// mechanisms whose Info has CKF_WRAP / CKF_UNWRAP.
 
-	// Encapsulate is the KEM half of C_EncapsulateKey (3.2): it returns
-	// the ciphertext for pub and the shared secret it carries.
-	Encapsulate func(pub *Key, param any) (ciphertext, secret []byte, err error)
+	// Encapsulate is the KEM half of C_EncapsulateKey (3.2): it writes
+	// the ciphertext for pub into ciphertext, which is CiphertextLen(pub)
+	// bytes long, and returns the shared secret it carries. The engine
+	// hands it the caller's buffer, so a ciphertext of a kilobyte or more
+	// is neither allocated nor copied again.
+	Encapsulate func(pub *Key, param any, ciphertext []byte) (secret []byte, err error)
 	// Decapsulate is the KEM half of C_DecapsulateKey: the shared secret
 	// carried by ciphertext. A KEM with implicit rejection (ML-KEM) returns
 	// a pseudo-random secret, not an error, for a forged ciphertext.

@@ -1,6 +1,7 @@
 package mech
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding"
 	"fmt"
@@ -195,21 +196,38 @@ func mlkemCiphertextLen(pub *Key) (int, error) {
 	return mk.set.scheme.CiphertextSize(), nil
 }
 
-// mlkemEncapsulate is ML-KEM.Encaps (FIPS 203 Algorithm 20): circl draws
-// the 32-byte m from crypto/rand.
-func mlkemEncapsulate(pub *Key, param any) ([]byte, []byte, error) {
+// encapsulatorTo is what circl's ML-KEM public keys of every parameter set
+// offer beyond kem.PublicKey: encapsulation into the caller's buffers.
+type encapsulatorTo interface {
+	EncapsulateTo(ct, ss, seed []byte)
+}
+
+// mlkemEncapsulate is ML-KEM.Encaps (FIPS 203 Algorithm 20), the 32-byte
+// m drawn from crypto/rand here (circl would allocate it) and the
+// ciphertext written where the caller wants it.
+func mlkemEncapsulate(pub *Key, param any, ct []byte) ([]byte, error) {
 	if err := noParam(ck.CKM_ML_KEM, param); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	mk, err := mlkemMaterial(pub)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	ct, ss, err := mk.set.scheme.Encapsulate(mk.pub)
-	if err != nil {
-		return nil, nil, fmt.Errorf("CKM_ML_KEM: %v: %w", err, ck.CKR_FUNCTION_FAILED)
+	if n := mk.set.scheme.CiphertextSize(); len(ct) != n {
+		return nil, fmt.Errorf("CKM_ML_KEM: %d-byte ciphertext buffer for %d bytes: %w", len(ct), n, ck.CKR_BUFFER_TOO_SMALL)
 	}
-	return ct, ss, nil
+	to, ok := mk.pub.(encapsulatorTo)
+	if !ok {
+		return nil, fmt.Errorf("CKM_ML_KEM: public key %T: %w", mk.pub, ck.CKR_FUNCTION_FAILED)
+	}
+	var m [32]byte
+	defer clear(m[:])
+	if _, err := rand.Read(m[:]); err != nil {
+		return nil, fmt.Errorf("CKM_ML_KEM: %v: %w", err, ck.CKR_FUNCTION_FAILED)
+	}
+	ss := make([]byte, mk.set.scheme.SharedKeySize())
+	to.EncapsulateTo(ct, ss, m[:])
+	return ss, nil
 }
 
 // mlkemDecapsulate is ML-KEM.Decaps (FIPS 203 Algorithm 21). Only the

@@ -245,12 +245,20 @@ func TestMLKEMKeys(t *testing.T) {
 		}
 		pub := &Key{Class: ck.CKO_PUBLIC_KEY, Type: ck.CKK_ML_KEM, Attrs: pubT}
 		priv := &Key{Class: ck.CKO_PRIVATE_KEY, Type: ck.CKK_ML_KEM, Attrs: privT}
-		ct, ss, err := kem.Encapsulate(pub, nil)
+		n, err := kem.CiphertextLen(pub)
+		if err != nil || n != s.scheme.CiphertextSize() {
+			t.Fatalf("%s: CiphertextLen %d, %v", s.name, n, err)
+		}
+		if _, err := kem.Encapsulate(pub, nil, make([]byte, n-1)); !errors.Is(err, ck.CKR_BUFFER_TOO_SMALL) {
+			t.Fatalf("%s: short ciphertext buffer: %v", s.name, err)
+		}
+		ct := make([]byte, n)
+		ss, err := kem.Encapsulate(pub, nil, ct)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := kem.CiphertextLen(pub); n != len(ct) || len(ss) != 32 {
-			t.Fatalf("%s: ct %d (said %d), secret %d", s.name, len(ct), n, len(ss))
+		if len(ss) != 32 || bytes.Equal(ct, make([]byte, n)) {
+			t.Fatalf("%s: secret %d bytes, ciphertext written: %v", s.name, len(ss), !bytes.Equal(ct, make([]byte, n)))
 		}
 		ss2, err := kem.Decapsulate(priv, nil, ct)
 		if err != nil || !bytes.Equal(ss, ss2) {
@@ -269,7 +277,7 @@ func TestMLKEMKeys(t *testing.T) {
 		if _, err := kem.Decapsulate(pub, nil, ct); !errors.Is(err, ck.CKR_KEY_TYPE_INCONSISTENT) {
 			t.Fatalf("%s: decapsulate with the public key: %v", s.name, err)
 		}
-		if _, _, err := kem.Encapsulate(pub, []byte{1}); !errors.Is(err, ck.CKR_MECHANISM_PARAM_INVALID) {
+		if _, err := kem.Encapsulate(pub, []byte{1}, ct); !errors.Is(err, ck.CKR_MECHANISM_PARAM_INVALID) {
 			t.Fatalf("%s: parameter accepted: %v", s.name, err)
 		}
 		// Seed and value must agree.
@@ -307,9 +315,10 @@ func BenchmarkMLKEM768EncapsulateMech(b *testing.B) {
 		b.Fatal(err)
 	}
 	pub := &Key{Class: ck.CKO_PUBLIC_KEY, Type: ck.CKK_ML_KEM, Attrs: pubT, Material: mat}
+	ct := make([]byte, s.scheme.CiphertextSize())
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := kem.Encapsulate(pub, nil); err != nil {
+		if _, err := kem.Encapsulate(pub, nil, ct); err != nil {
 			b.Fatal(err)
 		}
 	}
