@@ -149,7 +149,7 @@ func (ix index) add(o *Object) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	for _, t := range indexed {
-		v, ok := o.attrs.Get(t)
+		v, ok := o.attrs.Own.Get(t) // defaults are empty (TestIndexedDefaultsEmpty)
 		if !ok || !indexes(t, v) {
 			continue
 		}
@@ -163,7 +163,7 @@ func (ix index) remove(o *Object) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	for _, t := range indexed {
-		v, ok := o.attrs.Get(t)
+		v, ok := o.attrs.Own.Get(t) // defaults are empty (TestIndexedDefaultsEmpty)
 		if !ok || !indexes(t, v) {
 			continue
 		}

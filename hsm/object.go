@@ -37,6 +37,11 @@ type Object struct {
 	// material caches the parsed key so that operations neither parse
 	// nor copy attributes.
 	material atomic.Pointer[mech.Key]
+	// made holds the key parsed when the object was made, in the same
+	// allocation: material points at it until a logout forgets it (a
+	// later parse gets its own Key, so made is written once, before the
+	// object is published).
+	made mech.Key
 }
 
 func (o *Object) isKey() bool { return o.keyType != noKeyType }

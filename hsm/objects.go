@@ -102,7 +102,8 @@ func (m *Module) newObject(all attr.Layered, cls ck.ObjectClass, kt ck.KeyType) 
 		// use does not parse it again. all.Own is o.attrs.Own followed by
 		// o.secret (split partitions in place), and attribute changes
 		// replace o.attrs rather than edit it, so the view stays valid.
-		o.material.Store(&mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all.Own})
+		o.made = mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all.Own}
+		o.material.Store(&o.made)
 	}
 	return o, nil
 }

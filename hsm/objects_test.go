@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/gohsm/gohsm/hsm/attr"
@@ -417,5 +418,16 @@ func TestDefaultsActAsOwnValues(t *testing.T) {
 	check(m, s, k)
 	if after, err := m.GetObjectSize(s, k); err != nil || after != size {
 		t.Errorf("object size %d after changing one value, was %d (%v)", after, size, err)
+	}
+}
+
+// TestIndexedDefaultsEmpty: the index reads an object's own attributes
+// only, which finds every indexed value as long as no indexed attribute
+// has a non-empty default (an empty value is never indexed).
+func TestIndexedDefaultsEmpty(t *testing.T) {
+	for _, p := range attr.Table {
+		if slices.Contains(indexed[:], p.Type) && len(p.Default) != 0 {
+			t.Errorf("%v is indexed and defaults to %x", p.Type, p.Default)
+		}
 	}
 }

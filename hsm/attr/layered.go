@@ -8,8 +8,10 @@ import "github.com/gohsm/gohsm/hsm/ck"
 // C_EncapsulateKey or C_DeriveKey has some forty attributes of which the
 // caller named four; building, scanning and freeing the other thirty-six
 // for every short-lived key cost more than the rest of its life together.
-// Defaults are shared by every object of the class and never written;
-// Own shadows them. An object read from a store holds everything in Own.
+// Defaults are shared by every object of the class and never written,
+// sorted by type (Rows.Defaults) so that a lookup that misses the object's
+// own few values is a binary search, not a scan of thirty; Own shadows
+// them. An object read from a store holds everything in Own.
 type Layered struct {
 	Own      Template
 	Defaults Template
@@ -20,7 +22,20 @@ func (l Layered) Get(t ck.AttributeType) ([]byte, bool) {
 	if v, ok := l.Own.Get(t); ok {
 		return v, true
 	}
-	return l.Defaults.Get(t)
+	d := l.Defaults
+	lo, hi := 0, len(d)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if d[m].Type < t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(d) && d[lo].Type == t {
+		return d[lo].Value, true
+	}
+	return nil, false
 }
 
 // Has reports whether t is present in either layer.

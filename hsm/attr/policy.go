@@ -1,6 +1,8 @@
 package attr
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -351,8 +353,8 @@ func RowsFor(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) Rows {
 func (r Rows) Policies() []*Policy { return r.r.policies }
 
 // Defaults are the default values of the class and key type, one per
-// attribute that has one: the lower layer of every new object's
-// attributes (Layered). Shared with every such object; read-only.
+// attribute that has one, sorted by type: the lower layer of every new
+// object's attributes (Layered). Shared with every such object; read-only.
 func (r Rows) Defaults() Template { return r.r.defaults }
 
 // Find returns the row of t and its position in Policies; it is Lookup for
@@ -433,6 +435,7 @@ func newClassRows(c ck.ObjectClass, kt ck.KeyType, extraEC []ck.KeyType) *classR
 			r.defaults = append(r.defaults, ck.Attribute{Type: p.Type, Value: p.Default[:len(p.Default):len(p.Default)]})
 		}
 	}
+	slices.SortFunc(r.defaults, func(a, b ck.Attribute) int { return cmp.Compare(a.Type, b.Type) })
 	return r
 }
 
