@@ -9,12 +9,14 @@ import (
 )
 
 // TestConcurrentMakeUseLogout runs, at once, sessions that encapsulate
-// to session keys and destroy them, sessions that sign with a private
-// token key, and one that logs out and in again and again. Operations
+// to session keys (public and private) and destroy them, sessions that sign with a private
+// token key, one that searches for the session keys, and one that logs
+// out and in again and again. Operations
 // look keys up without the token lock, so this is where a missed
 // re-check would show (run with -race): every failure must be one a
-// logout explains, every key made must be destroyable, and at the end the
-// token holds what it held at the start.
+// logout explains, every public key made must be destroyable, and at the
+// end the token holds what it held at the start: no private session key
+// made across a logout outlives it.
 func TestConcurrentMakeUseLogout(t *testing.T) {
 	m, s := userSession(t)
 	pub, _ := mlkemPair(t, m, s, ck.CKP_ML_KEM_768)
@@ -22,6 +24,10 @@ func TestConcurrentMakeUseLogout(t *testing.T) {
 		[]ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: p256Params}},
 		[]ck.Attribute{{Type: ck.CKA_TOKEN, Value: tb(true)}, {Type: ck.CKA_PRIVATE, Value: tb(true)}, {Type: ck.CKA_SIGN, Value: tb(true)}})
 	must(t, err)
+	// The first logout destroys the private half of the ML-KEM pair (a
+	// private session object, §5.6 C_Logout); count what stays.
+	must(t, m.Logout(s))
+	must(t, m.Login(s, ck.CKU_USER, []byte(userPIN)))
 	before := countObjects(t, m, s)
 
 	// While the user is logged out a private key is invisible and an
@@ -34,22 +40,24 @@ func TestConcurrentMakeUseLogout(t *testing.T) {
 	var workers sync.WaitGroup
 	for w := 0; w < 3; w++ {
 		workers.Add(2)
-		go func() { // encapsulate to a public session key, then destroy it
+		go func() { // encapsulate to a session key, public or private, then destroy it
 			defer workers.Done()
 			ps, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
 			if err != nil {
 				errs <- err
 				return
 			}
-			tmpl := aesKeyTemplate(ck.Attribute{Type: ck.CKA_PRIVATE, Value: tb(false)})
 			ct := make([]byte, 2048)
 			for i := 0; i < 100; i++ {
+				// A private session key needs the login, and a logout
+				// destroys it (§5.6 C_Logout); a public one survives both.
+				private := i%2 == 1
+				tmpl := aesKeyTemplate(ck.Attribute{Type: ck.CKA_PRIVATE, Value: tb(private)})
 				_, kh, err := m.EncapsulateKey(ps, kemMech, pub, tmpl, ct)
-				if err != nil {
-					errs <- err
-					return
+				if err == nil {
+					err = m.DestroyObject(ps, kh)
 				}
-				if err := m.DestroyObject(ps, kh); err != nil {
+				if err != nil && !(private && (explained(err) || errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID))) {
 					errs <- err
 					return
 				}
@@ -82,7 +90,35 @@ func TestConcurrentMakeUseLogout(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	var flipper sync.WaitGroup
-	flipper.Add(1)
+	flipper.Add(2)
+	go func() { // search the other sessions' session keys as they come and go
+		defer flipper.Done()
+		fs, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
+		if err != nil {
+			errs <- err
+			return
+		}
+		byClass := []ck.Attribute{{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))}}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := m.FindObjectsInit(fs, byClass); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := m.FindObjects(fs, 16); err != nil {
+				errs <- err
+				return
+			}
+			if err := m.FindObjectsFinal(fs); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
 	go func() { // log out and in until the workers are done
 		defer flipper.Done()
 		for {

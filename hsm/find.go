@@ -40,8 +40,13 @@ func (m *Module) FindObjectsInit(h ck.SessionHandle, tmpl []ck.Attribute) error 
 			hs = append(hs, o.handle)
 		}
 	}
+	// Token objects are indexed by the token, session objects by the
+	// session that made them (sessionObjects).
 	if set, ok := tok.index.candidates(t); ok {
 		set.each(consider)
+		for _, other := range tok.sessions {
+			other.own.search(t, consider)
+		}
 	} else {
 		tok.objects.each(consider)
 	}

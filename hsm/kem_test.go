@@ -221,32 +221,44 @@ func BenchmarkMLKEM768EncapsulateModule(b *testing.B) {
 	}
 }
 
-// BenchmarkKEMKeyObjectLife is the engine's own share of an encapsulation:
-// making the secret-key object from a shared secret and destroying it,
-// without the KEM. It is what separates the module from the raw library in
-// the C-host benchmark.
-func BenchmarkKEMKeyObjectLife(b *testing.B) {
-	m, h := userSession(b)
+// BenchmarkKEMKeyObjectLifeParallel is the engine's own share of an
+// encapsulation: making the secret-key object from a shared secret and
+// destroying it, without the KEM, one session per goroutine. It is what
+// separates the module from the raw library in the C-host benchmark; run
+// with -cpu 1,2 it also shows whether sessions making keys wait for each
+// other.
+func BenchmarkKEMKeyObjectLifeParallel(b *testing.B) {
+	m, _ := userSession(b)
 	tmpl := []ck.Attribute{
 		{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
 		{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_AES))},
 		{Type: ck.CKA_VALUE_LEN, Value: ul(32)},
 		{Type: ck.CKA_TOKEN, Value: tb(false)},
 	}
-	secret := make([]byte, 32)
 	b.ReportAllocs()
-	for b.Loop() {
-		s, so, err := m.kemSession(h, tmpl)
+	b.RunParallel(func(pb *testing.PB) {
+		h, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
 		if err != nil {
-			b.Fatal(err)
+			b.Error(err)
+			return
 		}
-		kh, err := m.secretKeyFrom(s, so, tmpl, secret)
-		s.mu.Unlock()
-		if err != nil {
-			b.Fatal(err)
+		secret := make([]byte, 32)
+		for pb.Next() {
+			s, so, err := m.kemSession(h, tmpl)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			kh, err := m.secretKeyFrom(s, so, tmpl, secret)
+			s.mu.Unlock()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := m.DestroyObject(h, kh); err != nil {
+				b.Error(err)
+				return
+			}
 		}
-		if err := m.DestroyObject(h, kh); err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
 }

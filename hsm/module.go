@@ -28,9 +28,12 @@ type Module struct {
 	// rows (ecLikeKeyTypes), looked up once: every object made asks.
 	ecLike []ck.KeyType
 
-	mu    sync.RWMutex // guards slots and initialized
+	mu    sync.RWMutex // guards slots; taken to change init
 	slots []*Token
-	init  bool
+	// init is written under mu but read without it by checkInit, the
+	// first check of every call: a read lock there made every call on
+	// every thread write one shared cache line.
+	init atomic.Bool
 
 	sessions   sync.Map // ck.SessionHandle -> *Session
 	nextSess   atomic.Uint64
@@ -60,7 +63,7 @@ func (m *Module) newObjectHandle() ck.ObjectHandle {
 func (m *Module) Initialize() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.init {
+	if m.init.Load() {
 		return ck.CKR_CRYPTOKI_ALREADY_INITIALIZED
 	}
 	stores, err := m.cfg.Storage.Stores()
@@ -76,7 +79,7 @@ func (m *Module) Initialize() error {
 		m.slots = append(m.slots, t)
 	}
 	m.addFreeSlot()
-	m.init = true
+	m.init.Store(true)
 	return nil
 }
 
@@ -95,7 +98,7 @@ func (m *Module) addFreeSlot() {
 func (m *Module) Finalize() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.init {
+	if !m.init.Load() {
 		return ck.CKR_CRYPTOKI_NOT_INITIALIZED
 	}
 	m.sessions.Range(func(k, v any) bool {
@@ -115,7 +118,7 @@ func (m *Module) Finalize() error {
 		t.mu.Unlock()
 	}
 	m.slots = nil
-	m.init = false
+	m.init.Store(false)
 	if firstErr != nil {
 		return fmt.Errorf("close store: %w", deviceError(firstErr))
 	}
@@ -123,9 +126,7 @@ func (m *Module) Finalize() error {
 }
 
 func (m *Module) checkInit() error {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if !m.init {
+	if !m.init.Load() {
 		return ck.CKR_CRYPTOKI_NOT_INITIALIZED
 	}
 	return nil
@@ -135,7 +136,7 @@ func (m *Module) checkInit() error {
 func (m *Module) token(slot ck.SlotID) (*Token, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if !m.init {
+	if !m.init.Load() {
 		return nil, ck.CKR_CRYPTOKI_NOT_INITIALIZED
 	}
 	if uint64(slot) >= uint64(len(m.slots)) {
@@ -162,7 +163,7 @@ func (m *Module) GetInfo() (ck.Info, error) {
 func (m *Module) GetSlotList(tokenPresent bool) ([]ck.SlotID, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if !m.init {
+	if !m.init.Load() {
 		return nil, ck.CKR_CRYPTOKI_NOT_INITIALIZED
 	}
 	out := make([]ck.SlotID, len(m.slots))

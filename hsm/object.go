@@ -19,8 +19,8 @@ const noKeyType = ck.KeyType(^uint64(0))
 // copying), so they are read without locking.
 type Object struct {
 	handle  ck.ObjectHandle
-	id      uint64           // store id; 0 for session objects
-	owner   ck.SessionHandle // creating session, for session objects
+	id      uint64   // store id; 0 for session objects
+	owner   *Session // creating session, for session objects (sessionObjects)
 	token   bool
 	private bool
 	class   ck.ObjectClass

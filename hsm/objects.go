@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -110,10 +111,14 @@ func (m *Module) newObject(all attr.Layered, cls ck.ObjectClass, kt ck.KeyType) 
 
 // commit is the second half: the session's right to make the object is
 // checked again, because a logout may have come between the caller's first
-// check (under the read lock) and now, and so is the SO's if the object
-// was built with it (CKA_TRUSTED). A token object is persisted before it
-// becomes visible. The caller holds s.mu and t.mu for writing.
+// check and now, and so is the SO's if the object was built with it
+// (CKA_TRUSTED). A token object is persisted before it becomes visible.
+// The caller holds s.mu, and for a token object t.mu for writing; a
+// session object needs no token lock (commitSession).
 func (m *Module) commit(s *Session, o *Object, builtAsSO bool) error {
+	if !o.token {
+		return m.commitSession(s, o, builtAsSO)
+	}
 	t := s.tok
 	if err := s.access(o.token, o.private); err != nil {
 		return err
@@ -121,19 +126,47 @@ func (m *Module) commit(s *Session, o *Object, builtAsSO bool) error {
 	if builtAsSO && t.user.get() != ck.CKU_SO && m.usesSO(o) {
 		return fmt.Errorf("the SO logged out while the key was made: %w", ck.CKR_USER_NOT_LOGGED_IN)
 	}
-	if o.token {
-		id, err := t.store.NewObjectID()
-		if err != nil {
-			return fmt.Errorf("new object id: %w", deviceError(err))
-		}
-		o.id = id
-		if err := t.persist(o); err != nil {
-			return err
-		}
-	} else {
-		o.owner = s.h
+	id, err := t.store.NewObjectID()
+	if err != nil {
+		return fmt.Errorf("new object id: %w", deviceError(err))
+	}
+	o.id = id
+	if err := t.persist(o); err != nil {
+		return err
 	}
 	t.addObject(o)
+	return nil
+}
+
+// commitSession publishes a session object without the token's lock, so
+// that sessions making keys in parallel (one per KEM call) do not wait for
+// each other (sessionObjects). A logout may run at the same time: the
+// object is added first and the login generation read again after, and
+// Token.logout bumps the generation before it sweeps the sessions' private
+// objects, so either the sweep finds this one or this call sees the new
+// generation and takes it back.
+func (m *Module) commitSession(s *Session, o *Object, builtAsSO bool) error {
+	t := s.tok
+	gen := t.loginGen.Load()
+	if err := s.access(o.token, o.private); err != nil {
+		return err
+	}
+	if builtAsSO && t.user.get() != ck.CKU_SO && m.usesSO(o) {
+		return fmt.Errorf("the SO logged out while the key was made: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
+	return m.publishSession(s, o, builtAsSO, gen)
+}
+
+// publishSession adds a session object whose checks passed at login
+// generation gen, and takes it back if a logout has come since.
+func (m *Module) publishSession(s *Session, o *Object, builtAsSO bool, gen uint64) error {
+	t := s.tok
+	o.owner = s
+	t.addObject(o)
+	if (o.private || builtAsSO) && t.loginGen.Load() != gen {
+		t.removeObject(o)
+		return fmt.Errorf("logged out while the object was made: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	}
 	return nil
 }
 
@@ -146,11 +179,14 @@ func (s *Session) mayCreate(token, private bool) (so bool, err error) {
 	return s.tok.user.get() == ck.CKU_SO, s.access(token, private)
 }
 
-// commitLocked takes the token's write lock and commits objects made by
-// newObject, all or none: if one fails, those before it are discarded.
+// commitLocked commits objects made by newObject, all or none: if one
+// fails, those before it are discarded. A token object takes the token's
+// write lock; session objects need none (commitSession).
 func (m *Module) commitLocked(s *Session, builtAsSO bool, objs ...*Object) error {
-	s.tok.mu.Lock()
-	defer s.tok.mu.Unlock()
+	if slices.ContainsFunc(objs, func(o *Object) bool { return o.token }) {
+		s.tok.mu.Lock()
+		defer s.tok.mu.Unlock()
+	}
 	for i, o := range objs {
 		if err := m.commit(s, o, builtAsSO); err != nil {
 			for _, done := range objs[:i] {
@@ -163,7 +199,7 @@ func (m *Module) commitLocked(s *Session, builtAsSO bool, objs ...*Object) error
 }
 
 // discard undoes commit for a set whose later member failed. The caller
-// holds s.mu and tok.mu.
+// holds s.mu, and tok.mu for writing if o is a token object.
 func (m *Module) discard(s *Session, o *Object) {
 	if o.token {
 		_ = s.tok.store.DeleteObject(o.id)
@@ -296,11 +332,20 @@ func (m *Module) DestroyObject(h ck.SessionHandle, oh ck.ObjectHandle) error {
 	}
 	defer s.mu.Unlock()
 	tok := s.tok
-	tok.mu.Lock()
-	defer tok.mu.Unlock()
 	o, err := tok.visible(oh)
 	if err != nil {
 		return err
+	}
+	// A session object is destroyed without the token's lock, as it was
+	// made (commitSession): of two sessions destroying it at once, or a
+	// session and a logout, one removes it. A token object is looked up
+	// again under the lock, which a logout may have preceded.
+	if o.token {
+		tok.mu.Lock()
+		defer tok.mu.Unlock()
+		if o, err = tok.visible(oh); err != nil {
+			return err
+		}
 	}
 	if err := s.access(o.token, o.private); err != nil {
 		return err
@@ -313,7 +358,10 @@ func (m *Module) DestroyObject(h ck.SessionHandle, oh ck.ObjectHandle) error {
 			return fmt.Errorf("delete object: %w", deviceError(err))
 		}
 	}
-	tok.removeObject(o)
+	if !tok.removeObject(o) {
+		// Another session destroyed it since the lookup.
+		return fmt.Errorf("object %d: %w", oh, ck.CKR_OBJECT_HANDLE_INVALID)
+	}
 	o.forget()
 	return nil
 }
@@ -454,20 +502,20 @@ func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl 
 		clear = dropTypes(clear, ck.CKA_VALUE)
 		secret = attr.Template{{Type: ck.CKA_VALUE, Value: v}}
 	}
-	tok.index.remove(o)
-	o.mu.Lock()
-	oldAttrs, oldSecret := o.attrs, o.secret
-	o.attrs, o.secret = attr.Layered{Own: clear}, secret
-	o.mu.Unlock()
-	if o.token {
+	return tok.reindex(o, func() error {
+		o.mu.Lock()
+		oldAttrs, oldSecret := o.attrs, o.secret
+		o.attrs, o.secret = attr.Layered{Own: clear}, secret
+		o.mu.Unlock()
+		if !o.token {
+			return nil
+		}
 		if err := tok.persist(o); err != nil {
 			o.mu.Lock()
 			o.attrs, o.secret = oldAttrs, oldSecret
 			o.mu.Unlock()
-			tok.index.add(o)
 			return err
 		}
-	}
-	tok.index.add(o)
-	return nil
+		return nil
+	})
 }

@@ -279,11 +279,12 @@ func TestSessionObjectsForgottenOnDestroy(t *testing.T) {
 		must(t, m.DestroyObject(by, k))
 	}
 	sess, _ := m.session(s)
-	sess.tok.mu.RLock()
-	n := len(sess.objects)
-	sess.tok.mu.RUnlock()
-	if n != 1 {
-		t.Fatalf("session remembers %d objects, want 1", n)
+	sess.own.mu.Lock()
+	n, indexed := len(sess.own.set), len(sess.own.ix.sets)+len(sess.own.ix.ulong)
+	sess.own.mu.Unlock()
+	// The index keeps a set per class and key type, none per label.
+	if n != 1 || indexed > 2 {
+		t.Fatalf("session remembers %d objects (want 1) in %d index sets", n, indexed)
 	}
 	must(t, m.CloseSession(s))
 	if _, err := m.GetAttributeValue(other, keep, []ck.AttributeRequest{{Type: ck.CKA_CLASS}}); !errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) {
@@ -429,5 +430,48 @@ func TestIndexedDefaultsEmpty(t *testing.T) {
 		if slices.Contains(indexed[:], p.Type) && len(p.Default) != 0 {
 			t.Errorf("%v is indexed and defaults to %x", p.Type, p.Default)
 		}
+	}
+}
+
+// TestFindSessionObjectsOfOtherSessions: session objects live with the
+// session that made them (sessionObjects) but every session of the
+// application finds them, by indexed attributes and by others, and sees
+// them go when any session destroys them or their session closes.
+func TestFindSessionObjectsOfOtherSessions(t *testing.T) {
+	m, a := userSession(t)
+	b := openRW(t, m, 0)
+	find := func(s ck.SessionHandle, tmpl []ck.Attribute) []ck.ObjectHandle {
+		t.Helper()
+		must(t, m.FindObjectsInit(s, tmpl))
+		hs, err := m.FindObjects(s, 100)
+		must(t, err)
+		must(t, m.FindObjectsFinal(s))
+		return hs
+	}
+	label := func(l string) []ck.Attribute { return []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte(l)}} }
+	var mine []ck.ObjectHandle
+	for _, l := range []string{"x", "y", "x"} {
+		h, err := m.CreateObject(a, dataTemplate(l, false, false))
+		must(t, err)
+		mine = append(mine, h)
+	}
+	tokenX, err := m.CreateObject(b, dataTemplate("x", true, false))
+	must(t, err)
+	if got := find(b, label("x")); !slices.Equal(got, []ck.ObjectHandle{mine[0], mine[2], tokenX}) {
+		t.Fatalf("by label from another session: %v, want %v and %d", got, mine, tokenX)
+	}
+	// CKA_APPLICATION (empty by default) is not indexed: every object is considered.
+	app := []ck.Attribute{{Type: ck.CKA_APPLICATION, Value: []byte{}}}
+	if got := find(b, app); len(got) != 4 {
+		t.Fatalf("by an unindexed attribute: %v", got)
+	}
+	must(t, m.DestroyObject(b, mine[0]))
+	wantRV(t, m.DestroyObject(a, mine[0]), ck.CKR_OBJECT_HANDLE_INVALID)
+	if got := find(a, label("x")); !slices.Equal(got, []ck.ObjectHandle{mine[2], tokenX}) {
+		t.Fatalf("after another session destroyed one: %v", got)
+	}
+	must(t, m.CloseSession(a))
+	if got := find(b, label("x")); !slices.Equal(got, []ck.ObjectHandle{tokenX}) {
+		t.Fatalf("after the owner closed: %v", got)
 	}
 }

@@ -16,7 +16,6 @@ import (
 // the per-session sets consistent with the table.
 type objTable struct {
 	m sync.Map // ck.ObjectHandle → *Object
-	n atomic.Int64
 }
 
 func (t *objTable) get(h ck.ObjectHandle) (*Object, bool) {
@@ -27,17 +26,15 @@ func (t *objTable) get(h ck.ObjectHandle) (*Object, bool) {
 	return v.(*Object), true
 }
 
-// put and del are called with Token.mu held for writing.
-func (t *objTable) put(o *Object) {
-	if _, loaded := t.m.Swap(o.handle, o); !loaded {
-		t.n.Add(1)
-	}
-}
+// put and del are called with Token.mu held: for writing, or for reading
+// by calls that make or destroy session objects (addObject).
+func (t *objTable) put(o *Object) { t.m.Store(o.handle, o) }
 
-func (t *objTable) del(h ck.ObjectHandle) {
-	if _, loaded := t.m.LoadAndDelete(h); loaded {
-		t.n.Add(-1)
-	}
+// del reports whether h was there: of two sessions destroying one object
+// at once, one wins.
+func (t *objTable) del(h ck.ObjectHandle) bool {
+	_, loaded := t.m.LoadAndDelete(h)
+	return loaded
 }
 
 // each calls fn for every object; the caller holds Token.mu (read or
@@ -48,8 +45,6 @@ func (t *objTable) each(fn func(*Object)) {
 		return true
 	})
 }
-
-func (t *objTable) len() int { return int(t.n.Load()) }
 
 // userState is who is logged in to a token. It changes only under
 // Token.mu held for writing, but is read without the lock on the

@@ -21,10 +21,9 @@ type Session struct {
 	ops    [opKinds]*operation
 	find   *findState
 
-	// objects is the set of this session's session objects, so closing it
-	// does not scan the token; Token.addObject and removeObject keep it,
-	// whichever session destroys the object. Guarded by tok.mu.
-	objects map[ck.ObjectHandle]struct{}
+	// own are this session's session objects (sessionObjects); closing
+	// the session destroys them without scanning the token.
+	own sessionObjects
 }
 
 // session looks up h: the first check of every session call after the
@@ -127,13 +126,11 @@ func (m *Module) closeSession(s *Session) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.sessions, s.h)
-	for h := range s.objects {
-		if o, ok := t.objects.get(h); ok {
-			t.removeObject(o)
+	for _, o := range s.own.drain() {
+		if t.objects.del(o.handle) {
 			o.forget()
 		}
 	}
-	s.objects = nil
 	if len(t.sessions) == 0 && t.user.get() != noUser {
 		t.logout()
 	}

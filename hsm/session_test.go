@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -226,4 +227,65 @@ func TestBadHandles(t *testing.T) {
 	wantRV(t, err, ck.CKR_OPERATION_NOT_INITIALIZED)
 	wantRV(t, m.FindObjectsFinal(s), ck.CKR_OPERATION_NOT_INITIALIZED)
 	wantRV(t, m.DigestInit(s, ck.Mechanism{Type: 0x7fff_ffff}), ck.CKR_MECHANISM_INVALID)
+}
+
+// TestLogoutDestroysPrivateSessionObjects: §5.6 C_Logout, "all private
+// session objects from sessions belonging to the application are
+// destroyed"; public session objects and token objects stay, and the
+// handles of the destroyed ones stay invalid after a new login.
+func TestLogoutDestroysPrivateSessionObjects(t *testing.T) {
+	m, s := userSession(t)
+	other := openRW(t, m, 0)
+	privSess, err := m.CreateObject(other, dataTemplate("private session", false, true))
+	must(t, err)
+	pubSess, err := m.CreateObject(other, dataTemplate("public session", false, false))
+	must(t, err)
+	privTok, err := m.CreateObject(s, dataTemplate("private token", true, true))
+	must(t, err)
+	must(t, m.Logout(s))
+	must(t, m.Login(s, ck.CKU_USER, []byte(userPIN)))
+	if _, err := m.GetAttributeValue(s, privSess, []ck.AttributeRequest{{Type: ck.CKA_LABEL, Cap: 64}}); !errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) {
+		t.Fatalf("private session object after logout and login: %v", err)
+	}
+	for _, h := range []ck.ObjectHandle{pubSess, privTok} {
+		if _, err := m.GetAttributeValue(s, h, []ck.AttributeRequest{{Type: ck.CKA_LABEL, Cap: 64}}); err != nil {
+			t.Fatalf("object %d after logout and login: %v", h, err)
+		}
+	}
+	must(t, m.FindObjectsInit(other, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("private session")}}))
+	if hs, err := m.FindObjects(other, 10); err != nil || len(hs) != 0 {
+		t.Fatalf("search finds %v (%v)", hs, err)
+	}
+	must(t, m.FindObjectsFinal(other))
+}
+
+// TestSessionObjectMadeAcrossLogout: a session object is published with
+// no token lock, so a logout can fall between its checks and its
+// publication. Then it must not stay: the logout's sweep has passed, and
+// publishing sees the login generation changed and takes it back.
+func TestSessionObjectMadeAcrossLogout(t *testing.T) {
+	m, h := userSession(t)
+	s, err := m.lock(h)
+	must(t, err)
+	all, err := m.build(dataTemplate("late", false, true), ck.CKO_DATA, noKeyType, fromCreate, false, nil)
+	must(t, err)
+	o, err := m.newObject(all, ck.CKO_DATA, noKeyType)
+	must(t, err)
+	gen := s.tok.loginGen.Load() // the checks pass here
+	s.mu.Unlock()
+	must(t, m.Logout(h))
+	must(t, m.Login(h, ck.CKU_USER, []byte(userPIN)))
+	s.mu.Lock()
+	err = m.publishSession(s, o, false, gen)
+	s.mu.Unlock()
+	wantRV(t, err, ck.CKR_USER_NOT_LOGGED_IN)
+	if _, ok := s.tok.objects.get(o.handle); ok {
+		t.Fatal("private session object made across a logout outlived it")
+	}
+	s.own.mu.Lock()
+	n := len(s.own.set)
+	s.own.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("session still lists %d objects", n)
+	}
 }

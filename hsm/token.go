@@ -94,8 +94,6 @@ func (t *Token) objectFromRecord(r *ObjectRecord) (*Object, error) {
 
 func (t *Token) initialized() bool { return t.rec != nil }
 
-// addObject and removeObject keep the table and the index together; the
-// caller holds t.mu for writing.
 // readLocked runs f under the token's read lock: the lookups and checks a
 // call makes before work it does unlocked.
 func (t *Token) readLocked(f func() error) error {
@@ -104,27 +102,47 @@ func (t *Token) readLocked(f func() error) error {
 	return f()
 }
 
+// addObject and removeObject keep the handle table and the index that
+// holds the object together. For a token object the caller holds t.mu for
+// writing; a session object goes to its owner's set under that set's own
+// lock, with no token lock needed (sessionObjects).
 func (t *Token) addObject(o *Object) {
 	t.objects.put(o)
 	if o.token {
 		t.byID[o.id] = o
-	} else if s, ok := t.sessions[o.owner]; ok {
-		if s.objects == nil {
-			s.objects = map[ck.ObjectHandle]struct{}{}
-		}
-		s.objects[o.handle] = struct{}{}
+		t.index.add(o)
+	} else if o.owner != nil {
+		o.owner.own.add(o)
 	}
-	t.index.add(o)
 }
 
-func (t *Token) removeObject(o *Object) {
-	t.objects.del(o.handle)
+// removeObject reports whether it removed o: false if another caller
+// (a session, a logout) removed the same session object first.
+func (t *Token) removeObject(o *Object) bool {
+	if !t.objects.del(o.handle) {
+		return false
+	}
 	if o.token {
 		delete(t.byID, o.id)
-	} else if s, ok := t.sessions[o.owner]; ok {
-		delete(s.objects, o.handle)
+		t.index.remove(o)
+	} else if o.owner != nil {
+		o.owner.own.remove(o)
+	}
+	return true
+}
+
+// reindex runs change, which alters o's attributes, with o out of its
+// index. The caller holds t.mu for writing.
+func (t *Token) reindex(o *Object, change func() error) error {
+	if !o.token {
+		if o.owner != nil {
+			return o.owner.own.reindex(o, change)
+		}
+		return change()
 	}
 	t.index.remove(o)
+	defer t.index.add(o)
+	return change()
 }
 
 // unsealKey returns the key that seals o's secrets, or an error if the
@@ -308,16 +326,28 @@ func (t *Token) checkPINLen(pin []byte) error {
 
 // logout forgets the token key and every secret unsealed under it. The
 // caller holds t.mu for writing.
+//
+// §5.6 C_Logout: "all private session objects from sessions belonging to
+// the application are destroyed". The generation is bumped before they are
+// swept, which is what lets sessions make session objects without the
+// token's lock (commitSession).
 func (t *Token) logout() {
 	zero(t.key)
 	t.key = nil
 	t.user.set(noUser)
+	t.loginGen.Add(1)
 	t.objects.each(func(o *Object) {
 		if o.private && o.token {
 			o.forget()
 		}
 	})
-	t.loginGen.Add(1)
+	for _, s := range t.sessions {
+		for _, o := range s.own.private() {
+			if t.removeObject(o) {
+				o.forget()
+			}
+		}
+	}
 }
 
 func newSerial() string {
