@@ -76,7 +76,8 @@ func aesKeyKinds() []KeyKind {
 // made later from a material that an operation still holds.
 type aesMaterial struct {
 	once  sync.Once
-	key   []byte
+	key   []byte // buf[:16, 24 or 32]: one allocation holds both
+	buf   [32]byte
 	block cipher.Block
 }
 
@@ -93,7 +94,9 @@ func parseAES(class ck.ObjectClass, a attr.Template) (any, error) {
 	default:
 		return nil, fmt.Errorf("CKK_AES: CKA_VALUE of %d bytes: %w", len(v), ck.CKR_ATTRIBUTE_VALUE_INVALID)
 	}
-	return &aesMaterial{key: append([]byte{}, v...)}, nil
+	m := &aesMaterial{}
+	m.key = m.buf[:copy(m.buf[:], v)]
+	return m, nil
 }
 
 func aesBlock(k *Key) (cipher.Block, error) {

@@ -2,6 +2,7 @@ package mech
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/gohsm/gohsm/hsm/attr"
@@ -77,7 +78,15 @@ func secretKeyKind(t ck.KeyType) KeyKind {
 // computed by the token, never taken from C_CreateObject).
 func valueLenDerived(_ ck.ObjectClass, a attr.Template, _ any) (attr.Template, error) {
 	v, _ := a.Get(ck.CKA_VALUE)
-	return attr.Template{{Type: ck.CKA_VALUE_LEN, Value: attr.ULong(ck.ULong(len(v)))}}, nil
+	// Every secret key made computes this; the attribute and its value
+	// share one allocation.
+	d := new(struct {
+		t [1]ck.Attribute
+		v [8]byte
+	})
+	binary.LittleEndian.PutUint64(d.v[:], uint64(len(v)))
+	d.t[0] = ck.Attribute{Type: ck.CKA_VALUE_LEN, Value: d.v[:]}
+	return d.t[:], nil
 }
 
 func valueSize(a attr.Template, _ any) ck.ULong {

@@ -196,12 +196,6 @@ func mlkemCiphertextLen(pub *Key) (int, error) {
 	return mk.set.scheme.CiphertextSize(), nil
 }
 
-// encapsulatorTo is what circl's ML-KEM public keys of every parameter set
-// offer beyond kem.PublicKey: encapsulation into the caller's buffers.
-type encapsulatorTo interface {
-	EncapsulateTo(ct, ss, seed []byte)
-}
-
 // mlkemEncapsulate is ML-KEM.Encaps (FIPS 203 Algorithm 20), the 32-byte
 // m drawn from crypto/rand here (circl would allocate it) and the
 // ciphertext written where the caller wants it.
@@ -216,17 +210,23 @@ func mlkemEncapsulate(pub *Key, param any, ct []byte) ([]byte, error) {
 	if n := mk.set.scheme.CiphertextSize(); len(ct) != n {
 		return nil, fmt.Errorf("CKM_ML_KEM: %d-byte ciphertext buffer for %d bytes: %w", len(ct), n, ck.CKR_BUFFER_TOO_SMALL)
 	}
-	to, ok := mk.pub.(encapsulatorTo)
-	if !ok {
-		return nil, fmt.Errorf("CKM_ML_KEM: public key %T: %w", mk.pub, ck.CKR_FUNCTION_FAILED)
-	}
 	var m [32]byte
 	defer clear(m[:])
 	if _, err := rand.Read(m[:]); err != nil {
 		return nil, fmt.Errorf("CKM_ML_KEM: %v: %w", err, ck.CKR_FUNCTION_FAILED)
 	}
 	ss := make([]byte, mk.set.scheme.SharedKeySize())
-	to.EncapsulateTo(ct, ss, m[:])
+	// Concrete calls, so that m stays on the stack.
+	switch pk := mk.pub.(type) {
+	case *mlkem512.PublicKey:
+		pk.EncapsulateTo(ct, ss, m[:])
+	case *mlkem768.PublicKey:
+		pk.EncapsulateTo(ct, ss, m[:])
+	case *mlkem1024.PublicKey:
+		pk.EncapsulateTo(ct, ss, m[:])
+	default:
+		return nil, fmt.Errorf("CKM_ML_KEM: public key %T: %w", mk.pub, ck.CKR_FUNCTION_FAILED)
+	}
 	return ss, nil
 }
 
