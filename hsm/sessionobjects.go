@@ -16,10 +16,15 @@ import (
 // commitSession and Token.logout. Measured with two goroutines making and
 // destroying session keys, the token's write lock had them spinning a
 // third of the time; with its read lock, they still shared its counter.
+//
+// The index is built by the first search that reaches the set and kept
+// from then on: a session that makes and destroys keys nobody searches
+// for (a KEM loop) never pays for it.
 type sessionObjects struct {
-	mu  sync.Mutex
-	set map[ck.ObjectHandle]*Object
-	ix  index
+	mu      sync.Mutex
+	set     map[ck.ObjectHandle]*Object
+	ix      index
+	indexed bool
 }
 
 func (so *sessionObjects) add(o *Object) {
@@ -27,10 +32,11 @@ func (so *sessionObjects) add(o *Object) {
 	defer so.mu.Unlock()
 	if so.set == nil {
 		so.set = map[ck.ObjectHandle]*Object{}
-		so.ix = newIndex()
 	}
 	so.set[o.handle] = o
-	so.ix.add(o)
+	if so.indexed {
+		so.ix.add(o)
+	}
 }
 
 func (so *sessionObjects) remove(o *Object) {
@@ -40,7 +46,9 @@ func (so *sessionObjects) remove(o *Object) {
 		return
 	}
 	delete(so.set, o.handle)
-	so.ix.remove(o)
+	if so.indexed {
+		so.ix.remove(o)
+	}
 }
 
 // reindex runs change, which alters o's attributes, with o out of the
@@ -48,7 +56,7 @@ func (so *sessionObjects) remove(o *Object) {
 func (so *sessionObjects) reindex(o *Object, change func() error) error {
 	so.mu.Lock()
 	defer so.mu.Unlock()
-	if _, ok := so.set[o.handle]; !ok {
+	if _, ok := so.set[o.handle]; !ok || !so.indexed {
 		return change()
 	}
 	so.ix.remove(o)
@@ -61,6 +69,13 @@ func (so *sessionObjects) reindex(o *Object, change func() error) error {
 func (so *sessionObjects) search(tmpl []ck.Attribute, fn func(*Object)) {
 	so.mu.Lock()
 	defer so.mu.Unlock()
+	if !so.indexed {
+		so.ix = newIndex()
+		for _, o := range so.set {
+			so.ix.add(o)
+		}
+		so.indexed = true
+	}
 	if set, ok := so.ix.candidates(tmpl); ok {
 		set.each(fn)
 		return
@@ -91,6 +106,6 @@ func (so *sessionObjects) drain() []*Object {
 	for _, o := range so.set {
 		out = append(out, o)
 	}
-	so.set, so.ix = nil, index{}
+	so.set, so.ix, so.indexed = nil, index{}, false
 	return out
 }
