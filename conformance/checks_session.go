@@ -235,6 +235,22 @@ func loginChecks() []check {
 			_, err := t.s.ctx.GetAttributeValue(a, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
 			t.refused(err, "C_GetAttributeValue on a private object without login")
 		}},
+		{id: "login.logout-destroys-private-session-objects", spec: "base 5.6.10 C_Logout (private session objects are destroyed)", fn: func(t *T) {
+			a := t.open(true)
+			t.loginUser(a)
+			h := t.createData(a, false, true, "private-session-data")
+			t.createData(a, false, false, "public-session-data")
+			t.ok(t.s.ctx.Logout(a), "C_Logout")
+			t.loginUser(a)
+			if n := len(t.findLabel(a, "private-session-data")); n != 0 {
+				t.failf("after C_Logout and a new C_Login, %d private session objects are still there", n)
+			}
+			if n := len(t.findLabel(a, "public-session-data")); n != 1 {
+				t.failf("after C_Logout, %d public session objects, want 1", n)
+			}
+			_, err := t.s.ctx.GetAttributeValue(a, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
+			t.refused(err, "C_GetAttributeValue on the destroyed object's handle")
+		}},
 		{id: "login.private-visible-after-login", spec: "base 4.4 CKA_PRIVATE", fn: func(t *T) {
 			a := t.open(true)
 			t.loginUser(a)

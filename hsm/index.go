@@ -146,10 +146,9 @@ func lookupKey(t ck.AttributeType, v []byte) indexKey {
 
 // add and remove are called with Token.mu held for writing.
 func (ix index) add(o *Object) {
-	o.mu.RLock()
-	defer o.mu.RUnlock()
+	own := o.clearAttrs().Own
 	for _, t := range indexed {
-		v, ok := o.attrs.Own.Get(t) // defaults are empty (TestIndexedDefaultsEmpty)
+		v, ok := own.Get(t) // defaults are empty (TestIndexedDefaultsEmpty)
 		if !ok || !indexes(t, v) {
 			continue
 		}
@@ -160,10 +159,9 @@ func (ix index) add(o *Object) {
 }
 
 func (ix index) remove(o *Object) {
-	o.mu.RLock()
-	defer o.mu.RUnlock()
+	own := o.clearAttrs().Own
 	for _, t := range indexed {
-		v, ok := o.attrs.Own.Get(t) // defaults are empty (TestIndexedDefaultsEmpty)
+		v, ok := own.Get(t) // defaults are empty (TestIndexedDefaultsEmpty)
 		if !ok || !indexes(t, v) {
 			continue
 		}

@@ -28,9 +28,13 @@ type Object struct {
 
 	mu sync.RWMutex
 	// attrs are the attributes kept in the clear, the object's own over
-	// its class's shared defaults; secret holds the sensitive ones once
-	// unsealed (nil while only sealed is known).
-	attrs  attr.Layered
+	// its class's shared defaults. They are never edited, only replaced
+	// whole (under mu, with secret), so operations read them with one
+	// atomic load and no lock: a key used by several threads at once
+	// would otherwise have every check of a usage flag write its lock.
+	// secret holds the sensitive ones once unsealed (nil while only sealed
+	// is known), under mu.
+	attrs  atomic.Pointer[attr.Layered]
 	secret attr.Template
 	sealed []byte
 
@@ -42,15 +46,35 @@ type Object struct {
 	// later parse gets its own Key, so made is written once, before the
 	// object is published).
 	made mech.Key
+	// first holds the clear attributes the object was made with, in the
+	// same allocation; attrs points at it until they are first changed.
+	first attr.Layered
 }
 
 func (o *Object) isKey() bool { return o.keyType != noKeyType }
 
+// clearAttrs returns the attributes kept in the clear; the caller must not
+// modify them.
+func (o *Object) clearAttrs() *attr.Layered {
+	if l := o.attrs.Load(); l != nil {
+		return l
+	}
+	return &attr.Layered{}
+}
+
+// setFirst gives an object not yet published its clear attributes.
+func (o *Object) setFirst(l attr.Layered) {
+	o.first = l
+	o.attrs.Store(&o.first)
+}
+
+// setClear replaces the clear attributes; the caller holds o.mu for
+// writing.
+func (o *Object) setClear(l attr.Layered) { o.attrs.Store(&l) }
+
 // clearGet returns a non-secret attribute.
 func (o *Object) clearGet(t ck.AttributeType) ([]byte, bool) {
-	o.mu.RLock()
-	defer o.mu.RUnlock()
-	return o.attrs.Get(t)
+	return o.clearAttrs().Get(t)
 }
 
 func (o *Object) boolAttr(t ck.AttributeType) bool {
@@ -73,7 +97,7 @@ func (o *Object) sensitive() bool {
 func (o *Object) all() attr.Template {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	clear := o.attrs.Flat()
+	clear := o.clearAttrs().Flat()
 	out := make(attr.Template, 0, len(clear)+len(o.secret))
 	out = append(out, clear...)
 	return append(out, o.secret...)
@@ -85,8 +109,9 @@ func (o *Object) all() attr.Template {
 func (o *Object) matches(t attr.Template, unsealed bool) bool {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
+	clear := o.clearAttrs()
 	for _, a := range t {
-		v, ok := o.attrs.Get(a.Type)
+		v, ok := clear.Get(a.Type)
 		if !ok {
 			if !unsealed {
 				return false
@@ -123,8 +148,9 @@ func (o *Object) key(reg *mech.Registry) (*mech.Key, error) {
 	}
 	// The key kinds read material attributes only, which have no
 	// defaults (TestNoMaterialDefaults): the object's own are enough.
-	all := make(attr.Template, 0, len(o.attrs.Own)+len(o.secret))
-	all = append(append(all, o.attrs.Own...), o.secret...)
+	own := o.clearAttrs().Own
+	all := make(attr.Template, 0, len(own)+len(o.secret))
+	all = append(append(all, own...), o.secret...)
 	m, err := kk.Parse(o.class, all)
 	if err != nil {
 		return nil, fmt.Errorf("object %d: %w", o.handle, err)

@@ -87,22 +87,24 @@ func (m *Module) newObject(all attr.Layered, cls ck.ObjectClass, kt ck.KeyType) 
 	}
 	var clear attr.Template
 	clear, o.secret = m.split(all.Own, cls, kt, private)
-	o.attrs = attr.Layered{Own: clear, Defaults: all.Defaults}
+	layered := attr.Layered{Own: clear, Defaults: all.Defaults}
 	for _, a := range o.secret {
 		if all.Defaults.Has(a.Type) {
 			// A sealed value must not show through as its class default
 			// (a private data object's CKA_VALUE): keep no defaults.
-			o.attrs = attr.Layered{Own: dropTypes(o.attrs.Flat(), a.Type)}
+			layered = attr.Layered{Own: dropTypes(layered.Flat(), a.Type)}
 		}
 	}
+	o.setFirst(layered)
 	if o.secret == nil {
 		o.secret = attr.Template{}
 	}
 	if mat != nil {
 		// The key was parsed to validate it; keep the result so its first
-		// use does not parse it again. all.Own is o.attrs.Own followed by
-		// o.secret (split partitions in place), and attribute changes
-		// replace o.attrs rather than edit it, so the view stays valid.
+		// use does not parse it again. all.Own is the clear attributes'
+		// Own followed by o.secret (split partitions in place), and
+		// attribute changes replace them rather than edit, so the view
+		// stays valid.
 		o.made = mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all.Own}
 		o.material.Store(&o.made)
 	}
@@ -210,7 +212,7 @@ func (m *Module) discard(s *Session, o *Object) {
 // usesSO reports whether o carries an attribute only the SO may set true.
 func (m *Module) usesSO(o *Object) bool {
 	ecLike := m.ecLikeKeyTypes()
-	for _, a := range o.attrs.Flat() {
+	for _, a := range o.clearAttrs().Flat() {
 		p := attr.Lookup(a.Type, o.class, o.keyType, ecLike)
 		if p != nil && p.Rules&attr.SOOnly != 0 && len(a.Value) == 1 && a.Value[0] != 0 {
 			return true
@@ -382,7 +384,7 @@ func (m *Module) GetObjectSize(h ck.SessionHandle, oh ck.ObjectHandle) (ck.ULong
 	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	n := len(attr.EncodeTemplate(o.attrs.Flat())) + len(o.sealed)
+	n := len(attr.EncodeTemplate(o.clearAttrs().Flat())) + len(o.sealed)
 	if !o.token {
 		n += len(attr.EncodeTemplate(o.secret))
 	}
@@ -485,7 +487,7 @@ func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl 
 	// The changes are checked against every current value, defaults
 	// included (a defaulted CKA_SENSITIVE true is as sticky as a given one).
 	o.mu.RLock()
-	clear := o.attrs.Flat().Clone()
+	clear := o.clearAttrs().Flat().Clone()
 	o.mu.RUnlock()
 	if err := m.applyChanges(&clear, t, o, fromSet, tok.user.get() == ck.CKU_SO); err != nil {
 		return err
@@ -504,15 +506,17 @@ func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl 
 	}
 	return tok.reindex(o, func() error {
 		o.mu.Lock()
-		oldAttrs, oldSecret := o.attrs, o.secret
-		o.attrs, o.secret = attr.Layered{Own: clear}, secret
+		oldAttrs, oldSecret := o.clearAttrs(), o.secret
+		o.setClear(attr.Layered{Own: clear})
+		o.secret = secret
 		o.mu.Unlock()
 		if !o.token {
 			return nil
 		}
 		if err := tok.persist(o); err != nil {
 			o.mu.Lock()
-			o.attrs, o.secret = oldAttrs, oldSecret
+			o.attrs.Store(oldAttrs)
+			o.secret = oldSecret
 			o.mu.Unlock()
 			return err
 		}

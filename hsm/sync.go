@@ -57,7 +57,8 @@ func (t *Token) catchUp(ss SharedStore, since uint64) error {
 			t.index.remove(o)
 			o.forget()
 			o.mu.Lock()
-			o.attrs, o.sealed = attr.Layered{Own: r.Attrs}, r.Sealed
+			o.setClear(attr.Layered{Own: r.Attrs})
+			o.sealed = r.Sealed
 			o.mu.Unlock()
 			t.index.add(o)
 			return nil

@@ -86,10 +86,12 @@ func (t *Token) objectFromRecord(r *ObjectRecord) (*Object, error) {
 	if v, ok, _ := a.ULong(ck.CKA_KEY_TYPE); ok {
 		kt = ck.KeyType(v)
 	}
-	return &Object{
+	o := &Object{
 		handle: t.m.newObjectHandle(), id: r.ID, token: true, private: r.Private,
-		class: ck.ObjectClass(cls), keyType: kt, attrs: attr.Layered{Own: a}, sealed: r.Sealed,
-	}, nil
+		class: ck.ObjectClass(cls), keyType: kt, sealed: r.Sealed,
+	}
+	o.setFirst(attr.Layered{Own: a})
+	return o, nil
 }
 
 func (t *Token) initialized() bool { return t.rec != nil }
@@ -218,7 +220,7 @@ func (t *Token) persist(o *Object) error {
 	} else {
 		o.sealed = nil
 	}
-	rec := &ObjectRecord{ID: o.id, Private: o.private, Attrs: o.attrs.Flat().Clone(), Sealed: o.sealed}
+	rec := &ObjectRecord{ID: o.id, Private: o.private, Attrs: o.clearAttrs().Flat().Clone(), Sealed: o.sealed}
 	o.mu.Unlock()
 	if err := t.store.PutObject(rec); err != nil {
 		return fmt.Errorf("store object: %w", deviceError(err))
