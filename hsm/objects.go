@@ -37,7 +37,7 @@ func (s *Session) access(token, private bool) error {
 // insert makes an object from its full attribute set for a caller that
 // already holds s.mu and t.mu for writing (C_CreateObject, C_CopyObject,
 // where there is no slow work to keep out of the lock).
-func (m *Module) insert(s *Session, all attr.Layered, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
+func (m *Module) insert(s *Session, all draft, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
 	token, _, _ := all.Bool(ck.CKA_TOKEN)
 	private, _, _ := all.Bool(ck.CKA_PRIVATE)
 	if err := s.access(token, private); err != nil {
@@ -59,10 +59,14 @@ func (m *Module) insert(s *Session, all attr.Layered, cls ck.ObjectClass, kt ck.
 // generation, unwrapping, derivation and the KEMs do their cryptography
 // and this with only the session locked, so one session making a
 // 4096-bit RSA key does not stall every other session's C_SignInit.
-func (m *Module) newObject(all attr.Layered, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
+func (m *Module) newObject(all draft, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
 	token, _, _ := all.Bool(ck.CKA_TOKEN)
 	private, _, _ := all.Bool(ck.CKA_PRIVATE)
-	o := &Object{handle: m.newObjectHandle(), token: token, private: private, class: cls, keyType: kt}
+	o := all.o
+	if o == nil {
+		o = new(Object)
+	}
+	o.handle, o.token, o.private, o.class, o.keyType = m.newObjectHandle(), token, private, cls, kt
 	var mat any
 	if kt != noKeyType {
 		kk, ok := m.reg.KeyKind(kt)
@@ -286,7 +290,7 @@ func (m *Module) CopyObject(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.At
 	}
 	// A copy is not the key the token generated: CKA_LOCAL stays as it
 	// was, since it describes the key material's origin, not the object.
-	o, err := m.insert(s, attr.Layered{Own: all}, src.class, src.keyType)
+	o, err := m.insert(s, draft{Layered: attr.Layered{Own: all}}, src.class, src.keyType)
 	if err != nil {
 		return 0, err
 	}

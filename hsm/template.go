@@ -112,14 +112,29 @@ func flagsOf(t attr.Template, cls ck.ObjectClass) (token, private bool, err erro
 	return
 }
 
+// draft is a new object's attributes as build made them, and the object
+// they are for: when they are few, as for most keys a mechanism makes, one
+// allocation holds the object, its own attributes and their values.
+type draft struct {
+	attr.Layered
+	o *Object // nil: newObject allocates
+}
+
+// objectBlock is that allocation.
+type objectBlock struct {
+	Object
+	own  [12]ck.Attribute
+	vals [96]byte
+}
+
 // build validates a caller's template for a new object of class cls and
 // key type kt, and returns its attributes: the caller's values and the
 // token's over the table's defaults for everything omitted (attr.Layered;
 // the defaults are shared, not copied). extra holds values the token sets
 // itself (CKA_LOCAL, generated key material) and is trusted.
-func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how origin, so bool, extra attr.Template) (attr.Layered, error) {
+func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how origin, so bool, extra attr.Template) (draft, error) {
 	if err := checkDuplicates(t); err != nil {
-		return attr.Layered{}, err
+		return draft{}, err
 	}
 	rows := attr.RowsFor(cls, kt, m.ecLikeKeyTypes())
 	// The caller's, the mechanism's and build's own values share one
@@ -131,34 +146,43 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 	for _, a := range extra {
 		size += len(a.Value)
 	}
-	arena := valueArena(make([]byte, 0, size))
-	out := attr.Layered{Own: make(attr.Template, 0, len(t)+len(extra)+4), Defaults: rows.Defaults()}
+	blk := new(objectBlock)
+	out := draft{Layered: attr.Layered{Defaults: rows.Defaults()}, o: &blk.Object}
+	if n := len(t) + len(extra) + 4; n <= len(blk.own) {
+		out.Own = blk.own[:0]
+	} else {
+		out.Own = make(attr.Template, 0, n)
+	}
+	arena := valueArena(blk.vals[:0])
+	if size > len(blk.vals) {
+		arena = make([]byte, 0, size)
+	}
 	for _, a := range t {
 		p, _, ok := rows.Find(a.Type)
 		if !ok {
-			return attr.Layered{}, fmt.Errorf("%v on %v: %w", a.Type, cls, ck.CKR_ATTRIBUTE_TYPE_INVALID)
+			return draft{}, fmt.Errorf("%v on %v: %w", a.Type, cls, ck.CKR_ATTRIBUTE_TYPE_INVALID)
 		}
 		if err := checkKind(p, a.Value); err != nil {
-			return attr.Layered{}, err
+			return draft{}, err
 		}
 		switch how {
 		case fromCreate:
 			if p.Rules&attr.NoCreate != 0 {
-				return attr.Layered{}, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+				return draft{}, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
 			}
 		case fromGenerate, fromUnwrap:
 			if p.Rules&attr.NoCreate != 0 && p.Rules&attr.NoGenerate != 0 {
-				return attr.Layered{}, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+				return draft{}, fmt.Errorf("%v is set by the token: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
 			}
 			if how == fromGenerate && p.Rules&attr.NoGenerate != 0 {
-				return attr.Layered{}, fmt.Errorf("%v is computed by key generation: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
+				return draft{}, fmt.Errorf("%v is computed by key generation: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 			if how == fromUnwrap && p.Rules&attr.NoUnwrap != 0 {
-				return attr.Layered{}, fmt.Errorf("%v comes from the wrapped key: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
+				return draft{}, fmt.Errorf("%v comes from the wrapped key: %w", a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 		}
 		if p.Rules&attr.SOOnly != 0 && !so && len(a.Value) == 1 && a.Value[0] != 0 {
-			return attr.Layered{}, fmt.Errorf("%v true needs the SO: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
+			return draft{}, fmt.Errorf("%v true needs the SO: %w", a.Type, ck.CKR_ATTRIBUTE_READ_ONLY)
 		}
 		out.Own = append(out.Own, ck.Attribute{Type: a.Type, Value: arena.copy(a.Value)})
 	}
@@ -169,7 +193,7 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 		// Each type has one row per class and key type (TestOneRowPerAttribute).
 		for _, p := range rows.Policies() {
 			if p.Rules&attr.MustCreate != 0 && !out.Own.Has(p.Type) {
-				return attr.Layered{}, fmt.Errorf("%v missing: %w", p.Type, ck.CKR_TEMPLATE_INCOMPLETE)
+				return draft{}, fmt.Errorf("%v missing: %w", p.Type, ck.CKR_TEMPLATE_INCOMPLETE)
 			}
 		}
 	}
