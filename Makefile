@@ -81,7 +81,7 @@ hashmldsa-vectors:
 # The module from a C host (no second Go runtime in the process) against the
 # raw Go libraries, in one run.
 bench-chost: deps build
-	@scripts/bench-chost.sh 3 3 | tee docs/bench-chost.md
+	@scripts/bench-chost.sh 3 5 | tee docs/bench-chost.md
 
 # The long crash-safety run: 200 kill -9 of a writing process (make test
 # runs 40).
