@@ -1,7 +1,9 @@
 package hsm
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -156,4 +158,67 @@ func countObjects(t *testing.T, m *Module, s ck.SessionHandle) int {
 	must(t, err)
 	must(t, m.FindObjectsFinal(s))
 	return len(hs)
+}
+
+// TestReadWhileDestroyingSessionObject: a session object is destroyed with
+// no token lock, and destroying zeroes its secrets; another session reading
+// the value, or copying the object, at the same moment must get the value
+// or an invalid handle, never a value being zeroed (run with -race).
+func TestReadWhileDestroyingSessionObject(t *testing.T) {
+	m, a := userSession(t)
+	b := openRW(t, m, 0)
+	value := bytes.Repeat([]byte{0x5a}, 32)
+	tmpl := []ck.Attribute{
+		{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+		{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_GENERIC_SECRET))},
+		{Type: ck.CKA_VALUE, Value: value},
+		{Type: ck.CKA_SENSITIVE, Value: tb(false)},
+	}
+	gone := func(err error) bool { return errors.Is(err, ck.CKR_OBJECT_HANDLE_INVALID) }
+	for i := 0; i < 200; i++ {
+		h, err := m.CreateObject(a, tmpl)
+		must(t, err)
+		done := make(chan error, 1)
+		go func() {
+			for {
+				res, err := m.GetAttributeValue(b, h, []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 64}})
+				if err != nil {
+					if !gone(err) {
+						done <- err
+						return
+					}
+					break
+				}
+				if !bytes.Equal(res[0].Value, value) {
+					done <- fmt.Errorf("read %x while the object was destroyed", res[0].Value)
+					return
+				}
+				c, err := m.CopyObject(b, h, nil)
+				if err != nil {
+					if !gone(err) {
+						done <- err
+						return
+					}
+					break
+				}
+				got, err := m.GetAttributeValue(b, c, []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 64}})
+				if err == nil {
+					err = m.DestroyObject(b, c)
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+				if !bytes.Equal(got[0].Value, value) {
+					done <- fmt.Errorf("copy holds %x", got[0].Value)
+					return
+				}
+			}
+			done <- nil
+		}()
+		must(t, m.DestroyObject(a, h))
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -49,6 +49,11 @@ type Object struct {
 	// first holds the clear attributes the object was made with, in the
 	// same allocation; attrs points at it until they are first changed.
 	first attr.Layered
+	// destroyed is set when the object is removed, before its secrets are
+	// zeroed. A session object is destroyed with no token lock, so a call
+	// that found it a moment before may then read no secret: it checks
+	// this and reports the handle gone rather than the secret missing.
+	destroyed atomic.Bool
 }
 
 func (o *Object) isKey() bool { return o.keyType != noKeyType }
@@ -93,14 +98,19 @@ func (o *Object) sensitive() bool {
 }
 
 // all returns every attribute (clear and secret); the caller must have
-// unsealed the object first.
+// unsealed the object first. The secret values are copies, made under the
+// lock: destroying a session object takes no token lock, so its secrets
+// may be zeroed (forget) as soon as the lock is released.
 func (o *Object) all() attr.Template {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	clear := o.clearAttrs().Flat()
 	out := make(attr.Template, 0, len(clear)+len(o.secret))
 	out = append(out, clear...)
-	return append(out, o.secret...)
+	for _, a := range o.secret {
+		out = append(out, ck.Attribute{Type: a.Type, Value: bytes.Clone(a.Value)})
+	}
+	return out
 }
 
 // matches reports whether every attribute of t equals the object's. Secret
@@ -142,6 +152,9 @@ func (o *Object) key(reg *mech.Registry) (*mech.Key, error) {
 	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
+	if o.destroyed.Load() {
+		return nil, fmt.Errorf("object %d destroyed: %w", o.handle, ck.CKR_KEY_HANDLE_INVALID)
+	}
 	if o.secret == nil && o.sealed != nil {
 		// Unsealed by the caller, then forgotten by a logout since.
 		return nil, fmt.Errorf("object %d: %w", o.handle, ck.CKR_USER_NOT_LOGGED_IN)

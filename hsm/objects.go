@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -285,6 +286,9 @@ func (m *Module) CopyObject(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.At
 		return 0, err
 	}
 	all := src.all().Clone()
+	if src.destroyed.Load() {
+		return 0, fmt.Errorf("object %d: %w", oh, ck.CKR_OBJECT_HANDLE_INVALID)
+	}
 	if err := m.applyChanges(&all, t, src, fromCopy, tok.user.get() == ck.CKU_SO); err != nil {
 		return 0, err
 	}
@@ -388,6 +392,9 @@ func (m *Module) GetObjectSize(h ck.SessionHandle, oh ck.ObjectHandle) (ck.ULong
 	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
+	if o.destroyed.Load() {
+		return 0, fmt.Errorf("object %d: %w", oh, ck.CKR_OBJECT_HANDLE_INVALID)
+	}
 	n := len(attr.EncodeTemplate(o.clearAttrs().Flat())) + len(o.sealed)
 	if !o.token {
 		n += len(attr.EncodeTemplate(o.secret))
@@ -428,8 +435,12 @@ func (m *Module) GetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, req [
 			if err := tok.unseal(o); err != nil {
 				return nil, err
 			}
+			// Copied under the lock: a session object's destroy takes
+			// no token lock and zeroes its secrets (all).
 			o.mu.RLock()
-			v, ok = o.secret.Get(r.Type)
+			if v, ok = o.secret.Get(r.Type); ok {
+				v = bytes.Clone(v)
+			}
 			o.mu.RUnlock()
 			if !ok {
 				// Stores written before private data values were
@@ -452,6 +463,10 @@ func (m *Module) GetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, req [
 			out[i].Len = ck.ULong(len(v))
 			out[i].Value = append([]byte{}, v...)
 		}
+	}
+	if o.destroyed.Load() {
+		// Destroyed by another session while being read (Object.destroyed).
+		return nil, fmt.Errorf("object %d: %w", oh, ck.CKR_OBJECT_HANDLE_INVALID)
 	}
 	switch {
 	case sawSensitive:

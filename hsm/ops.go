@@ -529,6 +529,12 @@ func (m *Module) DigestKey(h ck.SessionHandle, kh ck.ObjectHandle) error {
 	v, _ := o.secret.Get(ck.CKA_VALUE)
 	op.digest.Write(v)
 	o.mu.RUnlock()
+	if o.destroyed.Load() {
+		// Destroyed by another session meanwhile (Object.destroyed): what
+		// was hashed may be nothing.
+		s.ops[opDigest] = nil
+		return fmt.Errorf("key %d destroyed: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
+	}
 	op.multi = true
 	return nil
 }

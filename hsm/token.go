@@ -124,6 +124,7 @@ func (t *Token) removeObject(o *Object) bool {
 	if !t.objects.del(o.handle) {
 		return false
 	}
+	o.destroyed.Store(true)
 	if o.token {
 		delete(t.byID, o.id)
 		t.index.remove(o)

@@ -138,6 +138,9 @@ func (m *Module) encodeKey(o *Object) ([]byte, error) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	v, ok := o.secret.Get(ck.CKA_VALUE)
+	if !ok && o.destroyed.Load() {
+		return nil, fmt.Errorf("key %d destroyed: %w", o.handle, ck.CKR_KEY_HANDLE_INVALID)
+	}
 	if !ok {
 		return nil, fmt.Errorf("secret key without a value: %w", ck.CKR_KEY_NOT_WRAPPABLE)
 	}
@@ -432,6 +435,9 @@ func (m *Module) resolveSaltKey(tok *Token, param any) (any, error) {
 	v, _ := o.secret.Get(ck.CKA_VALUE)
 	p.Salt = append([]byte{}, v...)
 	o.mu.RUnlock()
+	if o.destroyed.Load() {
+		return nil, fmt.Errorf("hkdf salt key %d destroyed: %w", p.SaltKey, ck.CKR_MECHANISM_PARAM_INVALID)
+	}
 	p.SaltType = ck.CKF_HKDF_SALT_DATA
 	return &p, nil
 }
