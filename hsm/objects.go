@@ -94,7 +94,7 @@ func (m *Module) newObject(all draft, cls ck.ObjectClass, kt ck.KeyType) (*Objec
 	clear, o.secret = m.split(all.Own, cls, kt, private)
 	layered := attr.Layered{Own: clear, Defaults: all.Defaults}
 	for _, a := range o.secret {
-		if all.Defaults.Has(a.Type) {
+		if all.HasDefault(a.Type) {
 			// A sealed value must not show through as its class default
 			// (a private data object's CKA_VALUE): keep no defaults.
 			layered = attr.Layered{Own: dropTypes(layered.Flat(), a.Type)}
@@ -426,6 +426,7 @@ func (m *Module) GetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, req [
 		out[i] = ck.AttributeResult{Type: r.Type, Len: ck.CK_UNAVAILABLE_INFORMATION}
 		p := attr.Lookup(r.Type, o.class, o.keyType, ecLike)
 		var v []byte
+		copied := false // v is already the caller's copy
 		var ok bool
 		if (p != nil && p.Rules&attr.Sensitive != 0) || privateValue(o.class, o.private, r.Type) {
 			if sensitive {
@@ -438,8 +439,9 @@ func (m *Module) GetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, req [
 			// Copied under the lock: a session object's destroy takes
 			// no token lock and zeroes its secrets (all).
 			o.mu.RLock()
-			if v, ok = o.secret.Get(r.Type); ok {
+			if v, ok = o.secret.Get(r.Type); ok && r.Cap >= len(v) {
 				v = bytes.Clone(v)
+				copied = true
 			}
 			o.mu.RUnlock()
 			if !ok {
@@ -461,7 +463,10 @@ func (m *Module) GetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, req [
 			sawSmall = true
 		default:
 			out[i].Len = ck.ULong(len(v))
-			out[i].Value = append([]byte{}, v...)
+			if !copied {
+				v = append([]byte{}, v...)
+			}
+			out[i].Value = v
 		}
 	}
 	if o.destroyed.Load() {

@@ -39,13 +39,11 @@ func goC_EncapsulateKey(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_
 		return cRV(r)
 	}
 	// The ciphertext is written straight into the caller's buffer (it is
-	// not kept past the call); NULL asks for its length.
+	// not kept past the call); NULL asks for its length. A non-NULL buffer
+	// of length 0 is a non-nil empty slice: too small, not a query.
 	var ct []byte
 	if pCiphertext != nil {
 		ct = unsafe.Slice((*byte)(unsafe.Pointer(pCiphertext)), capOf(*pulCiphertextLen))
-		if ct == nil {
-			ct = []byte{} // a zero-length buffer is a buffer, not a query
-		}
 	}
 	n, h, err := be.EncapsulateKey(ck.SessionHandle(hSession), m, ck.ObjectHandle(hPublicKey), t, ct)
 	r = hsm.ToRV(err)

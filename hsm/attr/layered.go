@@ -22,6 +22,13 @@ func (l Layered) Get(t ck.AttributeType) ([]byte, bool) {
 	if v, ok := l.Own.Get(t); ok {
 		return v, true
 	}
+	return l.defaultOf(t)
+}
+
+// HasDefault reports whether the class gives t a default.
+func (l Layered) HasDefault(t ck.AttributeType) bool { _, ok := l.defaultOf(t); return ok }
+
+func (l Layered) defaultOf(t ck.AttributeType) ([]byte, bool) {
 	d := l.Defaults
 	lo, hi := 0, len(d)
 	for lo < hi {

@@ -25,11 +25,11 @@ func TestLayered(t *testing.T) {
 				if a.Type == ck.CKA_LABEL {
 					want = []byte("mine")
 				}
-				if !ok || !bytes.Equal(v, want) {
-					t.Fatalf("%v/%v: %v = %x %v, want %x", c, kt, a.Type, v, ok, want)
+				if !ok || !bytes.Equal(v, want) || !l.HasDefault(a.Type) {
+					t.Fatalf("%v/%v: %v = %x %v, want %x (a default)", c, kt, a.Type, v, ok, want)
 				}
 			}
-			if _, ok := l.Get(ck.CKA_VENDOR_DEFINED); ok {
+			if _, ok := l.Get(ck.CKA_VENDOR_DEFINED); ok || l.HasDefault(ck.CKA_VENDOR_DEFINED) || l.HasDefault(ck.CKA_VALUE_LEN) {
 				t.Fatalf("%v/%v: found an attribute no layer has", c, kt)
 			}
 			flat := l.Flat()

@@ -454,6 +454,9 @@ static void test_v32_fake(void)
 	n = 4;
 	RV(l->C_EncapsulateKey(1, &kem, 9, NULL, 0, ct, &n, &h), CKR_BUFFER_TOO_SMALL);
 	CHECK(n == 10 && h == 0, "too small: n %lu h %lu", n, h);
+	n = 0; /* a buffer of length 0 is too small, not a size query */
+	RV(l->C_EncapsulateKey(1, &kem, 9, NULL, 0, ct, &n, &h), CKR_BUFFER_TOO_SMALL);
+	CHECK(n == 10 && h == 0, "zero-length buffer: n %lu h %lu", n, h);
 	n = sizeof(ct);
 	RV(l->C_EncapsulateKey(1, &kem, 9, NULL, 0, ct, &n, &h), CKR_OK);
 	CHECK(n == 10 && memcmp(ct, "ciphertext", 10) == 0 && h == 77, "encapsulate: n %lu h %lu", n, h);
