@@ -20,6 +20,9 @@ type Config struct {
 	KDFIterations int
 	// MinPINLen and MaxPINLen bound PINs (CK_TOKEN_INFO ulMinPinLen/ulMaxPinLen).
 	MinPINLen, MaxPINLen int
+	// Policy is the security profile (policy.go); the zero value is the
+	// default profile.
+	Policy Policy
 }
 
 // DefaultKDFIterations costs about 60 ms per login on one core of a 2024

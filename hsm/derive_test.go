@@ -218,7 +218,9 @@ func TestHKDFDataRFC5869(t *testing.T) {
 	// only the HKDF output does.
 	base := secret(ck.CKK_HKDF, ikm, derive, ck.Attribute{Type: ck.CKA_SENSITIVE, Value: tb(true)},
 		ck.Attribute{Type: ck.CKA_EXTRACTABLE, Value: tb(false)})
-	saltKey := secret(ck.CKK_GENERIC_SECRET, salt)
+	// The salt key is HMAC's key in HKDF-Extract: it needs CKA_DERIVE
+	// (TestHKDFSaltKeyNeedsDerive has the refusals).
+	saltKey := secret(ck.CKK_GENERIC_SECRET, salt, derive)
 	dataClass := ck.Attribute{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_DATA))}
 	length := ck.Attribute{Type: ck.CKA_VALUE_LEN, Value: ul(42)}
 	label := ck.Attribute{Type: ck.CKA_LABEL, Value: []byte("okm")}

@@ -38,6 +38,12 @@ func (m *Module) dual(h ck.SessionHandle, c, o opKind, in []byte, outCap int, be
 	if cop == nil || oop == nil {
 		return nil, 0, ck.CKR_OPERATION_NOT_INITIALIZED
 	}
+	if err := s.multi(c, cop); err != nil {
+		return nil, 0, err
+	}
+	if err := s.multi(o, oop); err != nil {
+		return nil, 0, err
+	}
 	need := cop.cipher.UpdateLen(len(in))
 	if outCap < 0 {
 		return nil, need, nil
@@ -46,7 +52,6 @@ func (m *Module) dual(h ck.SessionHandle, c, o opKind, in []byte, outCap int, be
 		return nil, need, ck.CKR_BUFFER_TOO_SMALL
 	}
 	feed := func(p []byte) error {
-		oop.multi = true
 		switch {
 		case oop.digest != nil:
 			oop.digest.Write(p)
@@ -68,7 +73,6 @@ func (m *Module) dual(h ck.SessionHandle, c, o opKind, in []byte, outCap int, be
 		s.ops[c] = nil
 		return nil, 0, err
 	}
-	cop.multi = true
 	if !beforeCipher {
 		if err := feed(out); err != nil {
 			s.ops[o] = nil

@@ -2,11 +2,9 @@ package hsm
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
-	"github.com/gohsm/gohsm/hsm/mech"
 )
 
 // Key encapsulation (PKCS#11 3.2 §5.18, C_EncapsulateKey and
@@ -22,44 +20,19 @@ import (
 // key from a 32-byte ML-KEM secret), as the ECDH derivations do with
 // CKD_NULL. More bytes than the KEM yields is CKR_TEMPLATE_INCONSISTENT.
 
-// kemKey is what both halves check before any work: the template's class,
-// the session's right to create the object, the key's class, usage flag,
-// mechanism and key type. The caller holds s.mu; like keyFor it takes no
-// token lock unless the key must be unsealed.
-func (m *Module) kemKey(s *Session, mt ck.Mechanism, kh ck.ObjectHandle, t attr.Template, cls ck.ObjectClass,
-	usage ck.AttributeType, has func(*mech.Mechanism) bool) (*mech.Mechanism, *mech.Key, error) {
-	tok := s.tok
-	o, err := tok.visible(kh)
-	if err != nil || !o.isKey() {
-		return nil, nil, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
-	}
-	if o.class != cls {
-		return nil, nil, fmt.Errorf("key %d is a %v, %v needs a %v: %w", kh, o.class, mt.Type, cls, ck.CKR_KEY_TYPE_INCONSISTENT)
-	}
-	if !o.boolAttr(usage) {
-		return nil, nil, fmt.Errorf("key %d has %v false: %w", kh, usage, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-	}
-	mm, ok := m.reg.Mechanism(mt.Type)
-	if !ok || !has(mm) {
-		return nil, nil, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
-	}
-	if !slices.Contains(mm.KeyTypes, o.keyType) {
-		return nil, nil, fmt.Errorf("%v with a %v key: %w", mt.Type, o.keyType, ck.CKR_KEY_TYPE_INCONSISTENT)
-	}
-	if allowed, ok := o.clearGet(ck.CKA_ALLOWED_MECHANISMS); ok && len(allowed) > 0 && !allowsMechanism(allowed, mt.Type) {
-		return nil, nil, fmt.Errorf("%v not in CKA_ALLOWED_MECHANISMS: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
+// kemKey is what both halves check before any work: the template, then
+// the key through the gate (its class, usage flag, mechanism, type,
+// CKA_ALLOWED_MECHANISMS and size). The caller holds s.mu; like every
+// operation it takes no token lock unless the key must be unsealed.
+func (m *Module) kemKey(s *Session, mt ck.Mechanism, kh ck.ObjectHandle, t attr.Template, u use) (*grant, error) {
+	g, err := m.authorize(s, u, kh, mt)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkDuplicates(t); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := tok.ensureUnsealed(o); err != nil {
-		return nil, nil, err
-	}
-	k, err := o.key(m.reg)
-	if err != nil {
-		return nil, nil, err
-	}
-	return mm, k, nil
+	return g, nil
 }
 
 // kemSession locks the session for a KEM call and checks the template's
@@ -146,11 +119,11 @@ func (m *Module) EncapsulateKey(h ck.SessionHandle, mt ck.Mechanism, pub ck.Obje
 		return 0, 0, err
 	}
 	defer s.mu.Unlock()
-	mm, k, err := m.kemKey(s, mt, pub, t, ck.CKO_PUBLIC_KEY, ck.CKA_ENCAPSULATE,
-		func(mm *mech.Mechanism) bool { return mm.Encapsulate != nil && mm.CiphertextLen != nil })
+	g, err := m.kemKey(s, mt, pub, t, useEncapsulate)
 	if err != nil {
 		return 0, 0, err
 	}
+	mm, k := g.mm, g.key
 	need, err := mm.CiphertextLen(k)
 	if err != nil {
 		return 0, 0, err
@@ -183,11 +156,11 @@ func (m *Module) DecapsulateKey(h ck.SessionHandle, mt ck.Mechanism, priv ck.Obj
 		return 0, err
 	}
 	defer s.mu.Unlock()
-	mm, k, err := m.kemKey(s, mt, priv, t, ck.CKO_PRIVATE_KEY, ck.CKA_DECAPSULATE,
-		func(mm *mech.Mechanism) bool { return mm.Decapsulate != nil })
+	g, err := m.kemKey(s, mt, priv, t, useDecapsulate)
 	if err != nil {
 		return 0, err
 	}
+	mm, k := g.mm, g.key
 	secret, err := mm.Decapsulate(k, mt.Param, ciphertext)
 	if err != nil {
 		return 0, fmt.Errorf("%v: %w", mt.Type, err)

@@ -2,7 +2,10 @@ package hsm
 
 import (
 	"errors"
+	"fmt"
 	"sync"
+
+	"github.com/gohsm/gohsm/hsm/ck"
 )
 
 // ErrNoToken is UpdateToken's error on a store that has no record yet.
@@ -32,16 +35,22 @@ func (ms *MemoryStorage) Stores() ([]Store, error) {
 func (ms *MemoryStorage) Create() (Store, error) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	s := &memStore{objects: map[uint64]*ObjectRecord{}}
+	s := &memStore{objects: map[uint64]*ObjectRecord{}, tombstones: map[uint64]bool{}}
 	ms.stores = append(ms.stores, s)
 	return s, nil
 }
 
+// memStore keeps the same contract as the disk store (tokens.Store): one
+// process, but the engine relies on Commit's versions all the same. Every
+// Commit stamps its writes with the next generation; deleted ids (by Commit
+// or Reinit) are remembered in tombstones and never stored again.
 type memStore struct {
-	mu      sync.Mutex
-	rec     *TokenRecord
-	objects map[uint64]*ObjectRecord
-	nextID  uint64
+	mu         sync.Mutex
+	rec        *TokenRecord
+	objects    map[uint64]*ObjectRecord // each with Gen set
+	tombstones map[uint64]bool
+	generation uint64
+	nextID     uint64
 }
 
 func copyToken(r *TokenRecord) *TokenRecord {
@@ -52,9 +61,23 @@ func copyToken(r *TokenRecord) *TokenRecord {
 	return &c
 }
 
+// copyObject copies r down to the attribute values (in one buffer, each
+// value capped so that an append reallocates).
 func copyObject(r *ObjectRecord) *ObjectRecord {
 	c := *r
+	n := 0
+	for _, a := range r.Attrs {
+		n += len(a.Value)
+	}
+	buf := make([]byte, 0, n)
 	c.Attrs = append(c.Attrs[:0:0], r.Attrs...)
+	for i, a := range c.Attrs {
+		if a.Value != nil {
+			start := len(buf)
+			buf = append(buf, a.Value...)
+			c.Attrs[i].Value = buf[start:len(buf):len(buf)]
+		}
+	}
 	c.Sealed = append([]byte(nil), r.Sealed...)
 	return &c
 }
@@ -90,7 +113,11 @@ func (s *memStore) Reinit(r *TokenRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rec = copyToken(r)
+	for id := range s.objects {
+		s.tombstones[id] = true
+	}
 	s.objects = map[uint64]*ObjectRecord{}
+	s.generation++
 	return nil
 }
 
@@ -109,17 +136,83 @@ func (s *memStore) Objects(fn func(*ObjectRecord) error) error {
 	return nil
 }
 
-func (s *memStore) PutObject(r *ObjectRecord) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.objects[r.ID] = copyObject(r)
-	return nil
-}
+// Commit checks every version first and then writes, all under s.mu: all
+// of the change or none of it, with the disk store's rules (see
+// tokens.Store.Commit).
+func (s *memStore) Commit(ch *Change) error {
+	if ch == nil {
+		return nil
+	}
+	named := make(map[uint64]bool, len(ch.Put)+len(ch.Delete))
+	for _, o := range ch.Put {
+		if o == nil || o.ID == 0 {
+			return fmt.Errorf("commit: object id 0: %w", ck.CKR_GENERAL_ERROR)
+		}
+		if named[o.ID] {
+			return fmt.Errorf("commit: object %d named twice in one change: %w", o.ID, ck.CKR_GENERAL_ERROR)
+		}
+		named[o.ID] = true
+	}
+	for _, v := range ch.Delete {
+		if named[v.ID] {
+			return fmt.Errorf("commit: object %d named twice in one change: %w", v.ID, ck.CKR_GENERAL_ERROR)
+		}
+		named[v.ID] = true
+	}
 
-func (s *memStore) DeleteObject(id uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.objects, id)
+	at := func(what string, v ObjectVersion) error {
+		o := s.objects[v.ID]
+		switch {
+		case o == nil:
+			return fmt.Errorf("commit: %s object %d at generation %d: it is gone: %w", what, v.ID, v.Gen, ErrConflict)
+		case o.Gen != v.Gen:
+			return fmt.Errorf("commit: %s object %d at generation %d: it is at %d: %w", what, v.ID, v.Gen, o.Gen, ErrConflict)
+		}
+		return nil
+	}
+	for _, v := range ch.Require {
+		if err := at("require", v); err != nil {
+			return err
+		}
+	}
+	for _, v := range ch.Delete {
+		if err := at("delete", v); err != nil {
+			return err
+		}
+	}
+	for _, o := range ch.Put {
+		switch {
+		case o.Gen != 0:
+			if err := at("replace", ObjectVersion{ID: o.ID, Gen: o.Gen}); err != nil {
+				return err
+			}
+		case s.objects[o.ID] != nil:
+			return fmt.Errorf("commit: insert object %d: the id is taken: %w", o.ID, ErrConflict)
+		case s.tombstones[o.ID]:
+			return fmt.Errorf("commit: insert object %d: the id was deleted and is never stored again: %w", o.ID, ErrConflict)
+		}
+	}
+	if len(ch.Put) == 0 && len(ch.Delete) == 0 {
+		return nil
+	}
+	s.generation++
+	gen := s.generation
+	for _, o := range ch.Put {
+		c := copyObject(o)
+		c.Gen = gen
+		s.objects[o.ID] = c
+		// An id not from NewObjectID must never be handed out later.
+		s.nextID = max(s.nextID, o.ID)
+	}
+	for _, v := range ch.Delete {
+		delete(s.objects, v.ID)
+		s.tombstones[v.ID] = true
+	}
+	for _, o := range ch.Put {
+		o.Gen = gen
+	}
 	return nil
 }
 

@@ -33,6 +33,20 @@ type messageOp struct {
 	// inMessage is set by Begin and cleared by the last Next.
 	inMessage bool
 	buf       []byte
+	// nonceByToken, when set, must accept every message's parameter:
+	// the key may wrap sensitive keys, so the token makes every nonce
+	// (gate.go, mech.Mechanism.MessageNonceByToken).
+	nonceByToken func(param any) bool
+}
+
+// checkNonce refuses a message whose parameter would take the caller's
+// nonce under a key that allows only the token's.
+func (mo *messageOp) checkNonce(param any) error {
+	if mo.nonceByToken != nil && !mo.nonceByToken(param) {
+		return fmt.Errorf("the key may wrap sensitive keys: only a nonce the token makes at random (CKG_GENERATE_RANDOM, 96 free bits): %w",
+			ck.CKR_MECHANISM_PARAM_INVALID)
+	}
+	return nil
 }
 
 func (mo *messageOp) endMessage() {
@@ -45,26 +59,22 @@ func (mo *messageOp) endMessage() {
 // MessageEncryptInit is C_MessageEncryptInit. (A NULL mechanism, which
 // ends the process, is C_SessionCancel(CKF_MESSAGE_ENCRYPT) at the shim.)
 func (m *Module) MessageEncryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opMessageEncrypt, mt, kh, ck.CKA_ENCRYPT,
-		func(mm *mech.Mechanism) bool {
-			return mm.MessageEncrypt != nil && mm.Info.Flags&ck.CKF_MESSAGE_ENCRYPT != 0
-		},
-		func(mm *mech.Mechanism, k *mech.Key) (*operation, error) {
-			c, err := mm.MessageEncrypt(k, mt.Param)
-			return &operation{msg: &messageOp{cipher: c}}, err
-		})
+	return m.initKeyOp(h, opMessageEncrypt, mt, kh, useMessageEncrypt, func(g *grant) (*operation, error) {
+		c, err := g.mm.MessageEncrypt(g.key, g.param)
+		mo := &messageOp{cipher: c}
+		if g.messageNonceByToken {
+			mo.nonceByToken = g.mm.MessageNonceByToken
+		}
+		return &operation{msg: mo}, err
+	})
 }
 
 // MessageDecryptInit is C_MessageDecryptInit.
 func (m *Module) MessageDecryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opMessageDecrypt, mt, kh, ck.CKA_DECRYPT,
-		func(mm *mech.Mechanism) bool {
-			return mm.MessageDecrypt != nil && mm.Info.Flags&ck.CKF_MESSAGE_DECRYPT != 0
-		},
-		func(mm *mech.Mechanism, k *mech.Key) (*operation, error) {
-			c, err := mm.MessageDecrypt(k, mt.Param)
-			return &operation{msg: &messageOp{cipher: c}}, err
-		})
+	return m.initKeyOp(h, opMessageDecrypt, mt, kh, useMessageDecrypt, func(g *grant) (*operation, error) {
+		c, err := g.mm.MessageDecrypt(g.key, g.param)
+		return &operation{msg: &messageOp{cipher: c}}, err
+	})
 }
 
 // oneMessage is C_EncryptMessage / C_DecryptMessage: a whole message.
@@ -85,6 +95,9 @@ func (m *Module) oneMessage(h ck.SessionHandle, k opKind, param any, aad, in []b
 	if outCap < need {
 		return nil, need, ck.CKR_BUFFER_TOO_SMALL
 	}
+	if err := mo.checkNonce(param); err != nil {
+		return nil, 0, err
+	}
 	if err := mo.cipher.Begin(param, aad); err != nil {
 		return nil, 0, err
 	}
@@ -104,6 +117,9 @@ func (m *Module) beginMessage(h ck.SessionHandle, k opKind, param any, aad []byt
 	mo := op.msg
 	if mo.inMessage {
 		return fmt.Errorf("a multi-part message is in progress: %w", ck.CKR_OPERATION_ACTIVE)
+	}
+	if err := mo.checkNonce(param); err != nil {
+		return err
 	}
 	if err := mo.cipher.Begin(param, aad); err != nil {
 		return err

@@ -109,6 +109,9 @@ func (m *Module) Finalize() error {
 	for _, t := range m.slots {
 		t.mu.Lock()
 		t.logout()
+		// Every secret this process holds goes now, public objects' and
+		// session objects' too: nothing may use them after C_Finalize.
+		t.objects.each(func(o *Object) { o.forget() })
 		t.sessions = map[ck.SessionHandle]*Session{}
 		if t.store != nil {
 			if err := t.store.Close(); err != nil && firstErr == nil {

@@ -107,14 +107,15 @@ func (m *Module) messageSignInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.Obje
 		*slot(s, verify) = nil
 	}
 	gen := s.tok.loginGen.Load()
-	usage, has := ck.CKA_SIGN, func(mm *mech.Mechanism) bool { return mm.Sign != nil }
+	u := useMessageSign
 	if verify {
-		usage, has = ck.CKA_VERIFY, func(mm *mech.Mechanism) bool { return mm.Verify != nil }
+		u = useMessageVerify
 	}
-	mm, key, o, err := m.keyFor(s, kh, usage, mt.Type, has)
+	g, err := m.authorize(s, u, kh, mt)
 	if err != nil {
 		return err
 	}
+	mm, key, o := g.mm, g.key, g.obj
 	// The context-specific login of §4.9 authorises one operation; a
 	// process signs any number of messages, so such keys are refused.
 	if !verify && o.boolAttr(ck.CKA_ALWAYS_AUTHENTICATE) {

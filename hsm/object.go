@@ -18,8 +18,12 @@ const noKeyType = ck.KeyType(^uint64(0))
 // flags never change after creation (CKA_TOKEN/CKA_PRIVATE change only by
 // copying), so they are read without locking.
 type Object struct {
-	handle  ck.ObjectHandle
-	id      uint64   // store id; 0 for session objects
+	handle ck.ObjectHandle
+	id     uint64 // store id; 0 for session objects
+	// ver is the store version of a token object as this process last
+	// read or wrote it (ObjectRecord.Gen): its writes compare-and-set
+	// against it. Guarded by the token's lock.
+	ver     uint64
 	owner   *Session // creating session, for session objects (sessionObjects)
 	token   bool
 	private bool
@@ -41,10 +45,10 @@ type Object struct {
 	// material caches the parsed key so that operations neither parse
 	// nor copy attributes.
 	material atomic.Pointer[mech.Key]
-	// made holds the key parsed when the object was made, in the same
-	// allocation: material points at it until a logout forgets it (a
-	// later parse gets its own Key, so made is written once, before the
-	// object is published).
+	// made holds the key parsed when a session object was made, in the
+	// same allocation (one per KEM call): material points at it. It is
+	// written once, before the object is published, and goes with the
+	// object; token objects never use it (newObject).
 	made mech.Key
 	// first holds the clear attributes the object was made with, in the
 	// same allocation; attrs points at it until they are first changed.
@@ -88,13 +92,23 @@ func (o *Object) boolAttr(t ck.AttributeType) bool {
 }
 
 // sensitive reports whether secret attributes may not be revealed
-// (footnote 7: CKA_SENSITIVE true or CKA_EXTRACTABLE false).
+// (footnote 7: CKA_SENSITIVE true or CKA_EXTRACTABLE false). A key missing
+// either attribute, which only a damaged record can be, counts as
+// sensitive: the policy attributes fail closed.
 func (o *Object) sensitive() bool {
 	if o.class != ck.CKO_PRIVATE_KEY && o.class != ck.CKO_SECRET_KEY {
 		return false
 	}
-	v, ok := o.clearGet(ck.CKA_EXTRACTABLE)
-	return o.boolAttr(ck.CKA_SENSITIVE) || (ok && len(v) == 1 && v[0] == 0)
+	return sensitiveIn(o.clearAttrs())
+}
+
+// sensitiveIn is sensitive over an attribute set.
+func sensitiveIn(a interface {
+	Get(ck.AttributeType) ([]byte, bool)
+}) bool {
+	s, sok := a.Get(ck.CKA_SENSITIVE)
+	e, eok := a.Get(ck.CKA_EXTRACTABLE)
+	return !sok || len(s) != 1 || s[0] != 0 || !eok || len(e) != 1 || e[0] == 0
 }
 
 // all returns every attribute (clear and secret); the caller must have
@@ -173,8 +187,13 @@ func (o *Object) key(reg *mech.Registry) (*mech.Key, error) {
 	return k, nil
 }
 
-// forget drops secrets held in memory (at logout, for private token
-// objects); they are unsealed again on next use.
+// forget drops the secrets held in memory: the unsealed attribute values
+// are zeroed and the parsed key let go (at logout for private token
+// objects, at destroy, at C_Finalize for all). A token object's are
+// unsealed again on next use. The parsed forms inside Go's crypto types
+// (big.Int limbs, AES key schedules) cannot be zeroed in place while an
+// operation that began before may still be using them; no reference to
+// them is kept, so nothing can use them again.
 func (o *Object) forget() {
 	o.mu.Lock()
 	for _, a := range o.secret {

@@ -3,7 +3,6 @@ package hsm
 import (
 	"bytes"
 	"fmt"
-	"slices"
 
 	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -37,8 +36,9 @@ func (s *Session) access(token, private bool) error {
 
 // insert makes an object from its full attribute set for a caller that
 // already holds s.mu and t.mu for writing (C_CreateObject, C_CopyObject,
-// where there is no slow work to keep out of the lock).
-func (m *Module) insert(s *Session, all draft, cls ck.ObjectClass, kt ck.KeyType) (*Object, error) {
+// where there is no slow work to keep out of the lock). require names the
+// stored versions the object was made from (a copy's source).
+func (m *Module) insert(s *Session, all draft, cls ck.ObjectClass, kt ck.KeyType, require ...ObjectVersion) (*Object, error) {
 	token, _, _ := all.Bool(ck.CKA_TOKEN)
 	private, _, _ := all.Bool(ck.CKA_PRIVATE)
 	if err := s.access(token, private); err != nil {
@@ -48,10 +48,19 @@ func (m *Module) insert(s *Session, all draft, cls ck.ObjectClass, kt ck.KeyType
 	if err != nil {
 		return nil, err
 	}
-	if err := m.commit(s, o, s.tok.user.get() == ck.CKU_SO); err != nil {
-		return nil, err
+	so := s.tok.user.get() == ck.CKU_SO
+	if !o.token {
+		if len(require) > 0 {
+			// A session copy of a token object: the source must still be
+			// what was copied. Nothing is written, so ask the store by
+			// committing no change on the source's version.
+			if err := s.tok.store.Commit(&Change{Require: require}); err != nil {
+				return nil, storeError(err)
+			}
+		}
+		return o, m.commitSession(s, o, so)
 	}
-	return o, nil
+	return o, m.commitTokenObjects(s, so, require, o)
 }
 
 // newObject is the first half of making an object and needs no token
@@ -109,39 +118,63 @@ func (m *Module) newObject(all draft, cls ck.ObjectClass, kt ck.KeyType) (*Objec
 		// use does not parse it again. all.Own is the clear attributes'
 		// Own followed by o.secret (split partitions in place), and
 		// attribute changes replace them rather than edit, so the view
-		// stays valid.
-		o.made = mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all.Own}
-		o.material.Store(&o.made)
+		// stays valid. A session object keeps it in its own allocation
+		// (made): it is dropped with the object, at the latest when its
+		// session closes or, if private, at logout. A token object
+		// outlives logouts, so its parsed key has an allocation of its own
+		// that forget lets go.
+		k := mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all.Own}
+		if token {
+			o.material.Store(&k)
+		} else {
+			o.made = k
+			o.material.Store(&o.made)
+		}
 	}
 	return o, nil
 }
 
-// commit is the second half: the session's right to make the object is
-// checked again, because a logout may have come between the caller's first
-// check and now, and so is the SO's if the object was built with it
-// (CKA_TRUSTED). A token object is persisted before it becomes visible.
-// The caller holds s.mu, and for a token object t.mu for writing; a
-// session object needs no token lock (commitSession).
-func (m *Module) commit(s *Session, o *Object, builtAsSO bool) error {
-	if !o.token {
-		return m.commitSession(s, o, builtAsSO)
-	}
+// commitTokenObjects is the second half for token objects: the session's
+// right to make them is checked again, because a logout may have come
+// between the caller's first check and now, and so is the SO's if they
+// were built with it (CKA_TRUSTED). They are persisted in one commit (a
+// key pair is both keys or neither) before they become visible. The caller
+// holds s.mu and t.mu for writing.
+func (m *Module) commitTokenObjects(s *Session, builtAsSO bool, require []ObjectVersion, objs ...*Object) error {
 	t := s.tok
-	if err := s.access(o.token, o.private); err != nil {
+	for _, o := range objs {
+		if err := s.access(o.token, o.private); err != nil {
+			return err
+		}
+		if builtAsSO && t.user.get() != ck.CKU_SO && m.usesSO(o) {
+			return fmt.Errorf("the SO logged out while the key was made: %w", ck.CKR_USER_NOT_LOGGED_IN)
+		}
+	}
+	// Catch up first, as before every write: a copy's source is checked
+	// against what other processes committed (require).
+	if err := t.syncLocked(); err != nil {
 		return err
 	}
-	if builtAsSO && t.user.get() != ck.CKU_SO && m.usesSO(o) {
-		return fmt.Errorf("the SO logged out while the key was made: %w", ck.CKR_USER_NOT_LOGGED_IN)
+	recs := make([]*ObjectRecord, len(objs))
+	for i, o := range objs {
+		id, err := t.store.NewObjectID()
+		if err != nil {
+			return fmt.Errorf("new object id: %w", deviceError(err))
+		}
+		o.id, o.ver = id, 0
+		if recs[i], err = t.record(o); err != nil {
+			return err
+		}
 	}
-	id, err := t.store.NewObjectID()
-	if err != nil {
-		return fmt.Errorf("new object id: %w", deviceError(err))
+	if err := t.store.Commit(&Change{Put: recs, Require: require}); err != nil {
+		return fmt.Errorf("store objects: %w", storeError(err))
 	}
-	o.id = id
-	if err := t.persist(o); err != nil {
-		return err
+	for i, o := range objs {
+		o.mu.Lock()
+		o.sealed, o.ver = recs[i].Sealed, recs[i].Gen
+		o.mu.Unlock()
+		t.addObject(o)
 	}
-	t.addObject(o)
 	return nil
 }
 
@@ -186,17 +219,32 @@ func (s *Session) mayCreate(token, private bool) (so bool, err error) {
 	return s.tok.user.get() == ck.CKU_SO, s.access(token, private)
 }
 
-// commitLocked commits objects made by newObject, all or none: if one
-// fails, those before it are discarded. A token object takes the token's
-// write lock; session objects need none (commitSession).
+// commitLocked commits objects made by newObject, all or none. Token
+// objects are committed together under the token's write lock; session
+// objects need no lock (commitSession) and if one fails, those before it
+// are taken back.
 func (m *Module) commitLocked(s *Session, builtAsSO bool, objs ...*Object) error {
-	if slices.ContainsFunc(objs, func(o *Object) bool { return o.token }) {
+	var toks, sess []*Object
+	for _, o := range objs {
+		if o.token {
+			toks = append(toks, o)
+		} else {
+			sess = append(sess, o)
+		}
+	}
+	if len(toks) > 0 {
 		s.tok.mu.Lock()
 		defer s.tok.mu.Unlock()
+		if err := m.commitTokenObjects(s, builtAsSO, nil, toks...); err != nil {
+			return err
+		}
 	}
-	for i, o := range objs {
-		if err := m.commit(s, o, builtAsSO); err != nil {
-			for _, done := range objs[:i] {
+	for i, o := range sess {
+		if err := m.commitSession(s, o, builtAsSO); err != nil {
+			for _, done := range sess[:i] {
+				s.tok.removeObject(done)
+			}
+			for _, done := range toks {
 				m.discard(s, done)
 			}
 			return err
@@ -205,12 +253,10 @@ func (m *Module) commitLocked(s *Session, builtAsSO bool, objs ...*Object) error
 	return nil
 }
 
-// discard undoes commit for a set whose later member failed. The caller
-// holds s.mu, and tok.mu for writing if o is a token object.
+// discard undoes the commit of a token object whose partner failed. The
+// caller holds s.mu and tok.mu for writing.
 func (m *Module) discard(s *Session, o *Object) {
-	if o.token {
-		_ = s.tok.store.DeleteObject(o.id)
-	}
+	_ = s.tok.store.Commit(&Change{Delete: []ObjectVersion{{ID: o.id, Gen: o.ver}}})
 	s.tok.removeObject(o)
 }
 
@@ -261,7 +307,10 @@ func (m *Module) CreateObject(h ck.SessionHandle, tmpl []ck.Attribute) (ck.Objec
 
 // CopyObject is C_CopyObject (§5.7.3): the template may change only what
 // C_SetAttributeValue could, plus CKA_TOKEN/CKA_PRIVATE/CKA_MODIFIABLE and
-// friends, under the same one-way rules.
+// friends, under the same one-way rules. The source is read as other
+// processes last committed it, and the copy is stored only if it still is
+// (writeFresh), so a stale view never copies a key out from under a
+// CKA_SENSITIVE another process set.
 func (m *Module) CopyObject(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.Attribute) (ck.ObjectHandle, error) {
 	s, err := m.lock(h)
 	if err != nil {
@@ -271,34 +320,43 @@ func (m *Module) CopyObject(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.At
 	tok := s.tok
 	tok.mu.Lock()
 	defer tok.mu.Unlock()
-	src, err := tok.visible(oh)
-	if err != nil {
-		return 0, err
-	}
-	if v, ok := src.clearGet(ck.CKA_COPYABLE); ok && len(v) == 1 && v[0] == 0 {
-		return 0, fmt.Errorf("object %d is not copyable: %w", oh, ck.CKR_ACTION_PROHIBITED)
-	}
 	t := attr.Template(tmpl)
 	if err := checkDuplicates(t); err != nil {
 		return 0, err
 	}
-	if err := tok.unseal(src); err != nil {
-		return 0, err
-	}
-	all := src.all().Clone()
-	if src.destroyed.Load() {
-		return 0, fmt.Errorf("object %d: %w", oh, ck.CKR_OBJECT_HANDLE_INVALID)
-	}
-	if err := m.applyChanges(&all, t, src, fromCopy, tok.user.get() == ck.CKU_SO); err != nil {
-		return 0, err
-	}
-	// A copy is not the key the token generated: CKA_LOCAL stays as it
-	// was, since it describes the key material's origin, not the object.
-	o, err := m.insert(s, draft{Layered: attr.Layered{Own: all}}, src.class, src.keyType)
-	if err != nil {
-		return 0, err
-	}
-	return o.handle, nil
+	var made ck.ObjectHandle
+	err = tok.writeFresh(func() error {
+		src, err := tok.visible(oh)
+		if err != nil {
+			return err
+		}
+		if v, ok := src.clearGet(ck.CKA_COPYABLE); ok && len(v) == 1 && v[0] == 0 {
+			return fmt.Errorf("object %d is not copyable: %w", oh, ck.CKR_ACTION_PROHIBITED)
+		}
+		if err := tok.unseal(src); err != nil {
+			return err
+		}
+		all := src.all().Clone()
+		if src.destroyed.Load() {
+			return fmt.Errorf("object %d: %w", oh, ck.CKR_OBJECT_HANDLE_INVALID)
+		}
+		if err := m.applyChanges(&all, t, src, fromCopy, tok.user.get() == ck.CKU_SO); err != nil {
+			return err
+		}
+		var require []ObjectVersion
+		if src.token {
+			require = []ObjectVersion{{ID: src.id, Gen: src.ver}}
+		}
+		// A copy is not the key the token generated: CKA_LOCAL stays as it
+		// was, since it describes the key material's origin, not the object.
+		o, err := m.insert(s, draft{Layered: attr.Layered{Own: all}}, src.class, src.keyType, require...)
+		if err != nil {
+			return err
+		}
+		made = o.handle
+		return nil
+	})
+	return made, err
 }
 
 // applyChanges validates t against the table for how (copy or set) and
@@ -331,6 +389,15 @@ func (m *Module) applyChanges(all *attr.Template, t attr.Template, o *Object, ho
 		}
 		all.Set(a.Type, append([]byte{}, a.Value...))
 	}
+	// A sensitive or non-extractable key stays private: a public copy
+	// would be sealed under the store's public-object key and usable
+	// before login (§4.4 leaves CKA_PRIVATE to the token; this token
+	// makes lowering it on such a key read-only).
+	if (o.class == ck.CKO_PRIVATE_KEY || o.class == ck.CKO_SECRET_KEY) && o.private && sensitiveIn(all) {
+		if p, ok, _ := all.Bool(ck.CKA_PRIVATE); ok && !p {
+			return fmt.Errorf("a sensitive or non-extractable key cannot become public: %w", ck.CKR_ATTRIBUTE_READ_ONLY)
+		}
+	}
 	return nil
 }
 
@@ -346,33 +413,50 @@ func (m *Module) DestroyObject(h ck.SessionHandle, oh ck.ObjectHandle) error {
 	if err != nil {
 		return err
 	}
-	// A session object is destroyed without the token's lock, as it was
-	// made (commitSession): of two sessions destroying it at once, or a
-	// session and a logout, one removes it. A token object is looked up
-	// again under the lock, which a logout may have preceded.
-	if o.token {
-		tok.mu.Lock()
-		defer tok.mu.Unlock()
-		if o, err = tok.visible(oh); err != nil {
+	if !o.token {
+		// A session object is destroyed without the token's lock, as it
+		// was made (commitSession): of two sessions destroying it at
+		// once, or a session and a logout, one removes it.
+		if err := m.mayDestroy(s, o); err != nil {
 			return err
 		}
+		if !tok.removeObject(o) {
+			// Another session destroyed it since the lookup.
+			return fmt.Errorf("object %d: %w", oh, ck.CKR_OBJECT_HANDLE_INVALID)
+		}
+		o.forget()
+		return nil
 	}
+	// A token object is looked up again under the lock, on the newest
+	// committed state, and deleted only at the version checked: another
+	// process may have made it indestructible or destroyed it meanwhile.
+	tok.mu.Lock()
+	defer tok.mu.Unlock()
+	return tok.writeFresh(func() error {
+		o, err := tok.visible(oh)
+		if err != nil {
+			return err
+		}
+		if err := m.mayDestroy(s, o); err != nil {
+			return err
+		}
+		if err := tok.store.Commit(&Change{Delete: []ObjectVersion{{ID: o.id, Gen: o.ver}}}); err != nil {
+			return fmt.Errorf("delete object: %w", storeError(err))
+		}
+		tok.removeObject(o)
+		o.forget()
+		return nil
+	})
+}
+
+// mayDestroy is C_DestroyObject's access check.
+func (m *Module) mayDestroy(s *Session, o *Object) error {
 	if err := s.access(o.token, o.private); err != nil {
 		return err
 	}
 	if v, ok := o.clearGet(ck.CKA_DESTROYABLE); ok && len(v) == 1 && v[0] == 0 {
-		return fmt.Errorf("object %d is not destroyable: %w", oh, ck.CKR_ACTION_PROHIBITED)
+		return fmt.Errorf("object %d is not destroyable: %w", o.handle, ck.CKR_ACTION_PROHIBITED)
 	}
-	if o.token {
-		if err := tok.store.DeleteObject(o.id); err != nil {
-			return fmt.Errorf("delete object: %w", deviceError(err))
-		}
-	}
-	if !tok.removeObject(o) {
-		// Another session destroyed it since the lookup.
-		return fmt.Errorf("object %d: %w", oh, ck.CKR_OBJECT_HANDLE_INVALID)
-	}
-	o.forget()
 	return nil
 }
 
@@ -484,7 +568,11 @@ func (m *Module) GetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, req [
 	return out, nil
 }
 
-// SetAttributeValue is C_SetAttributeValue (§5.7.6): all or nothing.
+// SetAttributeValue is C_SetAttributeValue (§5.7.6): all or nothing. A
+// token object is changed on the newest committed state and stored with
+// a compare-and-set (writeFresh), so a process with a stale view cannot
+// write an old CKA_SENSITIVE back, nor bring back an object another
+// destroyed.
 func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.Attribute) error {
 	s, err := m.lock(h)
 	if err != nil {
@@ -494,6 +582,14 @@ func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl 
 	tok := s.tok
 	tok.mu.Lock()
 	defer tok.mu.Unlock()
+	t := attr.Template(tmpl)
+	return tok.writeFresh(func() error { return m.setAttributes(s, oh, t) })
+}
+
+// setAttributes is one attempt of SetAttributeValue; the caller holds s.mu
+// and the token's write lock.
+func (m *Module) setAttributes(s *Session, oh ck.ObjectHandle, t attr.Template) error {
+	tok := s.tok
 	o, err := tok.visible(oh)
 	if err != nil {
 		return err
@@ -504,7 +600,6 @@ func (m *Module) SetAttributeValue(h ck.SessionHandle, oh ck.ObjectHandle, tmpl 
 	if v, ok := o.clearGet(ck.CKA_MODIFIABLE); ok && len(v) == 1 && v[0] == 0 {
 		return fmt.Errorf("object %d is not modifiable: %w", oh, ck.CKR_ACTION_PROHIBITED)
 	}
-	t := attr.Template(tmpl)
 	if err := checkDuplicates(t); err != nil {
 		return err
 	}

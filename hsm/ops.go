@@ -1,12 +1,11 @@
 package hsm
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash"
-	"slices"
 
-	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
 	"github.com/gohsm/gohsm/hsm/mech"
 )
@@ -36,13 +35,17 @@ type operation struct {
 	signer   mech.Signer
 	verifier mech.Verifier
 	digest   hash.Hash
+	// mech is the operation's mechanism (C_DigestKey passes the key it
+	// digests through the gate with it).
+	mech ck.Mechanism
 	// msg is a message-based encryption process; message.go keeps its
 	// state. msgSign is a message-based signing process (msgsign.go).
 	msg     *messageOp
 	msgSign *msgSignOp
-	// multi is set by the first Update: from then on only Update/Final
-	// may continue it (§5.2: a single-part call cannot finish it).
-	multi bool
+	// parts is how the operation is being used: once single-part (even
+	// by a size query) or multi-part, it stays so (§5.2; crossing over is
+	// CKR_OPERATION_ACTIVE and ends the operation, as strict HSMs do).
+	parts partMode
 	// gen is the token's login generation when a private key began the
 	// operation; a logout in between ends it.
 	private bool
@@ -51,6 +54,38 @@ type operation struct {
 	// for C_Login(CKU_CONTEXT_SPECIFIC) (§4.9).
 	needAuth   bool
 	authorised bool
+}
+
+// partMode is whether an operation is single-part or multi-part.
+type partMode uint8
+
+const (
+	partsOpen partMode = iota // neither yet
+	partsSingle
+	partsMulti
+)
+
+// single claims op for a single-part call. If it was used multi-part the
+// operation ends and the caller returns the error (§5.2: C_Encrypt cannot
+// finish what C_EncryptUpdate began; any error but a size query or
+// CKR_BUFFER_TOO_SMALL ends the operation, §5.8-§5.12).
+func (s *Session) single(k opKind, op *operation) error {
+	if op.parts == partsMulti {
+		s.ops[k] = nil
+		return fmt.Errorf("operation is multi-part: %w", ck.CKR_OPERATION_ACTIVE)
+	}
+	op.parts = partsSingle
+	return nil
+}
+
+// multi claims op for a multi-part call (an Update, a Final, C_DigestKey).
+func (s *Session) multi(k opKind, op *operation) error {
+	if op.parts == partsSingle {
+		s.ops[k] = nil
+		return fmt.Errorf("operation is single-part: %w", ck.CKR_OPERATION_ACTIVE)
+	}
+	op.parts = partsMulti
+	return nil
 }
 
 func (s *Session) endAll() {
@@ -99,61 +134,10 @@ func (s *Session) finish(k opKind, err error) {
 	}
 }
 
-// keyFor runs the checks every key operation's Init makes, in the order
-// the house rules fix (the session is already locked and checked, and no
-// operation of this kind is active): access to the key, key usage, then
-// the mechanism. It returns the mechanism and the parsed key. It takes no
-// token lock unless the key's secrets must be unsealed (first use after
-// login), so operations never wait for another session's commits.
-func (m *Module) keyFor(s *Session, kh ck.ObjectHandle, usage ck.AttributeType, mt ck.MechanismType, has func(*mech.Mechanism) bool) (*mech.Mechanism, *mech.Key, *Object, error) {
-	tok := s.tok
-	o, err := tok.visible(kh)
-	if err != nil || !o.isKey() {
-		return nil, nil, nil, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
-	}
-	if usage != 0 && !o.boolAttr(usage) {
-		return nil, nil, nil, fmt.Errorf("key %d has %v false: %w", kh, usage, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-	}
-	mm, ok := m.reg.Mechanism(mt)
-	if !ok || !has(mm) {
-		return nil, nil, nil, fmt.Errorf("%v: %w", mt, ck.CKR_MECHANISM_INVALID)
-	}
-	if !slices.Contains(mm.KeyTypes, o.keyType) {
-		return nil, nil, nil, fmt.Errorf("%v with a %v key: %w", mt, o.keyType, ck.CKR_KEY_TYPE_INCONSISTENT)
-	}
-	if allowed, ok := o.clearGet(ck.CKA_ALLOWED_MECHANISMS); ok && len(allowed) > 0 && !allowsMechanism(allowed, mt) {
-		return nil, nil, nil, fmt.Errorf("%v not in CKA_ALLOWED_MECHANISMS: %w", mt, ck.CKR_MECHANISM_INVALID)
-	}
-	if err := tok.ensureUnsealed(o); err != nil {
-		return nil, nil, nil, err
-	}
-	k, err := o.key(m.reg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if kk, ok := m.reg.KeyKind(o.keyType); ok && kk.Size != nil {
-		size := kk.Size(k.Attrs, k.Material)
-		if (mm.Info.MinKeySize != 0 && size < mm.Info.MinKeySize) || (mm.Info.MaxKeySize != 0 && size > mm.Info.MaxKeySize) {
-			return nil, nil, nil, fmt.Errorf("%v with a key of size %d: %w", mt, size, ck.CKR_KEY_SIZE_RANGE)
-		}
-	}
-	return mm, k, o, nil
-}
-
-func allowsMechanism(list []byte, mt ck.MechanismType) bool {
-	for i := 0; i+8 <= len(list); i += 8 {
-		v, _ := attr.DecodeULong(ck.CKA_ALLOWED_MECHANISMS, list[i:i+8])
-		if ck.MechanismType(v) == mt {
-			return true
-		}
-	}
-	return false
-}
-
-// initKeyOp is the common body of EncryptInit, DecryptInit, SignInit and
-// VerifyInit.
-func (m *Module) initKeyOp(h ck.SessionHandle, k opKind, mt ck.Mechanism, kh ck.ObjectHandle, usage ck.AttributeType,
-	has func(*mech.Mechanism) bool, start func(*mech.Mechanism, *mech.Key) (*operation, error)) error {
+// initKeyOp is the common body of the C_*Init calls that take a key: the
+// gate decides (gate.go), then start builds the operation.
+func (m *Module) initKeyOp(h ck.SessionHandle, k opKind, mt ck.Mechanism, kh ck.ObjectHandle, u use,
+	start func(*grant) (*operation, error)) error {
 	s, err := m.lock(h)
 	if err != nil {
 		return err
@@ -165,60 +149,67 @@ func (m *Module) initKeyOp(h ck.SessionHandle, k opKind, mt ck.Mechanism, kh ck.
 	// Read before the key is looked up: a logout after this point changes
 	// it and ends the operation; one before it hides a private key.
 	gen := s.tok.loginGen.Load()
-	mm, key, o, err := m.keyFor(s, kh, usage, mt.Type, has)
+	g, err := m.authorize(s, u, kh, mt)
 	if err != nil {
 		return err
 	}
-	op, err := start(mm, key)
+	if g.tokenNonce {
+		if err := fillNonce(g.mm.Nonce(mt.Param)); err != nil {
+			return err
+		}
+	}
+	op, err := start(g)
 	if err != nil {
 		return fmt.Errorf("%v init: %w", mt.Type, err)
 	}
-	if o.private {
+	op.mech = mt
+	if g.obj.private {
 		op.private, op.gen = true, gen
 	}
-	op.needAuth = (k == opSign || k == opDecrypt) && o.boolAttr(ck.CKA_ALWAYS_AUTHENTICATE)
+	op.needAuth = (k == opSign || k == opDecrypt) && g.obj.boolAttr(ck.CKA_ALWAYS_AUTHENTICATE)
 	s.ops[k] = op
+	return nil
+}
+
+// fillNonce makes a nonce in the caller's (zeroed) buffer, which the
+// boundary returns to its caller.
+func fillNonce(iv []byte) error {
+	if _, err := rand.Read(iv); err != nil {
+		return fmt.Errorf("nonce: %v: %w", err, ck.CKR_DEVICE_ERROR)
+	}
 	return nil
 }
 
 // EncryptInit is C_EncryptInit.
 func (m *Module) EncryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opEncrypt, mt, kh, ck.CKA_ENCRYPT,
-		func(mm *mech.Mechanism) bool { return mm.Encrypt != nil },
-		func(mm *mech.Mechanism, k *mech.Key) (*operation, error) {
-			c, err := mm.Encrypt(k, mt.Param)
-			return &operation{cipher: c}, err
-		})
+	return m.initKeyOp(h, opEncrypt, mt, kh, useEncrypt, func(g *grant) (*operation, error) {
+		c, err := g.mm.Encrypt(g.key, g.param)
+		return &operation{cipher: c}, err
+	})
 }
 
 // DecryptInit is C_DecryptInit.
 func (m *Module) DecryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opDecrypt, mt, kh, ck.CKA_DECRYPT,
-		func(mm *mech.Mechanism) bool { return mm.Decrypt != nil },
-		func(mm *mech.Mechanism, k *mech.Key) (*operation, error) {
-			c, err := mm.Decrypt(k, mt.Param)
-			return &operation{cipher: c}, err
-		})
+	return m.initKeyOp(h, opDecrypt, mt, kh, useDecrypt, func(g *grant) (*operation, error) {
+		c, err := g.mm.Decrypt(g.key, g.param)
+		return &operation{cipher: c}, err
+	})
 }
 
 // SignInit is C_SignInit.
 func (m *Module) SignInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opSign, mt, kh, ck.CKA_SIGN,
-		func(mm *mech.Mechanism) bool { return mm.Sign != nil },
-		func(mm *mech.Mechanism, k *mech.Key) (*operation, error) {
-			sg, err := mm.Sign(k, mt.Param)
-			return &operation{signer: sg}, err
-		})
+	return m.initKeyOp(h, opSign, mt, kh, useSign, func(g *grant) (*operation, error) {
+		sg, err := g.mm.Sign(g.key, g.param)
+		return &operation{signer: sg}, err
+	})
 }
 
 // VerifyInit is C_VerifyInit.
 func (m *Module) VerifyInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opVerify, mt, kh, ck.CKA_VERIFY,
-		func(mm *mech.Mechanism) bool { return mm.Verify != nil },
-		func(mm *mech.Mechanism, k *mech.Key) (*operation, error) {
-			v, err := mm.Verify(k, mt.Param)
-			return &operation{verifier: v}, err
-		})
+	return m.initKeyOp(h, opVerify, mt, kh, useVerify, func(g *grant) (*operation, error) {
+		v, err := g.mm.Verify(g.key, g.param)
+		return &operation{verifier: v}, err
+	})
 }
 
 // oneShotCipher is C_Encrypt / C_Decrypt. A NULL buffer gets the bound
@@ -230,8 +221,8 @@ func (m *Module) oneShotCipher(h ck.SessionHandle, k opKind, in []byte, outCap i
 		return nil, 0, err
 	}
 	defer s.mu.Unlock()
-	if op.multi {
-		return nil, 0, ck.CKR_OPERATION_ACTIVE
+	if err := s.single(k, op); err != nil {
+		return nil, 0, err
 	}
 	need := op.cipher.OneShotLen(len(in))
 	if outCap < 0 {
@@ -256,6 +247,9 @@ func (m *Module) updateCipher(h ck.SessionHandle, k opKind, in []byte, outCap in
 		return nil, 0, err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(k, op); err != nil {
+		return nil, 0, err
+	}
 	need := op.cipher.UpdateLen(len(in))
 	if outCap < 0 {
 		return nil, need, nil
@@ -268,7 +262,6 @@ func (m *Module) updateCipher(h ck.SessionHandle, k opKind, in []byte, outCap in
 		s.finish(k, err)
 		return nil, 0, err
 	}
-	op.multi = true
 	return out, len(out), nil
 }
 
@@ -278,6 +271,9 @@ func (m *Module) finalCipher(h ck.SessionHandle, k opKind, outCap int) ([]byte, 
 		return nil, 0, err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(k, op); err != nil {
+		return nil, 0, err
+	}
 	need := op.cipher.FinalLen()
 	if outCap < 0 {
 		return nil, need, nil
@@ -320,8 +316,8 @@ func (m *Module) Sign(h ck.SessionHandle, in []byte, outCap int) ([]byte, int, e
 		return nil, 0, err
 	}
 	defer s.mu.Unlock()
-	if op.multi {
-		return nil, 0, ck.CKR_OPERATION_ACTIVE
+	if err := s.single(opSign, op); err != nil {
+		return nil, 0, err
 	}
 	need := op.signer.Len()
 	if outCap < 0 {
@@ -345,11 +341,13 @@ func (m *Module) SignUpdate(h ck.SessionHandle, in []byte) error {
 		return err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(opSign, op); err != nil {
+		return err
+	}
 	if err := op.signer.Update(in); err != nil {
 		s.finish(opSign, err)
 		return err
 	}
-	op.multi = true
 	return nil
 }
 
@@ -360,6 +358,9 @@ func (m *Module) SignFinal(h ck.SessionHandle, outCap int) ([]byte, int, error) 
 		return nil, 0, err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(opSign, op); err != nil {
+		return nil, 0, err
+	}
 	need := op.signer.Len()
 	if outCap < 0 {
 		return nil, need, nil
@@ -382,8 +383,8 @@ func (m *Module) Verify(h ck.SessionHandle, in, sig []byte) error {
 		return err
 	}
 	defer s.mu.Unlock()
-	if op.multi {
-		return ck.CKR_OPERATION_ACTIVE
+	if err := s.single(opVerify, op); err != nil {
+		return err
 	}
 	s.ops[opVerify] = nil
 	return op.verifier.Verify(in, sig)
@@ -396,11 +397,13 @@ func (m *Module) VerifyUpdate(h ck.SessionHandle, in []byte) error {
 		return err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(opVerify, op); err != nil {
+		return err
+	}
 	if err := op.verifier.Update(in); err != nil {
 		s.ops[opVerify] = nil
 		return err
 	}
-	op.multi = true
 	return nil
 }
 
@@ -411,6 +414,9 @@ func (m *Module) VerifyFinal(h ck.SessionHandle, sig []byte) error {
 		return err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(opVerify, op); err != nil {
+		return err
+	}
 	s.ops[opVerify] = nil
 	return op.verifier.Final(sig)
 }
@@ -463,7 +469,7 @@ func (m *Module) DigestInit(h ck.SessionHandle, mt ck.Mechanism) error {
 	if err != nil {
 		return fmt.Errorf("%v init: %w", mt.Type, err)
 	}
-	s.ops[opDigest] = &operation{digest: d}
+	s.ops[opDigest] = &operation{digest: d, mech: mt}
 	return nil
 }
 
@@ -474,8 +480,8 @@ func (m *Module) Digest(h ck.SessionHandle, in []byte, outCap int) ([]byte, int,
 		return nil, 0, err
 	}
 	defer s.mu.Unlock()
-	if op.multi {
-		return nil, 0, ck.CKR_OPERATION_ACTIVE
+	if err := s.single(opDigest, op); err != nil {
+		return nil, 0, err
 	}
 	need := op.digest.Size()
 	if outCap < 0 {
@@ -496,35 +502,32 @@ func (m *Module) DigestUpdate(h ck.SessionHandle, in []byte) error {
 		return err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(opDigest, op); err != nil {
+		return err
+	}
 	op.digest.Write(in)
-	op.multi = true
 	return nil
 }
 
-// DigestKey is C_DigestKey: only secret keys' values can be digested
-// (CKR_KEY_INDIGESTIBLE otherwise).
+// DigestKey is C_DigestKey. The key passes the gate as useDigestKey: a
+// secret key only, never a sensitive one with a weak digest (nor, under
+// the strict profile, with any), and within its CKA_ALLOWED_MECHANISMS;
+// every refusal is CKR_KEY_INDIGESTIBLE and ends the operation.
 func (m *Module) DigestKey(h ck.SessionHandle, kh ck.ObjectHandle) error {
 	s, op, err := m.active(h, opDigest)
 	if err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
-	tok := s.tok
-	tok.mu.RLock()
-	defer tok.mu.RUnlock()
-	o, err := tok.visible(kh)
-	if err != nil || !o.isKey() {
-		s.ops[opDigest] = nil
-		return fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
+	if err := s.multi(opDigest, op); err != nil {
+		return err
 	}
-	if o.class != ck.CKO_SECRET_KEY {
-		s.ops[opDigest] = nil
-		return ck.CKR_KEY_INDIGESTIBLE
-	}
-	if err := tok.unseal(o); err != nil {
+	g, err := m.authorize(s, useDigestKey, kh, op.mech)
+	if err != nil {
 		s.ops[opDigest] = nil
 		return err
 	}
+	o := g.obj
 	o.mu.RLock()
 	v, _ := o.secret.Get(ck.CKA_VALUE)
 	op.digest.Write(v)
@@ -535,7 +538,6 @@ func (m *Module) DigestKey(h ck.SessionHandle, kh ck.ObjectHandle) error {
 		s.ops[opDigest] = nil
 		return fmt.Errorf("key %d destroyed: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
 	}
-	op.multi = true
 	return nil
 }
 
@@ -546,6 +548,9 @@ func (m *Module) DigestFinal(h ck.SessionHandle, outCap int) ([]byte, int, error
 		return nil, 0, err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(opDigest, op); err != nil {
+		return nil, 0, err
+	}
 	need := op.digest.Size()
 	if outCap < 0 {
 		return nil, need, nil

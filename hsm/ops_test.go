@@ -101,15 +101,23 @@ func TestCipherSemantics(t *testing.T) {
 			}
 			// Multi-part in uneven pieces equals one-shot (CBC/ECB
 			// inputs are block multiples, pieces need not be).
-			must(t, m.EncryptInit(s, c.mech, ek))
 			var mp []byte
+			// A single-part call cannot finish a multi-part operation,
+			// and the refusal ends it (§5.2, §5.8).
+			must(t, m.EncryptInit(s, c.mech, ek))
+			_, _, err = m.EncryptUpdate(s, c.input[:5], 4096)
+			must(t, err)
+			_, err = func() ([]byte, error) { o, _, e := m.Encrypt(s, c.input, 4096); return o, e }()
+			wantRV(t, err, ck.CKR_OPERATION_ACTIVE)
+			_, _, err = m.EncryptFinal(s, -1)
+			wantRV(t, err, ck.CKR_OPERATION_NOT_INITIALIZED)
+			must(t, m.EncryptInit(s, c.mech, ek))
+			mp = nil
 			for _, part := range [][]byte{c.input[:5], c.input[5:37], c.input[37:]} {
 				out, _, err := m.EncryptUpdate(s, part, 4096)
 				must(t, err)
 				mp = append(mp, out...)
 			}
-			_, err = func() ([]byte, error) { o, _, e := m.Encrypt(s, c.input, 4096); return o, e }()
-			wantRV(t, err, ck.CKR_OPERATION_ACTIVE)
 			_, fneed, err := m.EncryptFinal(s, -1)
 			must(t, err)
 			if fneed > 0 {
@@ -220,9 +228,12 @@ func TestSignSemantics(t *testing.T) {
 			}
 			must(t, m.SignInit(s, c.mech, sk))
 			must(t, m.SignUpdate(s, c.data[:10]))
-			must(t, m.SignUpdate(s, c.data[10:]))
 			_, _, err = m.Sign(s, c.data, 1024)
 			wantRV(t, err, ck.CKR_OPERATION_ACTIVE)
+			wantRV(t, m.SignUpdate(s, c.data[10:]), ck.CKR_OPERATION_NOT_INITIALIZED)
+			must(t, m.SignInit(s, c.mech, sk))
+			must(t, m.SignUpdate(s, c.data[:10]))
+			must(t, m.SignUpdate(s, c.data[10:]))
 			sig2, _, err := m.SignFinal(s, 1024)
 			must(t, err)
 			must(t, m.VerifyInit(s, c.mech, vk))

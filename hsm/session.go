@@ -1,6 +1,8 @@
 package hsm
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -188,28 +190,46 @@ func (m *Module) Login(h ck.SessionHandle, user ck.UserType, pin []byte) error {
 	if err := t.syncLocked(); err != nil {
 		return err
 	}
-	if t.user.get() == user {
-		return ck.CKR_USER_ALREADY_LOGGED_IN
-	}
-	if t.user.get() != noUser {
-		return ck.CKR_USER_ANOTHER_ALREADY_LOGGED_IN
-	}
-	if user == ck.CKU_SO {
-		for _, o := range t.sessions {
-			if !o.rw {
-				return ck.CKR_SESSION_READ_ONLY_EXISTS
-			}
+	// Checked before the KDF and again after it (checkPIN runs it with
+	// the lock released): another session may log in meanwhile, or close.
+	may := func() error {
+		if s.isClosed() {
+			return ck.CKR_SESSION_HANDLE_INVALID
 		}
-	} else if !t.rec.UserPINSet {
-		return ck.CKR_USER_PIN_NOT_INITIALIZED
+		if t.user.get() == user {
+			return ck.CKR_USER_ALREADY_LOGGED_IN
+		}
+		if t.user.get() != noUser {
+			return ck.CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+		}
+		if user == ck.CKU_SO {
+			for _, o := range t.sessions {
+				if !o.rw {
+					return ck.CKR_SESSION_READ_ONLY_EXISTS
+				}
+			}
+		} else if !t.rec.UserPINSet {
+			return ck.CKR_USER_PIN_NOT_INITIALIZED
+		}
+		return nil
 	}
-	key, err := t.checkPIN(user, pin)
+	if err := may(); err != nil {
+		return err
+	}
+	key, err := t.checkPIN(user, pin, may)
 	if err != nil {
 		return err
 	}
 	t.user.set(user)
 	t.key = key
 	return nil
+}
+
+// isClosed reports whether the session was closed (a login that waited on
+// its KDF must not log in a token through a session that is gone).
+func (s *Session) isClosed() bool {
+	_, ok := s.tok.sessions[s.h]
+	return !ok
 }
 
 // contextLogin re-authenticates for a CKA_ALWAYS_AUTHENTICATE key (§5.6,
@@ -224,14 +244,20 @@ func (m *Module) contextLogin(s *Session, pin []byte) error {
 	t := s.tok
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.user.get() != ck.CKU_USER {
-		return ck.CKR_USER_NOT_LOGGED_IN
+	may := func() error {
+		if t.user.get() != ck.CKU_USER {
+			return ck.CKR_USER_NOT_LOGGED_IN
+		}
+		return nil
+	}
+	if err := may(); err != nil {
+		return err
 	}
 	op := s.pendingAuth()
 	if op == nil {
 		return ck.CKR_OPERATION_NOT_INITIALIZED
 	}
-	key, err := t.checkPIN(ck.CKU_USER, pin)
+	key, err := t.checkPIN(ck.CKU_USER, pin, may)
 	if err != nil {
 		return err
 	}
@@ -292,7 +318,12 @@ func (t *Token) initToken(soPIN []byte, label string) (bool, error) {
 		return false, err
 	}
 	if t.initialized() {
-		key, err := t.checkPIN(ck.CKU_SO, soPIN)
+		key, err := t.checkPIN(ck.CKU_SO, soPIN, func() error {
+			if len(t.sessions) > 0 {
+				return ck.CKR_SESSION_EXISTS
+			}
+			return nil
+		})
 		if err != nil {
 			return false, err
 		}
@@ -344,9 +375,19 @@ func (m *Module) InitPIN(h ck.SessionHandle, pin []byte) error {
 	if err := t.checkPINLen(pin); err != nil {
 		return err
 	}
-	wrapped, err := wrapKey(t.key, pin, m.cfg.KDFIterations)
+	// The KDF runs without the lock (checkPIN says why); the SO must
+	// still be logged in when the result is stored.
+	key := bytes.Clone(t.key)
+	defer zero(key)
+	gen := t.loginGen.Load()
+	t.mu.Unlock()
+	wrapped, err := wrapKey(key, pin, m.cfg.KDFIterations)
+	t.mu.Lock()
 	if err != nil {
 		return err
+	}
+	if t.loginGen.Load() != gen || t.user.get() != ck.CKU_SO {
+		return ck.CKR_USER_NOT_LOGGED_IN
 	}
 	rec, err := t.store.UpdateToken(func(r *TokenRecord) error {
 		r.UserKey, r.UserPINSet, r.UserFailures = wrapped, true, 0
@@ -381,24 +422,47 @@ func (m *Module) SetPIN(h ck.SessionHandle, oldPIN, newPIN []byte) error {
 	if err := t.checkPINLen(newPIN); err != nil {
 		return err
 	}
-	key, err := t.checkPIN(user, oldPIN)
-	if err != nil {
-		return err
-	}
-	defer zero(key)
-	wrapped, err := wrapKey(key, newPIN, m.cfg.KDFIterations)
-	if err != nil {
-		return err
-	}
-	rec, err := t.store.UpdateToken(func(r *TokenRecord) error {
-		if user == ck.CKU_SO {
-			r.SOKey = wrapped
-		} else {
-			r.UserKey = wrapped
+	key, err := t.checkPIN(user, oldPIN, func() error {
+		if s.isClosed() {
+			return ck.CKR_SESSION_HANDLE_INVALID
+		}
+		if (t.user.get() == ck.CKU_SO) != (user == ck.CKU_SO) {
+			return ck.CKR_USER_NOT_LOGGED_IN
 		}
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	defer zero(key)
+	// The new wrap's KDF runs without the lock too; the record is then
+	// written only if the PIN it replaces is still the one checked.
+	old := t.rec.UserKey
+	if user == ck.CKU_SO {
+		old = t.rec.SOKey
+	}
+	t.mu.Unlock()
+	wrapped, err := wrapKey(key, newPIN, m.cfg.KDFIterations)
+	t.mu.Lock()
+	if err != nil {
+		return err
+	}
+	rec, err := t.store.UpdateToken(func(r *TokenRecord) error {
+		cur := &r.UserKey
+		if user == ck.CKU_SO {
+			cur = &r.SOKey
+		}
+		if !sameWrapped(*cur, old) {
+			return fmt.Errorf("the PIN was changed meanwhile: %w", ck.CKR_PIN_INCORRECT)
+		}
+		*cur = wrapped
+		return nil
+	})
+	if err != nil {
+		var rv ck.RV
+		if errors.As(err, &rv) {
+			return err
+		}
 		return fmt.Errorf("set pin: %w", deviceError(err))
 	}
 	t.rec = rec
@@ -438,12 +502,20 @@ func (m *Module) CancelFunction(h ck.SessionHandle) error {
 }
 
 // GetOperationState and SetOperationState are not supported: exporting an
-// operation's state would expose key-dependent internals.
+// operation's state would expose key-dependent internals. With no
+// operation there is nothing to save (§5.6.7: CKR_OPERATION_NOT_INITIALIZED).
 func (m *Module) GetOperationState(h ck.SessionHandle, outCap int) ([]byte, int, error) {
-	if _, err := m.session(h); err != nil {
+	s, err := m.lock(h)
+	if err != nil {
 		return nil, 0, err
 	}
-	return nil, 0, ck.CKR_STATE_UNSAVEABLE
+	defer s.mu.Unlock()
+	for _, op := range s.ops {
+		if op != nil {
+			return nil, 0, ck.CKR_STATE_UNSAVEABLE
+		}
+	}
+	return nil, 0, ck.CKR_OPERATION_NOT_INITIALIZED
 }
 
 func (m *Module) SetOperationState(h ck.SessionHandle, state []byte, enc, auth ck.ObjectHandle) error {

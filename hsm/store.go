@@ -1,6 +1,10 @@
 package hsm
 
-import "github.com/gohsm/gohsm/hsm/ck"
+import (
+	"errors"
+
+	"github.com/gohsm/gohsm/hsm/ck"
+)
 
 // Storage is where the engine's tokens live. The tokens package implements
 // it on disk; MemoryStorage keeps everything in process for tests and for
@@ -32,12 +36,18 @@ type Store interface {
 	// Reinit replaces the token record and removes every object at once
 	// (C_InitToken).
 	Reinit(*TokenRecord) error
-	// Objects calls fn for every stored object.
+	// Objects calls fn for every stored object, with its Gen set.
 	Objects(fn func(*ObjectRecord) error) error
-	// PutObject inserts or replaces an object.
-	PutObject(*ObjectRecord) error
-	// DeleteObject removes an object; a missing one is not an error.
-	DeleteObject(id uint64) error
+	// Commit applies one change to the objects, all of it or none, and
+	// only if every version it was decided on is still the stored one:
+	// otherwise it writes nothing and returns an error wrapping
+	// ErrConflict. Several processes share a token and each decides on
+	// its own view (a stale process relabelling a key another made
+	// sensitive must not write the old CKA_SENSITIVE back), so every
+	// write the engine makes is a compare-and-set against the versions it
+	// read. On success each Put record's Gen is the generation it was
+	// written at.
+	Commit(*Change) error
 	// NewObjectID returns an id no object of this token has had.
 	NewObjectID() (uint64, error)
 	Close() error
@@ -74,7 +84,13 @@ type WrappedKey struct {
 
 // ObjectRecord is one stored object.
 type ObjectRecord struct {
-	ID      uint64
+	ID uint64
+	// Gen is the version of the record: the store generation of the
+	// commit that wrote it. A store sets it on every record it returns;
+	// in a Commit's Put it is the version the change replaces (0: a new
+	// object, whose id must never have been stored, deleted ones
+	// included, so that a destroyed object is never brought back).
+	Gen     uint64
 	Private bool
 	// Attrs are the attributes kept in the clear (everything but secret
 	// key material).
@@ -110,3 +126,27 @@ type Delta struct {
 	// Token means the token record changed: call LoadToken.
 	Token bool
 }
+
+// Change is one atomic write to a token's objects (Store.Commit).
+type Change struct {
+	// Put inserts (Gen 0) or replaces (Gen = the stored version) objects.
+	Put []*ObjectRecord
+	// Delete removes objects at these versions; a deleted id is
+	// remembered (tombstoned) and never stored again.
+	Delete []ObjectVersion
+	// Require names objects the change was decided on without writing
+	// them (the source of C_CopyObject): each must still be stored at
+	// that version.
+	Require []ObjectVersion
+}
+
+// ObjectVersion names one stored version of an object.
+type ObjectVersion struct {
+	ID  uint64
+	Gen uint64
+}
+
+// ErrConflict is what Commit wraps when a version it was given is no
+// longer the stored one (changed or deleted by another process, or a new
+// id that exists or existed). The engine catches up and decides again.
+var ErrConflict = errors.New("object changed by another process")

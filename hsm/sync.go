@@ -58,7 +58,7 @@ func (t *Token) catchUp(ss SharedStore, since uint64) error {
 			o.forget()
 			o.mu.Lock()
 			o.setClear(attr.Layered{Own: r.Attrs})
-			o.sealed = r.Sealed
+			o.sealed, o.ver = r.Sealed, r.Gen
 			o.mu.Unlock()
 			t.index.add(o)
 			return nil

@@ -206,6 +206,10 @@ func (m *Module) build(t attr.Template, cls ck.ObjectClass, kt ck.KeyType, how o
 		// the rules of §5.14) and that were so from the start.
 		out.Set(ck.CKA_ALWAYS_SENSITIVE, arena.copy(attr.Bool(local && sens)))
 		out.Set(ck.CKA_NEVER_EXTRACTABLE, arena.copy(attr.Bool(local && !extr)))
+		private, _, _ := out.Bool(ck.CKA_PRIVATE)
+		if err := m.cfg.Policy.permitsObject(cls, private, sens, extr); err != nil {
+			return draft{}, err
+		}
 	}
 	if attr.ClassBit(cls)&attr.Keys != 0 {
 		if !out.Has(ck.CKA_LOCAL) {

@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -87,7 +88,7 @@ func (t *Token) objectFromRecord(r *ObjectRecord) (*Object, error) {
 		kt = ck.KeyType(v)
 	}
 	o := &Object{
-		handle: t.m.newObjectHandle(), id: r.ID, token: true, private: r.Private,
+		handle: t.m.newObjectHandle(), id: r.ID, ver: r.Gen, token: true, private: r.Private,
 		class: ck.ObjectClass(cls), keyType: kt, sealed: r.Sealed,
 	}
 	o.setFirst(attr.Layered{Own: a})
@@ -176,7 +177,7 @@ func (t *Token) unseal(o *Object) error {
 	if err != nil {
 		return err
 	}
-	sec, err := openAttrs(key, o.id, o.sealed)
+	sec, err := openAttrs(key, o.id, o.private, o.clearAttrs().Flat(), o.sealed)
 	if err != nil {
 		return err
 	}
@@ -208,25 +209,78 @@ func (t *Token) ensureUnsealed(o *Object) error {
 	return t.unseal(o)
 }
 
-// persist writes a token object (clear attributes plus sealed secrets).
-// The caller holds t.mu for writing and has unsealed o.
-func (t *Token) persist(o *Object) error {
+// record seals o's secrets and returns its store record, at the version
+// o was read at (0 for a new object). The caller holds t.mu for writing
+// and has unsealed o.
+func (t *Token) record(o *Object) (*ObjectRecord, error) {
 	key, err := t.unsealKey(o)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	clear := o.clearAttrs().Flat().Clone()
+	var sealed []byte
+	if len(o.secret) > 0 {
+		sealed = sealAttrs(key, o.id, o.private, clear, o.secret)
+	}
+	return &ObjectRecord{ID: o.id, Gen: o.ver, Private: o.private, Attrs: clear, Sealed: sealed}, nil
+}
+
+// persist writes a token object (clear attributes plus sealed secrets)
+// with a compare-and-set on the version o was read at, and records the
+// new version. require names other objects the change was decided on (a
+// copy's source). The caller holds t.mu for writing and has unsealed o. A
+// conflict (another process changed or removed what this one decided on)
+// wraps ErrConflict: the caller catches up and decides again
+// (writeFresh).
+func (t *Token) persist(o *Object, require ...ObjectVersion) error {
+	rec, err := t.record(o)
 	if err != nil {
 		return err
 	}
+	if err := t.store.Commit(&Change{Put: []*ObjectRecord{rec}, Require: require}); err != nil {
+		return fmt.Errorf("store object: %w", storeError(err))
+	}
 	o.mu.Lock()
-	if len(o.secret) > 0 {
-		o.sealed = sealAttrs(key, o.id, o.secret)
-	} else {
-		o.sealed = nil
-	}
-	rec := &ObjectRecord{ID: o.id, Private: o.private, Attrs: o.clearAttrs().Flat().Clone(), Sealed: o.sealed}
+	o.sealed, o.ver = rec.Sealed, rec.Gen
 	o.mu.Unlock()
-	if err := t.store.PutObject(rec); err != nil {
-		return fmt.Errorf("store object: %w", deviceError(err))
-	}
 	return nil
+}
+
+// storeError keeps ErrConflict for writeFresh and makes anything else a
+// device error.
+func storeError(err error) error {
+	if errors.Is(err, ErrConflict) {
+		return err
+	}
+	return deviceError(err)
+}
+
+// maxWriteAttempts bounds writeFresh's retries: each conflict means
+// another process committed in between, so this many in a row is a token
+// being rewritten faster than this one can read it.
+const maxWriteAttempts = 8
+
+// writeFresh runs decide, a write to token objects, on the newest
+// committed state: it catches up with other processes first, and when
+// the store's compare-and-set reports that one committed in between, it
+// catches up and decides again. So a process never writes back a view it
+// did not see (a stale CKA_SENSITIVE, an object another destroyed). The
+// caller holds t.mu for writing.
+func (t *Token) writeFresh(decide func() error) error {
+	for attempt := 1; ; attempt++ {
+		if err := t.syncLocked(); err != nil {
+			return err
+		}
+		err := decide()
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if attempt == maxWriteAttempts {
+			return fmt.Errorf("token %d changed by other processes %d times in a row: %w", t.slot, attempt, ck.CKR_FUNCTION_FAILED)
+		}
+	}
 }
 
 // deviceError keeps an RV and turns anything else (an I/O failure) into
@@ -264,60 +318,100 @@ func (t *Token) pinFlags() ck.Flags {
 }
 
 // checkPIN verifies pin for user (CKU_SO or CKU_USER) and returns the
-// token key. Failures are counted in the store in one read-modify-write
-// transaction, so the count is exact however many processes try at once,
-// and a PIN that another process locked meanwhile is refused even when
-// right. The caller holds t.mu for writing.
-func (t *Token) checkPIN(user ck.UserType, pin []byte) ([]byte, error) {
-	if err := t.syncLocked(); err != nil {
-		return nil, err
-	}
+// token key. The caller holds t.mu for writing. The KDF (PBKDF2, tens of
+// milliseconds by design) runs with the lock released, so a login does not
+// stall other sessions' searches, attribute reads and key commits on the
+// token; when checkPIN returns the lock is held again, the store caught up
+// with, and recheck (the caller's preconditions: nobody logged in
+// meanwhile, the session still read/write...) passed again on that state.
+// If the wrapped key changed while the KDF ran (C_SetPIN, C_InitPIN,
+// another process), the PIN is tried again against the new one.
+//
+// Failures are counted in the store in one read-modify-write transaction,
+// so the count is exact however many processes try at once, and a PIN
+// that another process locked meanwhile is refused even when right.
+func (t *Token) checkPIN(user ck.UserType, pin []byte, recheck func() error) ([]byte, error) {
 	count := func(r *TokenRecord) *int {
 		if user == ck.CKU_SO {
 			return &r.SOFailures
 		}
 		return &r.UserFailures
 	}
-	wrapped := t.rec.UserKey
-	if user == ck.CKU_SO {
-		wrapped = t.rec.SOKey
+	wrappedOf := func(r *TokenRecord) WrappedKey {
+		if user == ck.CKU_SO {
+			return r.SOKey
+		}
+		return r.UserKey
 	}
 	max := t.m.cfg.MaxPINTries
-	if *count(t.rec) >= max {
-		return nil, ck.CKR_PIN_LOCKED
-	}
-	key, ok := unwrapKey(wrapped, pin)
-	if ok && *count(t.rec) == 0 {
-		return key, nil
-	}
-	rec, err := t.store.UpdateToken(func(r *TokenRecord) error {
-		n := count(r)
-		if *n >= max {
-			return ck.CKR_PIN_LOCKED
-		}
-		if ok {
-			*n = 0
-		} else {
-			*n++
-		}
-		return nil
-	})
-	if err != nil {
-		zero(key)
-		if _, isRV := err.(ck.RV); isRV {
+	for attempt := 1; ; attempt++ {
+		if err := t.syncLocked(); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("pin counter: %w", deviceError(err))
+		if *count(t.rec) >= max {
+			return nil, ck.CKR_PIN_LOCKED
+		}
+		wrapped := wrappedOf(t.rec)
+		t.mu.Unlock()
+		key, ok := unwrapKey(wrapped, pin)
+		t.mu.Lock()
+		if err := t.syncLocked(); err != nil {
+			zero(key)
+			return nil, err
+		}
+		if t.rec == nil {
+			zero(key)
+			return nil, ck.CKR_TOKEN_NOT_RECOGNIZED
+		}
+		if err := recheck(); err != nil {
+			zero(key)
+			return nil, err
+		}
+		if now := wrappedOf(t.rec); !sameWrapped(now, wrapped) {
+			zero(key)
+			if attempt == maxWriteAttempts {
+				return nil, fmt.Errorf("PIN changed %d times during login: %w", attempt, ck.CKR_FUNCTION_FAILED)
+			}
+			continue
+		}
+		if ok && *count(t.rec) == 0 {
+			return key, nil
+		}
+		rec, err := t.store.UpdateToken(func(r *TokenRecord) error {
+			n := count(r)
+			if *n >= max {
+				return ck.CKR_PIN_LOCKED
+			}
+			if ok {
+				*n = 0
+			} else {
+				*n++
+			}
+			return nil
+		})
+		if err != nil {
+			zero(key)
+			if _, isRV := err.(ck.RV); isRV {
+				return nil, err
+			}
+			return nil, fmt.Errorf("pin counter: %w", deviceError(err))
+		}
+		t.rec = rec
+		switch {
+		case ok:
+			return key, nil
+		case *count(rec) >= max:
+			return nil, ck.CKR_PIN_LOCKED
+		default:
+			return nil, ck.CKR_PIN_INCORRECT
+		}
 	}
-	t.rec = rec
-	switch {
-	case ok:
-		return key, nil
-	case *count(rec) >= max:
-		return nil, ck.CKR_PIN_LOCKED
-	default:
-		return nil, ck.CKR_PIN_INCORRECT
-	}
+}
+
+// sameWrapped reports whether two wrapped keys are the same record.
+func sameWrapped(a, b WrappedKey) bool {
+	return a.KDF == b.KDF && a.Iterations == b.Iterations && bytes.Equal(a.Salt, b.Salt) &&
+		bytes.Equal(a.Nonce, b.Nonce) && bytes.Equal(a.Sealed, b.Sealed)
 }
 
 func (t *Token) checkPINLen(pin []byte) error {

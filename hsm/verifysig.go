@@ -48,15 +48,13 @@ func buffersParts(mt ck.MechanismType) bool {
 // checked when the data has been seen (the spec lets init return
 // CKR_SIGNATURE_LEN_RANGE; it need not).
 func (m *Module) VerifySignatureInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle, sig []byte) error {
-	return m.initKeyOp(h, opVerify, mt, kh, ck.CKA_VERIFY,
-		func(mm *mech.Mechanism) bool { return mm.Verify != nil },
-		func(mm *mech.Mechanism, k *mech.Key) (*operation, error) {
-			v, err := mm.Verify(k, mt.Param)
-			if err != nil {
-				return nil, err
-			}
-			return &operation{verifier: &sigFirst{inner: v, sig: bytes.Clone(sig), buffer: buffersParts(mt.Type)}}, nil
-		})
+	return m.initKeyOp(h, opVerify, mt, kh, useVerify, func(g *grant) (*operation, error) {
+		v, err := g.mm.Verify(g.key, g.param)
+		if err != nil {
+			return nil, err
+		}
+		return &operation{verifier: &sigFirst{inner: v, sig: bytes.Clone(sig), buffer: buffersParts(mt.Type)}}, nil
+	})
 }
 
 // sigFirstActive is active(opVerify) for an operation begun here; any
@@ -83,8 +81,8 @@ func (m *Module) VerifySignature(h ck.SessionHandle, data []byte) error {
 		return err
 	}
 	defer s.mu.Unlock()
-	if op.multi {
-		return ck.CKR_OPERATION_ACTIVE
+	if err := s.single(opVerify, op); err != nil {
+		return err
 	}
 	s.ops[opVerify] = nil
 	return sf.inner.Verify(data, sf.sig)
@@ -98,24 +96,29 @@ func (m *Module) VerifySignatureUpdate(h ck.SessionHandle, in []byte) error {
 		return err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(opVerify, op); err != nil {
+		return err
+	}
 	if sf.buffer {
 		sf.buf = append(sf.buf, in...)
 	} else if err := sf.inner.Update(in); err != nil {
 		s.ops[opVerify] = nil
 		return err
 	}
-	op.multi = true
 	return nil
 }
 
 // VerifySignatureFinal is C_VerifySignatureFinal; it always ends the
 // operation.
 func (m *Module) VerifySignatureFinal(h ck.SessionHandle) error {
-	s, _, sf, err := m.sigFirstActive(h)
+	s, op, sf, err := m.sigFirstActive(h)
 	if err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
+	if err := s.multi(opVerify, op); err != nil {
+		return err
+	}
 	s.ops[opVerify] = nil
 	if sf.buffer {
 		return sf.inner.Verify(sf.buf, sf.sig)

@@ -28,16 +28,22 @@ import (
 //     as trusted wrapping keys, and never claim ALWAYS_SENSITIVE or
 //     NEVER_EXTRACTABLE beyond what their origin allows.
 
-// canWrapSensitive is the first rule above.
+// canWrapSensitive is the first rule above. A trusted secret key that may
+// decrypt is not such a key: C_Decrypt of the blob would give the key back
+// (Tookan's wrap/decrypt attack, with the SO's blessing).
 func canWrapSensitive(w *Object) bool {
 	if w.boolAttr(ck.CKA_TRUSTED) {
-		return true
+		return !(w.class == ck.CKO_SECRET_KEY && w.boolAttr(ck.CKA_DECRYPT))
 	}
 	return w.class == ck.CKO_SECRET_KEY && w.boolAttr(ck.CKA_LOCAL) && w.boolAttr(ck.CKA_NEVER_EXTRACTABLE) &&
 		!w.boolAttr(ck.CKA_DECRYPT) && !w.boolAttr(ck.CKA_UNWRAP)
 }
 
-// WrapKey is C_WrapKey.
+// WrapKey is C_WrapKey. The wrapping key passes the gate (gate.go); the
+// key to wrap passes the rules above. A mechanism that takes a nonce
+// (mech.IVNonce: GCM) wraps only under a nonce the token makes into the
+// caller's zeroed IV buffer, which the boundary returns; the size query
+// makes none.
 func (m *Module) WrapKey(h ck.SessionHandle, mt ck.Mechanism, wh, kh ck.ObjectHandle, outCap int) ([]byte, int, error) {
 	s, err := m.lock(h)
 	if err != nil {
@@ -45,68 +51,79 @@ func (m *Module) WrapKey(h ck.SessionHandle, mt ck.Mechanism, wh, kh ck.ObjectHa
 	}
 	defer s.mu.Unlock()
 	tok := s.tok
-	tok.mu.RLock()
-	defer tok.mu.RUnlock()
-	w, err := tok.visible(wh)
-	if err != nil || !w.isKey() {
-		return nil, 0, fmt.Errorf("wrapping key %d: %w", wh, ck.CKR_WRAPPING_KEY_HANDLE_INVALID)
+	g, err := m.authorize(s, useWrap, wh, mt)
+	if err != nil {
+		return nil, 0, err
 	}
+	w := g.obj
 	k, err := tok.visible(kh)
 	if err != nil || !k.isKey() {
 		return nil, 0, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_HANDLE_INVALID)
 	}
-	if !w.boolAttr(ck.CKA_WRAP) {
-		return nil, 0, fmt.Errorf("wrapping key %d has CKA_WRAP false: %w", wh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-	}
 	if k.class == ck.CKO_PUBLIC_KEY {
 		return nil, 0, fmt.Errorf("public key %d: %w", kh, ck.CKR_KEY_NOT_WRAPPABLE)
 	}
-	if v, ok := k.clearGet(ck.CKA_EXTRACTABLE); ok && len(v) == 1 && v[0] == 0 {
+	if v, ok := k.clearGet(ck.CKA_EXTRACTABLE); !ok || len(v) != 1 || v[0] == 0 {
+		// A key without the attribute is a damaged record: fail closed.
 		return nil, 0, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_UNEXTRACTABLE)
 	}
 	if k.boolAttr(ck.CKA_WRAP_WITH_TRUSTED) && !w.boolAttr(ck.CKA_TRUSTED) {
 		return nil, 0, fmt.Errorf("key %d needs a trusted wrapping key: %w", kh, ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	if g.mm.WrapPad > 0 && k.class != ck.CKO_SECRET_KEY {
+		return nil, 0, fmt.Errorf("%v wraps secret keys only: %w", mt.Type, ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	if err := tok.ensureUnsealed(k); err != nil {
+		return nil, 0, err
 	}
 	if ok, err := matchesTemplate(w, k, ck.CKA_WRAP_TEMPLATE); err != nil {
 		return nil, 0, err
 	} else if !ok {
 		return nil, 0, fmt.Errorf("key %d does not match CKA_WRAP_TEMPLATE of key %d: %w", kh, wh, ck.CKR_KEY_NOT_WRAPPABLE)
 	}
-	if k.boolAttr(ck.CKA_SENSITIVE) && !canWrapSensitive(w) {
+	if k.sensitive() && !canWrapSensitive(w) {
 		return nil, 0, fmt.Errorf("sensitive key %d: wrapping key %d is neither trusted nor a local wrap-only key: %w",
 			kh, wh, ck.CKR_KEY_NOT_WRAPPABLE)
-	}
-	mm, ok := m.reg.Mechanism(mt.Type)
-	if !ok || mm.Encrypt == nil || mm.Info.Flags&ck.CKF_WRAP == 0 {
-		return nil, 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
-	}
-	if !slices.Contains(mm.KeyTypes, w.keyType) {
-		return nil, 0, fmt.Errorf("%v with a %v key: %w", mt.Type, w.keyType, ck.CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
-	}
-	if err := tok.unseal(w); err != nil {
-		return nil, 0, err
-	}
-	if err := tok.unseal(k); err != nil {
-		return nil, 0, err
-	}
-	wk, err := w.key(m.reg)
-	if err != nil {
-		return nil, 0, err
 	}
 	data, err := m.encodeKey(k)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer zero(data)
-	c, err := mm.Encrypt(wk, mt.Param)
+	if g.mm.WrapPad > 0 && len(data)%g.mm.WrapPad != 0 {
+		padded := make([]byte, len(data)+g.mm.WrapPad-len(data)%g.mm.WrapPad)
+		copy(padded, data)
+		zero(data)
+		data = padded
+	}
+	if outCap < 0 {
+		// The length does not depend on the nonce: nothing is made yet.
+		c, err := g.mm.Encrypt(g.key, g.param)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%v: %w", mt.Type, err)
+		}
+		return nil, c.OneShotLen(len(data)), nil
+	}
+	if g.tokenNonce {
+		if err := fillNonce(g.mm.Nonce(mt.Param)); err != nil {
+			return nil, 0, err
+		}
+	}
+	c, err := g.mm.Encrypt(g.key, g.param)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%v: %w", mt.Type, err)
 	}
-	if outCap < 0 {
-		return nil, c.OneShotLen(len(data)), nil
+	if need := c.OneShotLen(len(data)); g.tokenNonce && outCap < need {
+		// Answered before the work, so the caller's buffer keeps the zero
+		// IV it must pass again.
+		clear(g.mm.Nonce(mt.Param))
+		return nil, need, ck.CKR_BUFFER_TOO_SMALL
 	}
 	out, err := c.OneShot(nil, data)
 	if err != nil {
+		if g.tokenNonce {
+			clear(g.mm.Nonce(mt.Param))
+		}
 		if errors.Is(err, ck.CKR_DATA_LEN_RANGE) {
 			return nil, 0, fmt.Errorf("%v cannot wrap %d bytes: %w", mt.Type, len(data), ck.CKR_KEY_SIZE_RANGE)
 		}
@@ -147,7 +164,10 @@ func (m *Module) encodeKey(o *Object) ([]byte, error) {
 	return append([]byte{}, v...), nil
 }
 
-// UnwrapKey is C_UnwrapKey.
+// UnwrapKey is C_UnwrapKey. The unwrapping key passes the gate. A key
+// unwrapped by a CKA_TRUSTED key is sensitive: a trusted key may wrap
+// sensitive keys, and unwrapping its blob as a readable key would undo
+// that (Tookan's wrap/unwrap attack).
 func (m *Module) UnwrapKey(h ck.SessionHandle, mt ck.Mechanism, uh ck.ObjectHandle, wrapped []byte, tmpl []ck.Attribute) (ck.ObjectHandle, error) {
 	s, err := m.lock(h)
 	if err != nil {
@@ -170,66 +190,67 @@ func (m *Module) UnwrapKey(h ck.SessionHandle, mt ck.Mechanism, uh ck.ObjectHand
 	if err != nil {
 		return 0, err
 	}
-	tok := s.tok
-	var (
-		mm *mech.Mechanism
-		kk *mech.KeyKind
-		uk *mech.Key
-	)
-	err = tok.readLocked(func() error {
-		u, err := tok.visible(uh)
-		if err != nil || !u.isKey() {
-			return fmt.Errorf("unwrapping key %d: %w", uh, ck.CKR_UNWRAPPING_KEY_HANDLE_INVALID)
-		}
-		if !u.boolAttr(ck.CKA_UNWRAP) {
-			return fmt.Errorf("unwrapping key %d has CKA_UNWRAP false: %w", uh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-		}
-		if t, err = imposeTemplate(u, ck.CKA_UNWRAP_TEMPLATE, t); err != nil {
-			return err
-		}
-		var ok bool
-		mm, ok = m.reg.Mechanism(mt.Type)
-		if !ok || mm.Decrypt == nil || mm.Info.Flags&ck.CKF_UNWRAP == 0 {
-			return fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
-		}
-		if !slices.Contains(mm.KeyTypes, u.keyType) {
-			return fmt.Errorf("%v with a %v key: %w", mt.Type, u.keyType, ck.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
-		}
-		if kk, ok = m.reg.KeyKind(kt); !ok {
-			return fmt.Errorf("key type %v: %w", kt, ck.CKR_ATTRIBUTE_VALUE_INVALID)
-		}
-		if err := tok.unseal(u); err != nil {
-			return err
-		}
-		uk, err = u.key(m.reg)
-		return err
-	})
+	g, err := m.authorize(s, useUnwrap, uh, mt)
 	if err != nil {
 		return 0, err
 	}
-	c, err := mm.Decrypt(uk, mt.Param)
-	if err != nil {
-		return 0, fmt.Errorf("%v: %w", mt.Type, err)
-	}
-	data, err := c.OneShot(nil, wrapped)
-	switch {
-	case errors.Is(err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE):
-		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_WRAPPED_KEY_LEN_RANGE)
-	case errors.Is(err, ck.CKR_ENCRYPTED_DATA_INVALID):
-		return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_WRAPPED_KEY_INVALID)
-	case err != nil:
+	u, mm := g.obj, g.mm
+	if t, err = imposeTemplate(u, ck.CKA_UNWRAP_TEMPLATE, t); err != nil {
 		return 0, err
+	}
+	if u.boolAttr(ck.CKA_TRUSTED) {
+		if v, ok, err := t.Bool(ck.CKA_SENSITIVE); err != nil {
+			return 0, err
+		} else if ok && !v {
+			return 0, fmt.Errorf("a key unwrapped by trusted key %d is sensitive: %w", uh, ck.CKR_TEMPLATE_INCONSISTENT)
+		}
+	}
+	kk, ok := m.reg.KeyKind(kt)
+	if !ok {
+		return 0, fmt.Errorf("key type %v: %w", kt, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	}
+	framed := mm.WrapPad > 0 || mm.UnwrapFixed != nil
+	if framed && cls != ck.CKO_SECRET_KEY {
+		return 0, fmt.Errorf("%v unwraps secret keys only: %w", mt.Type, ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	n, err := valueLen(t, kk)
+	if err != nil {
+		return 0, err
+	}
+	var data []byte
+	if mm.UnwrapFixed != nil {
+		// Implicit rejection needs the length up front; asking for it
+		// after decrypting would tell the caller about the padding.
+		if n == 0 {
+			return 0, fmt.Errorf("%v unwraps keys of a length the template gives (CKA_VALUE_LEN): %w", mt.Type, ck.CKR_TEMPLATE_INCOMPLETE)
+		}
+		if data, err = mm.UnwrapFixed(g.key, g.param, wrapped, n); err != nil {
+			return 0, fmt.Errorf("%v: %w", mt.Type, err)
+		}
+	} else {
+		c, err := mm.Decrypt(g.key, g.param)
+		if err != nil {
+			return 0, fmt.Errorf("%v: %w", mt.Type, err)
+		}
+		data, err = c.OneShot(nil, wrapped)
+		switch {
+		case errors.Is(err, ck.CKR_ENCRYPTED_DATA_LEN_RANGE):
+			return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_WRAPPED_KEY_LEN_RANGE)
+		case errors.Is(err, ck.CKR_ENCRYPTED_DATA_INVALID):
+			return 0, fmt.Errorf("%v: %w", mt.Type, ck.CKR_WRAPPED_KEY_INVALID)
+		case err != nil:
+			return 0, err
+		}
 	}
 	defer zero(data)
 	var extra attr.Template
 	if cls == ck.CKO_SECRET_KEY {
-		if n, ok, err := t.ULong(ck.CKA_VALUE_LEN); err != nil {
-			return 0, err
-		} else if ok {
+		if n > 0 {
 			// A padded wrap may carry more than the key; the template's
-			// length says how much is key (§5.14 C_UnwrapKey).
-			if int(n) > len(data) {
-				return 0, fmt.Errorf("CKA_VALUE_LEN %d > %d unwrapped bytes: %w", n, len(data), ck.CKR_TEMPLATE_INCONSISTENT)
+			// length, or the key type's, says how much is key (§5.14
+			// C_UnwrapKey; 2.40 mechanisms "the mechanism truncates").
+			if n > len(data) {
+				return 0, fmt.Errorf("a %d-byte key from %d unwrapped bytes: %w", n, len(data), ck.CKR_TEMPLATE_INCONSISTENT)
 			}
 			data = data[:n]
 		}
@@ -258,6 +279,25 @@ func (m *Module) UnwrapKey(h ck.SessionHandle, mt ck.Mechanism, uh ck.ObjectHand
 		return 0, err
 	}
 	return o.handle, nil
+}
+
+// valueLen is the length a new secret key's value must have: the
+// template's CKA_VALUE_LEN, else the key type's fixed length, else 0
+// (unknown). A CKA_VALUE_LEN that contradicts the key type is
+// CKR_TEMPLATE_INCONSISTENT.
+func valueLen(t attr.Template, kk *mech.KeyKind) (int, error) {
+	n, ok, err := t.ULong(ck.CKA_VALUE_LEN)
+	switch {
+	case err != nil:
+		return 0, err
+	case ok && (n == 0 || n > 1<<20):
+		return 0, fmt.Errorf("CKA_VALUE_LEN %d: %w", n, ck.CKR_ATTRIBUTE_VALUE_INVALID)
+	case ok && kk.ValueLen != 0 && int(n) != kk.ValueLen:
+		return 0, fmt.Errorf("CKA_VALUE_LEN %d for a %d-byte key type: %w", n, kk.ValueLen, ck.CKR_TEMPLATE_INCONSISTENT)
+	case ok:
+		return int(n), nil
+	}
+	return kk.ValueLen, nil
 }
 
 // DeriveKey is C_DeriveKey. The derived key is a secret key that is never
@@ -300,59 +340,33 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 	if err != nil {
 		return 0, err
 	}
-	tok := s.tok
-	var (
-		b     *Object
-		bk    *mech.Key
-		param any
-	)
-	err = tok.readLocked(func() error {
-		b, err = tok.visible(bh)
-		if err != nil || !b.isKey() {
-			return fmt.Errorf("base key %d: %w", bh, ck.CKR_KEY_HANDLE_INVALID)
-		}
-		if !b.boolAttr(ck.CKA_DERIVE) {
-			return fmt.Errorf("base key %d has CKA_DERIVE false: %w", bh, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
-		}
-		given := t
-		if t, err = imposeTemplate(b, ck.CKA_DERIVE_TEMPLATE, t); err != nil {
-			return err
-		}
-		if cls == ck.CKO_DATA {
-			ecLike := m.ecLikeKeyTypes()
-			for _, a := range t {
-				if !given.Has(a.Type) && attr.Lookup(a.Type, cls, kt, ecLike) == nil {
-					return fmt.Errorf("base key %d's CKA_DERIVE_TEMPLATE sets %v, which a data object lacks: %w", bh, a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
-				}
-			}
-			// CKA_PRIVATE's default is token-specific (§4.4): derived data is
-			// as private as the key it came from. A private base key is
-			// visible only to the logged-in user, so mayCreate, asked
-			// before this default was known, still holds (commit asks again).
-			if !t.Has(ck.CKA_PRIVATE) {
-				t = append(t.Clone(), ck.Attribute{Type: ck.CKA_PRIVATE, Value: attr.Bool(b.private)})
-			}
-		}
-		if !known || mm.Derive == nil {
-			return fmt.Errorf("%v: %w", mt.Type, ck.CKR_MECHANISM_INVALID)
-		}
-		if !slices.Contains(mm.KeyTypes, b.keyType) {
-			return fmt.Errorf("%v with a %v key: %w", mt.Type, b.keyType, ck.CKR_KEY_TYPE_INCONSISTENT)
-		}
-		if err := checkDuplicates(t); err != nil {
-			return err
-		}
-		if err := tok.unseal(b); err != nil {
-			return err
-		}
-		bk, err = b.key(m.reg)
-		if err != nil {
-			return err
-		}
-		param, err = m.resolveSaltKey(tok, mt.Param)
-		return err
-	})
+	// The gate checks the base key and every key the parameter names
+	// (an HKDF salt key needs CKA_DERIVE too: mech.ParamKeys).
+	g, err := m.authorize(s, useDerive, bh, mt)
 	if err != nil {
+		return 0, err
+	}
+	b, bk, param := g.obj, g.key, g.param
+	given := t
+	if t, err = imposeTemplate(b, ck.CKA_DERIVE_TEMPLATE, t); err != nil {
+		return 0, err
+	}
+	if cls == ck.CKO_DATA {
+		ecLike := m.ecLikeKeyTypes()
+		for _, a := range t {
+			if !given.Has(a.Type) && attr.Lookup(a.Type, cls, kt, ecLike) == nil {
+				return 0, fmt.Errorf("base key %d's CKA_DERIVE_TEMPLATE sets %v, which a data object lacks: %w", bh, a.Type, ck.CKR_TEMPLATE_INCONSISTENT)
+			}
+		}
+		// CKA_PRIVATE's default is token-specific (§4.4): derived data is
+		// as private as the key it came from. A private base key is
+		// visible only to the logged-in user, so mayCreate, asked before
+		// this default was known, still holds (commit asks again).
+		if !t.Has(ck.CKA_PRIVATE) {
+			t = append(t.Clone(), ck.Attribute{Type: ck.CKA_PRIVATE, Value: attr.Bool(b.private)})
+		}
+	}
+	if err := checkDuplicates(t); err != nil {
 		return 0, err
 	}
 	gen, err := mm.Derive(bk, param, t)
@@ -390,10 +404,17 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 		return 0, err
 	}
 	if cls == ck.CKO_SECRET_KEY {
+		// Provenance is the weakest of every key the value came from: the
+		// base key and any key the parameter named (§4.10).
 		sens, _, _ := all.Bool(ck.CKA_SENSITIVE)
 		extr, _, _ := all.Bool(ck.CKA_EXTRACTABLE)
-		all.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(sens && b.boolAttr(ck.CKA_ALWAYS_SENSITIVE)))
-		all.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(!extr && b.boolAttr(ck.CKA_NEVER_EXTRACTABLE)))
+		always, never := sens, !extr
+		for _, o := range append([]*Object{b}, g.named...) {
+			always = always && o.boolAttr(ck.CKA_ALWAYS_SENSITIVE)
+			never = never && o.boolAttr(ck.CKA_NEVER_EXTRACTABLE)
+		}
+		all.Set(ck.CKA_ALWAYS_SENSITIVE, attr.Bool(always))
+		all.Set(ck.CKA_NEVER_EXTRACTABLE, attr.Bool(never))
 	}
 	o, err := m.newObject(all, cls, kt)
 	if err != nil {
@@ -403,43 +424,6 @@ func (m *Module) DeriveKey(h ck.SessionHandle, mt ck.Mechanism, bh ck.ObjectHand
 		return 0, err
 	}
 	return o.handle, nil
-}
-
-// resolveSaltKey turns an HKDF salt given as a key (CKF_HKDF_SALT_KEY) into
-// its value, so the mechanism sees bytes only. The salt key must be a
-// visible CKK_HKDF or generic secret key; the caller holds tok.mu.
-func (m *Module) resolveSaltKey(tok *Token, param any) (any, error) {
-	var p ck.HKDFParams
-	switch v := param.(type) {
-	case *ck.HKDFParams:
-		if v == nil {
-			return param, nil
-		}
-		p = *v
-	case ck.HKDFParams:
-		p = v
-	default:
-		return param, nil
-	}
-	if p.SaltType != ck.CKF_HKDF_SALT_KEY {
-		return param, nil
-	}
-	o, err := tok.visible(ck.ObjectHandle(p.SaltKey))
-	if err != nil || o.class != ck.CKO_SECRET_KEY || (o.keyType != ck.CKK_HKDF && o.keyType != ck.CKK_GENERIC_SECRET) {
-		return nil, fmt.Errorf("hkdf salt key %d: %w", p.SaltKey, ck.CKR_MECHANISM_PARAM_INVALID)
-	}
-	if err := tok.unseal(o); err != nil {
-		return nil, err
-	}
-	o.mu.RLock()
-	v, _ := o.secret.Get(ck.CKA_VALUE)
-	p.Salt = append([]byte{}, v...)
-	o.mu.RUnlock()
-	if o.destroyed.Load() {
-		return nil, fmt.Errorf("hkdf salt key %d destroyed: %w", p.SaltKey, ck.CKR_MECHANISM_PARAM_INVALID)
-	}
-	p.SaltType = ck.CKF_HKDF_SALT_DATA
-	return &p, nil
 }
 
 func dropTypes(t attr.Template, types ...ck.AttributeType) attr.Template {

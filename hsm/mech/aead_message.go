@@ -183,6 +183,13 @@ func (g *ivGenerator) next(iv []byte, fixedBits int, fn ck.GeneratorFunction) er
 	return nil
 }
 
+// gcmMessageNonceByToken is Mechanism.MessageNonceByToken for GCM.
+func gcmMessageNonceByToken(param any) bool {
+	p, ok := param.(*ck.GCMMessageParams)
+	return ok && p != nil && p.IVGenerator == ck.CKG_GENERATE_RANDOM &&
+		ck.ULong(len(p.IV))*8 >= p.IVFixedBits+96
+}
+
 // gcmMessageParam views a *ck.GCMMessageParams. It must be a pointer: the
 // IV and tag are written back into it.
 func gcmMessageParam(param any) (*msgParam, error) {

@@ -40,16 +40,12 @@ func aesMechanisms() []Mechanism {
 		m    ck.MechanismType
 		mode blockMode
 	}{{ck.CKM_AES_ECB, modeECB}, {ck.CKM_AES_CBC, modeCBC}, {ck.CKM_AES_CBC_PAD, modeCBCPad}, {ck.CKM_AES_CTR, modeCTR}} {
-		enc, dec := blockModeOps(e.mode, aesBlock)
-		f := ck.CKF_ENCRYPT | ck.CKF_DECRYPT
-		if e.m == ck.CKM_AES_CBC_PAD {
-			// CBC with padding can carry any key, so it may wrap (§2.10).
-			f |= ck.CKF_WRAP | ck.CKF_UNWRAP
-		}
-		ms = append(ms, Mechanism{Type: e.m, Info: info(f), KeyTypes: kts, Encrypt: enc, Decrypt: dec})
+		ms = append(ms, blockModeMechanism(e.m, e.mode, aes.BlockSize, aesBlock, info(0), kts, true))
 	}
 	ms = append(ms, Mechanism{
 		Type: ck.CKM_AES_GCM, Info: info(ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_MESSAGE_ENCRYPT | ck.CKF_MESSAGE_DECRYPT | ck.CKF_WRAP | ck.CKF_UNWRAP), KeyTypes: kts,
+		// C_WrapKey uses only IVs the token makes (returned in pIv).
+		IV: IVNonce, Nonce: gcmNonce, MessageNonceByToken: gcmMessageNonceByToken,
 		Encrypt: func(k *Key, param any) (Cipher, error) { return aesGCM(k, param, true) },
 		Decrypt: func(k *Key, param any) (Cipher, error) { return aesGCM(k, param, false) },
 		// The message-based functions (aead_message.go).

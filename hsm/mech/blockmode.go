@@ -52,6 +52,50 @@ func blockModeOps(m blockMode, blockOf func(*Key) (cipher.Block, error)) (enc, d
 	return mk(true), mk(false)
 }
 
+// blockModeMechanism is a block cipher family's mechanism in mode m, with
+// the safety properties of the mode (IVKind, the nonce buffer for CTR and
+// the zero padding of key wrapping) stated once here for every family. A
+// wrapping mode (wrap true) gets CKF_WRAP and CKF_UNWRAP: ECB and CBC pad a
+// key with zeros to the block size (2.40 mechanisms §2.10.3-2.10.4: "the
+// key is padded with zeros"), CBC_PAD with PKCS #7.
+func blockModeMechanism(t ck.MechanismType, m blockMode, bs int, blockOf func(*Key) (cipher.Block, error),
+	info ck.MechanismInfo, keyTypes []ck.KeyType, wrap bool) Mechanism {
+	enc, dec := blockModeOps(m, blockOf)
+	info.Flags |= ck.CKF_ENCRYPT | ck.CKF_DECRYPT
+	mm := Mechanism{Type: t, Info: info, KeyTypes: keyTypes, Encrypt: enc, Decrypt: dec}
+	switch m {
+	case modeECB:
+		mm.IV = IVNone
+	case modeCBC, modeCBCPad:
+		mm.IV = IVBlock
+	case modeCTR:
+		mm.IV, mm.Nonce = IVNonce, ctrNonce
+	}
+	if wrap && m != modeCTR {
+		mm.Info.Flags |= ck.CKF_WRAP | ck.CKF_UNWRAP
+		if m != modeCBCPad {
+			mm.WrapPad = bs
+		}
+	}
+	return mm
+}
+
+// ctrNonce is the counter block of CK_AES_CTR_PARAMS, in place.
+func ctrNonce(param any) []byte {
+	if p, ok := param.(*ck.CTRParams); ok && p != nil {
+		return p.CB[:]
+	}
+	return nil
+}
+
+// gcmNonce is the IV of CK_GCM_PARAMS, in place.
+func gcmNonce(param any) []byte {
+	if p, ok := param.(*ck.GCMParams); ok && p != nil {
+		return p.IV
+	}
+	return nil
+}
+
 // newBlockModeCipher decodes the mode's parameter and returns the Cipher.
 func newBlockModeCipher(m blockMode, b cipher.Block, param any, encrypt bool) (Cipher, error) {
 	bs := b.BlockSize()

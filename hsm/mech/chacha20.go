@@ -56,16 +56,24 @@ func chacha20Mechanisms() []Mechanism {
 		Decrypt:        func(k *Key, p any) (Cipher, error) { return newChaChaCipher(k, p, false) },
 		MessageEncrypt: func(k *Key, p any) (MessageCipher, error) { return newChaChaMessages(k, p, true) },
 		MessageDecrypt: func(k *Key, p any) (MessageCipher, error) { return newChaChaMessages(k, p, false) },
+		IV:             IVNonce,
+		Nonce: func(param any) []byte {
+			if p, ok := param.(*ck.ChaCha20Poly1305Params); ok && p != nil {
+				return p.Nonce
+			}
+			return nil
+		},
 	}}
 }
 
 func chacha20KeyKinds() []KeyKind {
 	return []KeyKind{{
-		Type:    ck.CKK_CHACHA20,
-		Parse:   parseChaCha20,
-		Derived: valueLenDerived,
-		Secret:  []ck.AttributeType{ck.CKA_VALUE},
-		Size:    valueSize,
+		Type:     ck.CKK_CHACHA20,
+		Parse:    parseChaCha20,
+		Derived:  valueLenDerived,
+		Secret:   []ck.AttributeType{ck.CKA_VALUE},
+		Size:     valueSize,
+		ValueLen: chachaKeyLen,
 	}}
 }
 

@@ -41,9 +41,7 @@ func des3Mechanisms() []Mechanism {
 		m    ck.MechanismType
 		mode blockMode
 	}{{ck.CKM_DES3_ECB, modeECB}, {ck.CKM_DES3_CBC, modeCBC}, {ck.CKM_DES3_CBC_PAD, modeCBCPad}} {
-		enc, dec := blockModeOps(e.mode, des3Block)
-		ms = append(ms, Mechanism{Type: e.m, Info: info(ck.CKF_ENCRYPT | ck.CKF_DECRYPT),
-			KeyTypes: []ck.KeyType{ck.CKK_DES3}, Encrypt: enc, Decrypt: dec})
+		ms = append(ms, blockModeMechanism(e.m, e.mode, des.BlockSize, des3Block, info(0), []ck.KeyType{ck.CKK_DES3}, true))
 	}
 	return ms
 }
@@ -62,11 +60,12 @@ func setOddParity(k []byte) {
 
 func des3KeyKinds() []KeyKind {
 	return []KeyKind{{
-		Type:    ck.CKK_DES3,
-		Parse:   parseDES3,
-		Derived: valueLenDerived,
-		Secret:  []ck.AttributeType{ck.CKA_VALUE},
-		Size:    valueSize,
+		Type:     ck.CKK_DES3,
+		Parse:    parseDES3,
+		Derived:  valueLenDerived,
+		Secret:   []ck.AttributeType{ck.CKA_VALUE},
+		Size:     valueSize,
+		ValueLen: 24,
 	}}
 }
 

@@ -32,8 +32,9 @@ func digestMechanisms() []Mechanism {
 	out := make([]Mechanism, 0, len(digestHashes))
 	for _, d := range digestHashes {
 		out = append(out, Mechanism{
-			Type: d.m,
-			Info: ck.MechanismInfo{Flags: ck.CKF_DIGEST},
+			Type:       d.m,
+			Info:       ck.MechanismInfo{Flags: ck.CKF_DIGEST},
+			WeakDigest: d.h == crypto.MD5 || d.h == crypto.SHA1,
 			Digest: func(param any) (hash.Hash, error) {
 				if err := noParam(d.m, param); err != nil {
 					return nil, err

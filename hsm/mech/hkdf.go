@@ -17,8 +17,8 @@ import (
 // CKM_HKDF_DERIVE makes a secret key from a CKK_HKDF or generic secret base
 // key with CK_HKDF_PARAMS (extract, expand, or both; the PRF names a hash
 // mechanism), and CKM_HKDF_KEY_GEN makes CKK_HKDF keys. A salt given as a
-// key (CKF_HKDF_SALT_KEY) is resolved to its value by the engine before the
-// mechanism runs. CKM_HKDF_DATA (§2.43.4) is the same computation with a
+// key (CKF_HKDF_SALT_KEY) is resolved to its value by the engine's gate
+// before the mechanism runs (hkdfSaltKey). CKM_HKDF_DATA (§2.43.4) is the same computation with a
 // CKO_DATA object as its result: its CKA_VALUE is the HKDF output.
 
 func hkdfMechanisms() []Mechanism {
@@ -27,12 +27,12 @@ func hkdfMechanisms() []Mechanism {
 		{
 			Type: ck.CKM_HKDF_DERIVE, KeyTypes: kts,
 			Info:   ck.MechanismInfo{MinKeySize: 1, MaxKeySize: genericMaxBytes, Flags: ck.CKF_DERIVE},
-			Derive: hkdfDerive,
+			Derive: hkdfDerive, ParamKeys: hkdfSaltKey,
 		},
 		{
 			Type: ck.CKM_HKDF_DATA, KeyTypes: kts,
 			Info:   ck.MechanismInfo{MinKeySize: 1, MaxKeySize: genericMaxBytes, Flags: ck.CKF_DERIVE},
-			Derive: hkdfDataDerive, DerivesData: true,
+			Derive: hkdfDataDerive, DerivesData: true, ParamKeys: hkdfSaltKey,
 		},
 		{
 			Type: ck.CKM_HKDF_KEY_GEN,
@@ -80,6 +80,34 @@ func prfHash(m ck.MechanismType) (func() hash.Hash, bool) {
 		return func() hash.Hash { return sha3.New512() }, true
 	}
 	return nil, false
+}
+
+// hkdfSaltKey is the salt given as a key (CKF_HKDF_SALT_KEY). The salt is
+// HMAC's key in HKDF-Extract, so deriving with it is keying HMAC with that
+// key over data the caller chooses: it needs CKA_DERIVE and passes the
+// gate like the base key (a key that may neither sign nor derive must not
+// become an HMAC oracle through CKM_HKDF_DATA).
+var hkdfSaltKey = &ParamKeys{
+	Handles: func(param any) []ck.ObjectHandle {
+		if p, ok := paramAs[ck.HKDFParams](param); ok && p.SaltType == ck.CKF_HKDF_SALT_KEY {
+			return []ck.ObjectHandle{p.SaltKey}
+		}
+		return nil
+	},
+	Usage:    ck.CKA_DERIVE,
+	KeyTypes: []ck.KeyType{ck.CKK_HKDF, ck.CKK_GENERIC_SECRET},
+	Bind: func(param any, keys []*Key) (any, error) {
+		p, ok := paramAs[ck.HKDFParams](param)
+		if !ok || len(keys) != 1 {
+			return nil, fmt.Errorf("hkdf: salt key: %w", ck.CKR_MECHANISM_PARAM_INVALID)
+		}
+		v, err := secretBytes(keys[0])
+		if err != nil {
+			return nil, err
+		}
+		p.SaltType, p.Salt = ck.CKF_HKDF_SALT_DATA, v
+		return &p, nil
+	},
 }
 
 // hkdfParamsOf checks CK_HKDF_PARAMS (§2.43.2) and returns them with the

@@ -113,6 +113,55 @@ type Mechanism struct {
 	// pub, so that a size query does no work.
 	CiphertextLen func(pub *Key) (int, error)
 
+	// Safety properties the engine's one authorisation gate reads
+	// (hsm/gate.go). They are declared here, with the mechanism, so that a
+	// new mechanism states them in its own file and cannot be forgotten
+	// by a check written elsewhere.
+
+	// IV says what a caller-chosen IV or nonce risks (IVKind). A
+	// mechanism with CKF_WRAP and IVNonce wraps only under a nonce the
+	// token makes (Nonce), and under a key that may wrap sensitive keys it
+	// encrypts only so too: otherwise the same nonce used twice, once on a
+	// key being wrapped and once on a known one, gives the key away.
+	IV IVKind
+	// Nonce returns the IV/nonce buffer inside param (the caller's copy,
+	// written in place when the token makes the nonce), or nil when param
+	// has none. Required for IVNonce mechanisms.
+	Nonce func(param any) []byte
+	// MessageNonceByToken reports whether a per-message parameter of
+	// message-based encryption leaves the whole nonce to the token's
+	// random generator (at least 96 free bits), the only kind a key that
+	// may wrap sensitive keys encrypts under: a counter restarts with
+	// every process and a fixed field is the caller's. Nil: never.
+	MessageNonceByToken func(param any) bool
+	// WrapPad is the block size a wrap zero-pads a secret key's value to
+	// (the raw block modes, ECB and CBC: 2.40 mechanisms §2.10.x "the key
+	// is padded with zeros"); on unwrap the value is cut back to the
+	// template's CKA_VALUE_LEN or the key type's length. Such mechanisms
+	// wrap secret keys only. 0: the mechanism frames the key itself.
+	WrapPad int
+	// RawPrivate marks a mechanism whose private-key operation is the raw
+	// function whichever way it is called (CKM_RSA_X_509: signing computes
+	// a decryption and decryption a signature), so that signing needs the
+	// key to allow decryption too and decrypting needs it to allow
+	// signing: a key that may sign must not become a decryption oracle.
+	RawPrivate bool
+	// UnwrapFixed, when set, is how C_UnwrapKey decrypts a wrapped secret
+	// of exactly n bytes with implicit rejection: a malformed or
+	// wrong-length plaintext yields n bytes derived from the private key
+	// and the input instead of an error, in constant time, so unwrapping
+	// is no padding oracle (CKM_RSA_PKCS: Bleichenbacher; the "implicit
+	// rejection" of draft-irtf-cfrg-rsa-guidance, as in OpenSSL 3.2+).
+	UnwrapFixed func(k *Key, param any, wrapped []byte, n int) ([]byte, error)
+	// WeakDigest marks a digest that must not be computed over a
+	// sensitive key's value (C_DigestKey): MD5 and SHA-1 have broken or
+	// failing collision resistance and short outputs.
+	WeakDigest bool
+	// ParamKeys names the keys the mechanism's parameter refers to by
+	// handle (CK_HKDF_PARAMS hSaltKey); the gate checks each as it checks
+	// the operation's own key and hands Bind their material.
+	ParamKeys *ParamKeys
+
 	// MessageEncrypt and MessageDecrypt start a message-based process
 	// (C_MessageEncryptInit / C_MessageDecryptInit, 3.0 §5.9-§5.12) for
 	// mechanisms whose Info has CKF_MESSAGE_ENCRYPT / CKF_MESSAGE_DECRYPT.
@@ -161,7 +210,43 @@ type KeyKind struct {
 	Encode func(k *Key) ([]byte, error)
 	// Decode turns an unwrapped PKCS#8 private key into its attributes.
 	Decode func(der []byte) (attr.Template, error)
+	// ValueLen is the length of a secret key's CKA_VALUE when the key
+	// type fixes it (DES3 24, ChaCha20 32, SM4 16); 0 when it varies. A
+	// wrapped key that is padded or must be of known length is cut to it.
+	ValueLen int
 	// Bits reports the key size in the units of CK_MECHANISM_INFO for the
 	// mechanism size check (bits for RSA/EC, bytes for AES/DES/generic).
 	Size func(a attr.Template, material any) ck.ULong
+}
+
+// IVKind is what a caller-chosen IV or nonce of a mechanism risks.
+type IVKind uint8
+
+const (
+	// IVNone: no IV, or a fixed one: ECB, the AES key wraps (whose IV is
+	// an integrity check value), RSA (its padding randomness is the
+	// token's).
+	IVNone IVKind = iota
+	// IVBlock: a block-chaining IV (CBC). A repeated IV shows only which
+	// leading blocks of two plaintexts are equal.
+	IVBlock
+	// IVNonce: a nonce or counter block (CTR, GCM, CCM,
+	// ChaCha20-Poly1305). Two plaintexts under one nonce give away their
+	// XOR, and GCM's authentication key with it.
+	IVNonce
+)
+
+// ParamKeys describes the keys a mechanism parameter names.
+type ParamKeys struct {
+	// Handles returns the handles param names (none: the parameter names
+	// no key this time, e.g. a salt given as data).
+	Handles func(param any) []ck.ObjectHandle
+	// Usage is the flag each named key must have (CKA_DERIVE for an HKDF
+	// salt key: it is keyed into HMAC, which is what deriving with it is).
+	Usage ck.AttributeType
+	// KeyTypes are the key types the parameter accepts.
+	KeyTypes []ck.KeyType
+	// Bind returns the parameter with the named keys resolved to their
+	// material, in the order Handles gave them.
+	Bind func(param any, keys []*Key) (any, error)
 }

@@ -2,8 +2,10 @@ package mech
 
 import (
 	"crypto"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"math/big"
@@ -56,12 +58,12 @@ func rsaMechanisms() []Mechanism {
 		},
 		{
 			Type: ck.CKM_RSA_PKCS, Info: info(all | ck.CKF_WRAP | ck.CKF_UNWRAP), KeyTypes: kts,
-			Encrypt: rsaPKCSEncrypt, Decrypt: rsaPKCSDecrypt,
+			Encrypt: rsaPKCSEncrypt, Decrypt: rsaPKCSDecrypt, UnwrapFixed: rsaPKCSUnwrapFixed,
 			Sign:   func(k *Key, p any) (Signer, error) { return rsaPKCSSigner(ck.CKM_RSA_PKCS, 0, k, p) },
 			Verify: func(k *Key, p any) (Verifier, error) { return rsaPKCSVerifier(ck.CKM_RSA_PKCS, 0, k, p) },
 		},
 		{
-			Type: ck.CKM_RSA_X_509, Info: info(all), KeyTypes: kts,
+			Type: ck.CKM_RSA_X_509, Info: info(all), KeyTypes: kts, RawPrivate: true,
 			Encrypt: rsaX509Encrypt, Decrypt: rsaX509Decrypt, Sign: rsaX509Signer, Verify: rsaX509Verifier,
 		},
 		{
@@ -342,6 +344,56 @@ func rsaPKCSDecrypt(k *Key, param any) (Cipher, error) {
 		}
 		return out, nil
 	}}, nil
+}
+
+// rsaPKCSUnwrapFixed is C_UnwrapKey with CKM_RSA_PKCS for a key of exactly
+// n bytes, with implicit rejection: a block whose PKCS #1 v1.5 padding is
+// malformed, or that carries a message of another length, unwraps to n
+// bytes derived from the private key and the ciphertext, and the choice is
+// made in constant time (crypto/rsa's DecryptPKCS1v15SessionKey, RFC 3218
+// §2.3.2). So an unwrap reports nothing about the padding, and the same
+// forged block always gives the same key (draft-irtf-cfrg-rsa-guidance
+// §7's implicit rejection; OpenSSL 3.2+ does the same for decryption).
+// Errors here depend only on public lengths.
+func rsaPKCSUnwrapFixed(k *Key, param any, wrapped []byte, n int) ([]byte, error) {
+	if err := noParam(ck.CKM_RSA_PKCS, param); err != nil {
+		return nil, err
+	}
+	priv, err := rsaPrivate(k)
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) != priv.Size() {
+		return nil, fmt.Errorf("rsa pkcs unwrap: %d bytes: %w", len(wrapped), ck.CKR_WRAPPED_KEY_LEN_RANGE)
+	}
+	if n < 1 || n > priv.Size()-11 {
+		return nil, fmt.Errorf("rsa pkcs unwrap: a %d-byte key cannot be in a %d-byte block: %w", n, priv.Size(), ck.CKR_TEMPLATE_INCONSISTENT)
+	}
+	key, err := implicitRejection(priv, wrapped, n)
+	if err != nil {
+		return nil, err
+	}
+	if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, wrapped, key); err != nil { //nolint:staticcheck // PKCS#11 requires it
+		zero(key)
+		return nil, fmt.Errorf("rsa pkcs unwrap: %w", ck.CKR_WRAPPED_KEY_INVALID)
+	}
+	return key, nil
+}
+
+// implicitRejection is the key a forged block unwraps to: HKDF-SHA256 with
+// the ciphertext as input keying material and a key-derivation key made
+// from the private exponent as salt, so it is a pseudo-random function of
+// the ciphertext that only the key's holder can compute.
+func implicitRejection(priv *rsa.PrivateKey, ciphertext []byte, n int) ([]byte, error) {
+	d := priv.D.FillBytes(make([]byte, priv.Size()))
+	defer zero(d)
+	kdk := sha256.Sum256(append([]byte("gohsm rsa implicit rejection kdk\x00"), d...))
+	defer zero(kdk[:])
+	out, err := hkdf.Key(sha256.New, ciphertext, kdk[:], "gohsm rsa implicit rejection", n)
+	if err != nil {
+		return nil, fmt.Errorf("rsa pkcs unwrap: %v: %w", err, ck.CKR_FUNCTION_FAILED)
+	}
+	return out, nil
 }
 
 func oaepParams(param any) (*rsa.OAEPOptions, int, error) {

@@ -31,11 +31,12 @@ func sm4KeyKinds(p *ck.Profile) []KeyKind {
 		return nil
 	}
 	return []KeyKind{{
-		Type:    t,
-		Parse:   func(class ck.ObjectClass, a attr.Template) (any, error) { return parseSM4Key(t, class, a) },
-		Derived: valueLenDerived,
-		Secret:  []ck.AttributeType{ck.CKA_VALUE},
-		Size:    func(attr.Template, any) ck.ULong { return sm4KeyLen },
+		Type:     t,
+		Parse:    func(class ck.ObjectClass, a attr.Template) (any, error) { return parseSM4Key(t, class, a) },
+		Derived:  valueLenDerived,
+		Secret:   []ck.AttributeType{ck.CKA_VALUE},
+		Size:     func(attr.Template, any) ck.ULong { return sm4KeyLen },
+		ValueLen: sm4KeyLen,
 	}}
 }
 
@@ -99,8 +100,9 @@ func sm4Mechanisms(p *ck.Profile) []Mechanism {
 		name string
 		mode blockMode
 	}{{"CKM_SM4_ECB", modeECB}, {"CKM_SM4_CBC", modeCBC}, {"CKM_SM4_CBC_PAD", modeCBCPad}, {"CKM_SM4_CTR", modeCTR}} {
-		enc, dec := blockModeOps(md.mode, sm4Block)
-		add(md.name, Mechanism{Info: info(encDec), Encrypt: enc, Decrypt: dec})
+		// SM4 keys are not offered for wrapping: the vendor tables give
+		// no wrap codes to match.
+		add(md.name, blockModeMechanism(0, md.mode, sm4.BlockSize, sm4Block, info(0), nil, false))
 	}
 
 	gcm := func(encrypt bool) func(*Key, any) (Cipher, error) {
@@ -116,7 +118,7 @@ func sm4Mechanisms(p *ck.Profile) []Mechanism {
 			return newGCMCipher(b, p, encrypt)
 		}
 	}
-	add("CKM_SM4_GCM", Mechanism{Info: info(encDec), Encrypt: gcm(true), Decrypt: gcm(false)})
+	add("CKM_SM4_GCM", Mechanism{Info: info(encDec), Encrypt: gcm(true), Decrypt: gcm(false), IV: IVNonce, Nonce: gcmNonce})
 
 	for _, general := range []bool{false, true} {
 		name := "CKM_SM4_MAC"

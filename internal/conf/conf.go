@@ -32,6 +32,7 @@ import (
 //	log_file = /tmp/gohsm.log # default: stderr
 //	max_pin_tries = 10
 //	kdf_iterations = 210000
+//	policy = default          # default | strict (hsm.Policy: what strict refuses)
 //
 // Where the file is: $GOHSM_CONF if set (it must exist), else
 // $XDG_CONFIG_HOME/gohsm/gohsm.conf (~/.config/gohsm/gohsm.conf), else
@@ -47,6 +48,8 @@ type Config struct {
 	LogFile       string
 	MaxPINTries   int // 0: the engine default
 	KDFIterations int // 0: the engine default
+	// Policy is the security profile: "default" or "strict" (hsm.Policy).
+	Policy string
 	// Source is the file the configuration came from, "" for defaults.
 	Source string
 }
@@ -202,6 +205,11 @@ func setConfig(cfg *Config, key, val string) error {
 		return positive(key, val, &cfg.MaxPINTries)
 	case "kdf_iterations":
 		return positive(key, val, &cfg.KDFIterations)
+	case "policy":
+		if val != "default" && val != "strict" {
+			return fmt.Errorf("policy %q: want default or strict", val)
+		}
+		cfg.Policy = val
 	default:
 		return fmt.Errorf("unknown key %q", key)
 	}
