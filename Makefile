@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build deps deps-run run test test-go test-clients test-gosuites test-clients-softhsm conformance bench bench-report bench-chost torture fuzz vet install clean hashmldsa-vectors
+.PHONY: all build deps deps-run run test test-go test-race test-clients test-gosuites test-clients-softhsm conformance bench bench-report bench-chost torture fuzz vet install clean hashmldsa-vectors
 
 all: build
 
@@ -35,6 +35,11 @@ vet:
 
 test-go:
 	$(GO) test -count=1 ./...
+
+# The engine, the store and the C ABI under the race detector: the engine
+# runs sessions without a global lock, so a data race is a bug to catch here.
+test-race:
+	$(GO) test -race -count=1 ./hsm ./tokens ./pkcs11shim
 
 # Real PKCS#11 clients (pkcs11-tool, p11tool, OpenSSL, Java, PyKCS11, OpenSSH,
 # NSS) and the C ABI sweep, against our module.
@@ -97,7 +102,7 @@ fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
 		$(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
-test: deps build vet test-go test-clients test-gosuites
+test: deps build vet test-go test-race test-clients test-gosuites
 
 install: build
 	install -D -m 0755 $(BUILD)/libgohsm.so $(DESTDIR)/usr/local/lib/gohsm/libgohsm.so

@@ -561,3 +561,97 @@ func containsType(list []ck.AttributeType, a ck.AttributeType) bool {
 	}
 	return false
 }
+
+// A stored key that lacks its policy attributes (a damaged or forged
+// record) fails closed: no CKA_SENSITIVE reads as sensitive, no
+// CKA_EXTRACTABLE as unextractable, no CKA_COPYABLE / CKA_MODIFIABLE /
+// CKA_DESTROYABLE as false, no CKA_WRAP_WITH_TRUSTED as true.
+func TestMissingPolicyAttributesFailClosed(t *testing.T) {
+	m, st := newModule(t)
+	initToken(t, m)
+	tok := m.slots[0]
+	stores, err := st.Stores()
+	must(t, err)
+	clear := []ck.Attribute{
+		{Type: ck.CKA_CLASS, Value: ul(ck.ULong(ck.CKO_SECRET_KEY))},
+		{Type: ck.CKA_KEY_TYPE, Value: ul(ck.ULong(ck.CKK_AES))},
+		{Type: ck.CKA_TOKEN, Value: tb(true)},
+		{Type: ck.CKA_PRIVATE, Value: tb(false)},
+		{Type: ck.CKA_LABEL, Value: []byte("bare")},
+		{Type: ck.CKA_ENCRYPT, Value: tb(true)},
+	}
+	id, err := stores[0].NewObjectID()
+	must(t, err)
+	sealed := sealAttrs(tok.rec.PublicKey, id, false, clear, attr.Template{{Type: ck.CKA_VALUE, Value: bytes.Repeat([]byte{9}, 16)}})
+	must(t, stores[0].Commit(&Change{Put: []*ObjectRecord{{ID: id, Private: false, Attrs: clear, Sealed: sealed}}}))
+	m.Finalize()
+	m2 := startModule(t, st)
+	s := openRW(t, m2, 0)
+	must(t, m2.FindObjectsInit(s, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("bare")}}))
+	hs, err := m2.FindObjects(s, 2)
+	must(t, err)
+	must(t, m2.FindObjectsFinal(s))
+	if len(hs) != 1 {
+		t.Fatalf("found %d", len(hs))
+	}
+	k := hs[0]
+	_, err = m2.GetAttributeValue(s, k, []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 64}})
+	wantRV(t, err, ck.CKR_ATTRIBUTE_SENSITIVE)
+	_, err = m2.CopyObject(s, k, nil)
+	wantRV(t, err, ck.CKR_ACTION_PROHIBITED)
+	wantRV(t, m2.SetAttributeValue(s, k, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("x")}}), ck.CKR_ACTION_PROHIBITED)
+	wantRV(t, m2.DestroyObject(s, k), ck.CKR_ACTION_PROHIBITED)
+	must(t, m2.Login(s, ck.CKU_USER, []byte(userPIN)))
+	w := wrapOnlyKey(t, m2, s)
+	_, _, err = m2.WrapKey(s, ck.Mechanism{Type: ck.CKM_AES_KEY_WRAP}, w, k, 1024)
+	wantRV(t, err, ck.CKR_KEY_UNEXTRACTABLE)
+	// Still usable for what it explicitly allows.
+	ecbBlock(t, m2, s, k)
+}
+
+// Changing a clear attribute around a sealed blob (what an attacker with
+// the store file, but not the token key, could do) makes the key
+// unusable, not readable: the seal binds the clear attributes.
+func TestSealBindsClearAttributes(t *testing.T) {
+	m, st := newModule(t)
+	initToken(t, m)
+	s := openRW(t, m, 0)
+	must(t, m.Login(s, ck.CKU_USER, []byte(userPIN)))
+	_, err := m.GenerateKey(s, ck.Mechanism{Type: ck.CKM_AES_KEY_GEN}, []ck.Attribute{{Type: ck.CKA_VALUE_LEN, Value: ul(16)},
+		{Type: ck.CKA_TOKEN, Value: tb(true)}, {Type: ck.CKA_LABEL, Value: []byte("bound")}})
+	must(t, err)
+	m.Finalize()
+	stores, err := st.Stores()
+	must(t, err)
+	var rec *ObjectRecord
+	must(t, stores[0].Objects(func(r *ObjectRecord) error {
+		if v, _ := attr.Template(r.Attrs).Get(ck.CKA_LABEL); string(v) == "bound" {
+			rec = r
+		}
+		return nil
+	}))
+	if rec == nil || len(rec.Sealed) == 0 {
+		t.Fatal("no sealed record")
+	}
+	forged := *rec
+	forged.Attrs = attr.Template(rec.Attrs).Clone()
+	for i := range forged.Attrs {
+		if forged.Attrs[i].Type == ck.CKA_SENSITIVE {
+			forged.Attrs[i].Value = tb(false)
+		}
+	}
+	must(t, stores[0].Commit(&Change{Put: []*ObjectRecord{&forged}}))
+	m2 := startModule(t, st)
+	s2 := openRW(t, m2, 0)
+	must(t, m2.Login(s2, ck.CKU_USER, []byte(userPIN)))
+	must(t, m2.FindObjectsInit(s2, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte("bound")}}))
+	hs, err := m2.FindObjects(s2, 2)
+	must(t, err)
+	must(t, m2.FindObjectsFinal(s2))
+	if len(hs) != 1 {
+		t.Fatalf("found %d", len(hs))
+	}
+	_, err = m2.GetAttributeValue(s2, hs[0], []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 64}})
+	wantRV(t, err, ck.CKR_DEVICE_ERROR)
+	wantRV(t, m2.EncryptInit(s2, ck.Mechanism{Type: ck.CKM_AES_ECB}, hs[0]), ck.CKR_DEVICE_ERROR)
+}

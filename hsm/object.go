@@ -91,6 +91,19 @@ func (o *Object) boolAttr(t ck.AttributeType) bool {
 	return ok && len(v) == 1 && v[0] != 0
 }
 
+// flag reads a CK_BBOOL policy attribute that every object of its class
+// carries, answering missing when the object lacks it or holds a malformed
+// value: the restrictive answer, so a damaged record fails closed
+// (CKA_COPYABLE, CKA_MODIFIABLE, CKA_DESTROYABLE missing are false,
+// CKA_WRAP_WITH_TRUSTED missing is true).
+func (o *Object) flag(t ck.AttributeType, missing bool) bool {
+	v, ok := o.clearGet(t)
+	if !ok || len(v) != 1 {
+		return missing
+	}
+	return v[0] != 0
+}
+
 // sensitive reports whether secret attributes may not be revealed
 // (footnote 7: CKA_SENSITIVE true or CKA_EXTRACTABLE false). A key missing
 // either attribute, which only a damaged record can be, counts as

@@ -330,7 +330,7 @@ func (m *Module) CopyObject(h ck.SessionHandle, oh ck.ObjectHandle, tmpl []ck.At
 		if err != nil {
 			return err
 		}
-		if v, ok := src.clearGet(ck.CKA_COPYABLE); ok && len(v) == 1 && v[0] == 0 {
+		if !src.flag(ck.CKA_COPYABLE, false) {
 			return fmt.Errorf("object %d is not copyable: %w", oh, ck.CKR_ACTION_PROHIBITED)
 		}
 		if err := tok.unseal(src); err != nil {
@@ -454,7 +454,7 @@ func (m *Module) mayDestroy(s *Session, o *Object) error {
 	if err := s.access(o.token, o.private); err != nil {
 		return err
 	}
-	if v, ok := o.clearGet(ck.CKA_DESTROYABLE); ok && len(v) == 1 && v[0] == 0 {
+	if !o.flag(ck.CKA_DESTROYABLE, false) {
 		return fmt.Errorf("object %d is not destroyable: %w", o.handle, ck.CKR_ACTION_PROHIBITED)
 	}
 	return nil
@@ -597,7 +597,7 @@ func (m *Module) setAttributes(s *Session, oh ck.ObjectHandle, t attr.Template) 
 	if err := s.access(o.token, o.private); err != nil {
 		return err
 	}
-	if v, ok := o.clearGet(ck.CKA_MODIFIABLE); ok && len(v) == 1 && v[0] == 0 {
+	if !o.flag(ck.CKA_MODIFIABLE, false) {
 		return fmt.Errorf("object %d is not modifiable: %w", oh, ck.CKR_ACTION_PROHIBITED)
 	}
 	if err := checkDuplicates(t); err != nil {

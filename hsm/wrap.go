@@ -67,7 +67,7 @@ func (m *Module) WrapKey(h ck.SessionHandle, mt ck.Mechanism, wh, kh ck.ObjectHa
 		// A key without the attribute is a damaged record: fail closed.
 		return nil, 0, fmt.Errorf("key %d: %w", kh, ck.CKR_KEY_UNEXTRACTABLE)
 	}
-	if k.boolAttr(ck.CKA_WRAP_WITH_TRUSTED) && !w.boolAttr(ck.CKA_TRUSTED) {
+	if k.flag(ck.CKA_WRAP_WITH_TRUSTED, true) && !w.boolAttr(ck.CKA_TRUSTED) {
 		return nil, 0, fmt.Errorf("key %d needs a trusted wrapping key: %w", kh, ck.CKR_KEY_NOT_WRAPPABLE)
 	}
 	if g.mm.WrapPad > 0 && k.class != ck.CKO_SECRET_KEY {

@@ -36,9 +36,7 @@ func buildToken(t *testing.T, n int, extra func(o *hsm.ObjectRecord)) (string, m
 		want[o.ID] = o
 		batch = append(batch, o)
 	}
-	if err := s.PutObjects(batch); err != nil {
-		t.Fatal(err)
-	}
+	insert(t, s, batch...)
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}

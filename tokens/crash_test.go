@@ -25,6 +25,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if root := os.Getenv(staleEnv); root != "" {
+		if err := staleChild(root); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if root := os.Getenv(childEnv); root != "" {
 		n, _ := strconv.Atoi(os.Getenv(childCountEnv))
 		if err := writer(root, n); err != nil {
@@ -39,7 +46,7 @@ func TestMain(m *testing.M) {
 // writer stores objects in the first token of root (forever when n is 0),
 // printing "o ID" after each object is committed and "t N" after the token
 // record is committed with UserFailures = N. Every fifth round is a
-// PutObjects batch of three, printed after the one commit.
+// Commit of three new objects, printed after the one commit.
 func writer(root string, n int) error {
 	d, err := Open(root)
 	if err != nil {
@@ -73,7 +80,7 @@ func writer(root string, n int) error {
 			}
 			batch[j] = testObject(id, fmt.Sprintf("pid %d round %d", os.Getpid(), i), j%2 == 0)
 		}
-		if err := s.PutObjects(batch); err != nil {
+		if err := s.Commit(&hsm.Change{Put: batch}); err != nil {
 			return err
 		}
 		for _, o := range batch {

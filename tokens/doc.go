@@ -16,10 +16,13 @@
 // Inside a file: schema_version and an append-only migration list
 // (schema.go); meta (the change generation, the generation of the last
 // Reinit, the next object id); token (one row); objects, one row per
-// object with the clear attributes as one compact blob (faster to load than
-// a row per attribute: 100,000 objects are 100,000 rows, not 2,500,000),
-// the sealed blob, and indexed copies of CKA_CLASS, CKA_LABEL and CKA_ID;
-// tombstones (ids deleted, for incremental reload).
+// object with its version (gen: the generation of the commit that wrote
+// it), the clear attributes as one compact blob (faster to load than a row
+// per attribute: 100,000 objects are 100,000 rows, not 2,500,000), the
+// sealed blob, and indexed copies of CKA_CLASS, CKA_LABEL and CKA_ID;
+// tombstones (every id ever deleted, by a commit or by Reinit: for
+// incremental reload, and so that a deleted id is never stored again);
+// mac_key (schema 2: the key of the row MACs).
 //
 // Why SQLite, and why modernc.org/sqlite: a real embedded database gives
 // atomic, crash-safe transactions and multi-process locking that a
@@ -35,10 +38,11 @@
 // the WAL file, in the OS page cache) and loses the whole of any that did
 // not. Against power loss and OS crashes the level is chosen per commit
 // (see durability in store.go): the token record (PIN retry counters),
-// Reinit, deletes and changes to existing objects are fsynced before they
-// return (synchronous=FULL: a power cut must not give a PIN guesser its
-// tries back or undo a CKA_SENSITIVE); the insert of a new object is not
-// (NORMAL), which makes C_CreateObject ~3x faster, and becomes durable at
+// Reinit, and every Commit that deletes, replaces or writes several
+// objects are fsynced before they return (synchronous=FULL: a power cut
+// must not give a PIN guesser its tries back or undo a CKA_SENSITIVE); a
+// Commit that only inserts one new object is not (NORMAL), which makes
+// C_CreateObject ~3x faster, and becomes durable at
 // the next fsynced commit or checkpoint, by any process. A power cut in
 // between loses the newest created objects whole, never part of one and
 // never anything older (WAL recovery keeps a checksummed prefix of
@@ -68,6 +72,31 @@
 // object but never return a wrong one (it verifies each row it returns),
 // and Store.Check (integrity_check) finds it.
 //
+// A CRC catches accidents only: an edit that recomputes it passes. Since
+// schema 2 every object row and the token row also carry an HMAC-SHA256
+// (mac.go) over a domain string, the id, the version, the private flag,
+// the encoded clear attributes and the sealed blob (the token row: its
+// version and every field), under a random 32-byte key generated with the
+// schema and kept in the file (mac_key). It is checked on every read after
+// the CRC, with hmac.Equal; a missing or wrong MAC is CKR_DEVICE_ERROR
+// naming the row ("object 7 fails its MAC"), so an edited CKA_SENSITIVE,
+// CKA_EXTRACTABLE, template, usage flag or PIN retry counter fails closed.
+// The two checks tell damage (bad CRC) from an edit (good CRC, bad MAC).
+// The MAC costs ~1.5 µs per 2 KiB row (SHA-NI), ~150 ms on top of the
+// ~500 ms load of 100,000 RSA-key-sized objects; migrating such a token
+// from schema 1 (a MAC written into every row) takes a few seconds, once.
+// What it does not do: the key is in the same file, so someone who reads
+// it and this code can forge rows; and a whole older row, or a deleted one
+// copied back from an old copy of the file, verifies. What does not depend
+// on the file is the engine's AES-GCM seal under the token key (private
+// objects): it protects the secret values and, through its associated
+// data, the clear attributes of objects that have secrets (hsm/seal.go),
+// so a forged row makes such a key unusable, not readable. A schema-1 file
+// is MAC'd when first opened by this code (trust on upgrade; a row whose
+// CRC already fails is left without a MAC and stays an error). Every
+// process sharing a token must run schema-2 code: rows an old process
+// (opened before the upgrade) writes carry no MAC and fail closed.
+//
 // # Concurrency
 //
 // Several processes may open the same token. SQLite's file locks (POSIX
@@ -81,6 +110,19 @@
 // Object ids come from a counter in the file, reserved in blocks, so they
 // are unique across processes and never reused, even after a delete or a
 // Reinit.
+//
+// Writing on a stale view: every object row carries its version (gen), and
+// the only object write, Store.Commit (hsm.Change), is a compare-and-set
+// of a whole change in one IMMEDIATE transaction: a replace or delete
+// names the version it was decided on, a new object must have an id that
+// was never stored (tombstones remember deleted ids, Reinit's included),
+// and objects the change only read (the source of a copy) are Required at
+// their version. If any version moved, nothing is written and the error
+// wraps hsm.ErrConflict (not CKR_DEVICE_ERROR); the engine catches up and
+// decides again. So a process that read a key before another made it
+// CKA_SENSITIVE cannot write the old attributes back, and a destroyed
+// object never comes back (TestMultiProcessStaleWriter,
+// TestStaleWriterProcesses).
 //
 // Seeing other processes' changes: every write transaction adds one to a
 // generation counter. Store.Changed (one row read, a few µs) reports

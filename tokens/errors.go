@@ -10,6 +10,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/gohsm/gohsm/hsm"
 	"github.com/gohsm/gohsm/hsm/ck"
 )
 
@@ -17,13 +18,15 @@ import (
 // SQLite error for the log. A full disk is CKR_DEVICE_MEMORY (the token has
 // no room left, PKCS#11 3.0 §5.1); everything else — a damaged file, an I/O
 // error, a lock held past busy_timeout — is CKR_DEVICE_ERROR. An error that
-// already carries an RV keeps it.
+// already carries an RV keeps it, and so does a version conflict
+// (hsm.ErrConflict): that is no failure of the device, the engine catches
+// up and decides again.
 func storageErr(path, what string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var rv ck.RV
-	if errors.As(err, &rv) {
+	if errors.As(err, &rv) || errors.Is(err, hsm.ErrConflict) {
 		return fmt.Errorf("token store %s: %s: %w", path, what, err)
 	}
 	code := ck.CKR_DEVICE_ERROR

@@ -60,18 +60,22 @@ func TestLargeToken(t *testing.T) {
 		for j := i; j < i+batch; j++ {
 			objs = append(objs, realisticKey(uint64(j)))
 		}
-		if err := s.PutObjects(objs); err != nil {
-			t.Fatal(err)
-		}
+		insert(t, s, objs...)
 	}
 	t.Logf("insert %d objects in batches of %d: %v", n, batch, time.Since(start))
 	start = time.Now()
+	var added []*hsm.ObjectRecord
 	for i := range 50 {
-		if err := s.PutObject(realisticKey(uint64(n + 1 + i))); err != nil {
-			t.Fatal(err)
-		}
+		o := realisticKey(uint64(n + 1 + i))
+		insert(t, s, o)
+		added = append(added, o)
 	}
-	t.Logf("PutObject, one commit each (fsync): %v per object", time.Since(start)/50)
+	t.Logf("Commit of one new object (no fsync): %v per object", time.Since(start)/50)
+	start = time.Now()
+	for _, o := range added {
+		commit(t, s, &hsm.Change{Put: []*hsm.ObjectRecord{o}}) // a replace at o.Gen
+	}
+	t.Logf("Commit of one replaced object (fsync): %v per object", time.Since(start)/50)
 	start = time.Now()
 	for range 10000 {
 		if _, err := s.Changed(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -35,6 +36,11 @@ import (
 //	destroy L  destroy the objects labelled L; answers "ok"
 //	find L     C_FindObjectsInit by label L; answers "found <n>" after
 //	           checking each found key's value; "bad ..." if one is wrong
+//	hold L     find the one object labelled L and keep its handle; "held"
+//	sensitive  C_SetAttributeValue(held, CKA_SENSITIVE true); "ok"
+//	relabel L  C_SetAttributeValue(held, CKA_LABEL L) without searching
+//	           first, so on a view that may be stale; "ok" or "err ..."
+//	destroyheld C_DestroyObject(held); "ok" or "err ..."
 const (
 	mpDirEnv   = "GOHSM_MP_DIR"
 	mpIndexEnv = "GOHSM_MP_INDEX"
@@ -127,6 +133,14 @@ func mpChild(dir, index string) error {
 		return fmt.Errorf("found %d shared EC keys", len(priv))
 	}
 	fmt.Println("ready")
+	var held ck.ObjectHandle
+	answer := func(err error) {
+		if err != nil {
+			fmt.Printf("err %v\n", err)
+		} else {
+			fmt.Println("ok")
+		}
+	}
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		cmd, arg, _ := strings.Cut(in.Text(), " ")
@@ -172,6 +186,28 @@ func mpChild(dir, index string) error {
 				continue
 			}
 			fmt.Printf("found %d\n", len(hs))
+		case "hold":
+			if err := m.FindObjectsInit(s, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte(arg)}}); err != nil {
+				return err
+			}
+			hs, err := m.FindObjects(s, 2)
+			if err != nil {
+				return err
+			}
+			if err := m.FindObjectsFinal(s); err != nil {
+				return err
+			}
+			if len(hs) != 1 {
+				return fmt.Errorf("hold %s: found %d", arg, len(hs))
+			}
+			held = hs[0]
+			fmt.Println("held")
+		case "sensitive":
+			answer(m.SetAttributeValue(s, held, []ck.Attribute{{Type: ck.CKA_SENSITIVE, Value: attr.Bool(true)}}))
+		case "relabel":
+			answer(m.SetAttributeValue(s, held, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte(arg)}}))
+		case "destroyheld":
+			answer(m.DestroyObject(s, held))
 		default:
 			return fmt.Errorf("unknown command %q", cmd)
 		}
@@ -399,5 +435,87 @@ func TestMultiProcess(t *testing.T) {
 				t.Fatalf("%s found %d times", label, len(got))
 			}
 		}
+	}
+}
+
+// mpKeyState is what a fresh process finds of the secret keys labelled
+// with one of labels: their labels and CKA_SENSITIVE.
+func mpKeyState(t *testing.T, dir string, labels ...string) map[string]bool {
+	t.Helper()
+	m, err := tortureEngine(dir)
+	check(t, err)
+	defer m.Finalize()
+	s, err := m.OpenSession(0, ck.CKF_SERIAL_SESSION)
+	check(t, err)
+	check(t, m.Login(s, ck.CKU_USER, []byte(mpPIN)))
+	out := map[string]bool{}
+	for _, l := range labels {
+		check(t, m.FindObjectsInit(s, []ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte(l)}}))
+		hs, err := m.FindObjects(s, 10)
+		check(t, err)
+		check(t, m.FindObjectsFinal(s))
+		for _, h := range hs {
+			if _, dup := out[l]; dup {
+				t.Fatalf("two keys labelled %q", l)
+			}
+			res, err := m.GetAttributeValue(s, h, []ck.AttributeRequest{{Type: ck.CKA_SENSITIVE, Cap: 1}})
+			check(t, err)
+			out[l] = len(res[0].Value) == 1 && res[0].Value[0] == 1
+			if out[l] {
+				_, err := m.GetAttributeValue(s, h, []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 64}})
+				if !errors.Is(err, ck.CKR_ATTRIBUTE_SENSITIVE) {
+					t.Fatalf("CKA_VALUE of the sensitive key %q: %v", l, err)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// A process working on a stale view must never write it back: B makes a
+// key sensitive, then A, which read the key before, relabels it without
+// searching first. Whatever A's call answers (the engine may catch up and
+// apply the relabel to B's version, or fail), the key stays sensitive; and
+// once B destroyed it, A's next relabel must not bring it back.
+func TestMultiProcessStaleWriter(t *testing.T) {
+	dir, _ := sharedECToken(t)
+	a, b := startMPChild(t, dir, 0), startMPChild(t, dir, 1)
+	if l := a.ask(t, "create victim"); l != "ok" {
+		t.Fatalf("create: %s", l)
+	}
+	for _, p := range []*mpProc{a, b} {
+		if l := p.ask(t, "hold victim"); l != "held" {
+			t.Fatalf("hold: %s", l)
+		}
+	}
+	if l := b.ask(t, "sensitive"); l != "ok" {
+		t.Fatalf("B sets CKA_SENSITIVE: %s", l)
+	}
+	relabel := a.ask(t, "relabel victim2")
+	t.Logf("stale A's relabel: %s", relabel)
+	got := mpKeyState(t, dir, "victim", "victim2")
+	if len(got) != 1 {
+		t.Fatalf("keys after the stale relabel: %v; want one", got)
+	}
+	for l, sensitive := range got {
+		if !sensitive {
+			t.Fatalf("the stale relabel made key %q non-sensitive again", l)
+		}
+		if relabel == "ok" && l != "victim2" {
+			t.Fatalf("relabel answered ok, the key is labelled %q", l)
+		}
+	}
+
+	// B catches up (any search does) and destroys the key; A, stale
+	// again, relabels it.
+	if l := b.ask(t, "find nothing-at-all"); l != "found 0" {
+		t.Fatalf("B's search: %s", l)
+	}
+	if l := b.ask(t, "destroyheld"); l != "ok" {
+		t.Fatalf("B destroys the key: %s", l)
+	}
+	t.Logf("stale A's relabel of the destroyed key: %s", a.ask(t, "relabel victim3"))
+	if got := mpKeyState(t, dir, "victim", "victim2", "victim3"); len(got) != 0 {
+		t.Fatalf("the destroyed key came back: %v", got)
 	}
 }

@@ -96,7 +96,7 @@ func scaleToken(tb testing.TB, n int) string {
 		for j := i; j < i+batch && j <= n; j++ {
 			objs = append(objs, scaleKey(uint64(j)))
 		}
-		fail(ts.PutObjects(objs))
+		fail(ts.Commit(&hsm.Change{Put: objs}))
 	}
 	fail(d.Close())
 	scaleDirs[n] = dir

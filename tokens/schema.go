@@ -9,12 +9,23 @@ import (
 	"github.com/gohsm/gohsm/hsm/ck"
 )
 
+// migration takes a database from one schema version to the next: sql,
+// then (when set) then, in the same transaction. then is for what SQL
+// cannot do well (a key from crypto/rand, a MAC per row).
+type migration struct {
+	sql  string
+	then func(ctx context.Context, c *sql.Conn) error
+}
+
 // migrations[i] takes a database from schema version i to i+1. Entries are
 // append-only: a released migration is never edited, so that every token
-// file, whatever version wrote it, reaches the same schema.
-var migrations = []string{
+// file, whatever version wrote it, reaches the same schema. (Reinit no
+// longer clears the tombstones, as the comment in migration 1 says: it
+// turns the objects it removes into tombstones too, so that no id of a
+// destroyed object is ever stored again; see Store.Commit.)
+var migrations = []migration{
 	// 1: the first schema.
-	`
+	{sql: `
 CREATE TABLE meta (
 	k          INTEGER PRIMARY KEY CHECK (k = 1),
 	-- generation counts committed changes to the token or its objects;
@@ -75,7 +86,28 @@ CREATE TABLE tombstones (
 	gen INTEGER NOT NULL
 );
 CREATE INDEX tombstones_gen ON tombstones (gen);
-`,
+`},
+
+	// 2: authenticated rows. Every object row and the token row carry an
+	// HMAC-SHA256 (mac) under a random key kept in mac_key, so that the
+	// clear attributes (CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_TRUSTED, the
+	// templates, usage flags) cannot be edited in the file by recomputing
+	// the CRC (see mac.go). The columns are nullable because SQLite adds a
+	// NOT NULL column only with a default; a NULL or empty mac fails every
+	// read, so a row without one is never trusted.
+	{sql: `
+CREATE TABLE mac_key (
+	k   INTEGER PRIMARY KEY CHECK (k = 1),
+	-- 32 random bytes, generated once, when the file gets this schema;
+	-- never changed (other processes hold it).
+	key BLOB NOT NULL,
+	-- CRC-32C of key, so that a damaged key is reported as such rather
+	-- than as every row failing its MAC.
+	crc INTEGER NOT NULL
+);
+ALTER TABLE objects ADD COLUMN mac BLOB;
+ALTER TABLE token ADD COLUMN mac BLOB;
+`, then: addMACs},
 }
 
 // schemaVersion is the version this code writes and understands.
@@ -128,8 +160,14 @@ func migrateLocked(ctx context.Context, c *sql.Conn, create bool) error {
 		return fmt.Errorf("schema version %d is newer than this gohsm (%d): %w", version, schemaVersion(), ck.CKR_DEVICE_ERROR)
 	}
 	for ; version < schemaVersion(); version++ {
-		if _, err := c.ExecContext(ctx, migrations[version]); err != nil {
+		m := migrations[version]
+		if _, err := c.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("migration to schema %d: %w", version+1, err)
+		}
+		if m.then != nil {
+			if err := m.then(ctx, c); err != nil {
+				return fmt.Errorf("migration to schema %d: %w", version+1, err)
+			}
 		}
 		if _, err := c.ExecContext(ctx, `UPDATE schema_version SET version = ?`, version+1); err != nil {
 			return err

@@ -3,6 +3,7 @@ package tokens
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -36,6 +37,10 @@ type Store struct {
 	// Store, so that NewObjectID costs one commit per idBlock ids.
 	idNext, idEnd uint64
 	closed        bool
+
+	// mac computes and checks the rows' MACs (mac.go); its key is read
+	// once at open and never changes.
+	mac *macer
 }
 
 // idBlock is how many object ids one commit reserves. Ids a process
@@ -105,6 +110,10 @@ func openStore(path string, create bool) (*Store, error) {
 	if err := s.quickCheck(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if s.mac, err = loadMACKey(ctx, db); err != nil {
+		db.Close()
+		return nil, storageErr(path, "open", err)
 	}
 	return s, nil
 }
@@ -242,6 +251,17 @@ const (
 	fsynced durability = true
 )
 
+// changeDurability is how a Commit of ch is made durable: cached only for
+// the insert of one new object and nothing else written (Require writes
+// nothing; a Require-only change commits nothing at all), fsynced for
+// anything that replaces, deletes or writes several objects.
+func changeDurability(ch *hsm.Change) durability {
+	if len(ch.Delete) == 0 && (len(ch.Put) == 0 || len(ch.Put) == 1 && ch.Put[0].Gen == 0) {
+		return cached
+	}
+	return fsynced
+}
+
 // write runs fn in one IMMEDIATE transaction (the write lock is taken at
 // BEGIN, so the transaction cannot fail half-way on a lock upgrade) and
 // bumps the generation. fn gets the generation its changes are stamped
@@ -332,7 +352,7 @@ func (s *Store) LoadToken() (*hsm.TokenRecord, error) {
 	var rec *hsm.TokenRecord
 	err := s.read("load token", func(ctx context.Context, c *sql.Conn, gen uint64) error {
 		var err error
-		rec, _, err = loadToken(ctx, c)
+		rec, _, err = s.loadToken(ctx, c)
 		if err == nil {
 			s.mu.Lock()
 			s.tokenSeen = gen
@@ -343,36 +363,53 @@ func (s *Store) LoadToken() (*hsm.TokenRecord, error) {
 	return rec, err
 }
 
-func loadToken(ctx context.Context, c *sql.Conn) (*hsm.TokenRecord, uint64, error) {
-	var r hsm.TokenRecord
-	var gen, crc int64
-	err := c.QueryRowContext(ctx, `SELECT gen, label, serial, user_pin_set, so_failures, user_failures,
-		so_kdf, so_salt, so_iterations, so_nonce, so_sealed,
-		user_kdf, user_salt, user_iterations, user_nonce, user_sealed, public_key, crc FROM token`).Scan(
-		&gen, &r.Label, &r.Serial, &r.UserPINSet, &r.SOFailures, &r.UserFailures,
-		&r.SOKey.KDF, &r.SOKey.Salt, &r.SOKey.Iterations, &r.SOKey.Nonce, &r.SOKey.Sealed,
-		&r.UserKey.KDF, &r.UserKey.Salt, &r.UserKey.Iterations, &r.UserKey.Nonce, &r.UserKey.Sealed,
-		&r.PublicKey, &crc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, 0, nil
-	}
-	if err != nil {
+// loadToken reads the token record and verifies its CRC and MAC.
+func (s *Store) loadToken(ctx context.Context, c *sql.Conn) (*hsm.TokenRecord, uint64, error) {
+	r, gen, crc, mac, err := readToken(ctx, c)
+	if err != nil || r == nil {
 		return nil, 0, err
 	}
-	if tokenCRC(&r) != crc {
+	if tokenCRC(r) != crc {
 		return nil, 0, fmt.Errorf("token record fails its checksum: %w", ck.CKR_DEVICE_ERROR)
 	}
-	return &r, uint64(gen), nil
+	if len(mac) == 0 {
+		return nil, 0, fmt.Errorf("token record has no MAC: %w", ck.CKR_DEVICE_ERROR)
+	}
+	if !hmac.Equal(mac, s.mac.token(gen, r)) {
+		return nil, 0, fmt.Errorf("token record fails its MAC (changed outside gohsm): %w", ck.CKR_DEVICE_ERROR)
+	}
+	return r, gen, nil
+}
+
+// readToken reads the token row as stored, unverified; (nil, ...) when
+// there is none.
+func readToken(ctx context.Context, c *sql.Conn) (r *hsm.TokenRecord, gen uint64, crc int64, mac []byte, err error) {
+	r = &hsm.TokenRecord{}
+	var g int64
+	err = c.QueryRowContext(ctx, `SELECT gen, label, serial, user_pin_set, so_failures, user_failures,
+		so_kdf, so_salt, so_iterations, so_nonce, so_sealed,
+		user_kdf, user_salt, user_iterations, user_nonce, user_sealed, public_key, crc, mac FROM token`).Scan(
+		&g, &r.Label, &r.Serial, &r.UserPINSet, &r.SOFailures, &r.UserFailures,
+		&r.SOKey.KDF, &r.SOKey.Salt, &r.SOKey.Iterations, &r.SOKey.Nonce, &r.SOKey.Sealed,
+		&r.UserKey.KDF, &r.UserKey.Salt, &r.UserKey.Iterations, &r.UserKey.Nonce, &r.UserKey.Sealed,
+		&r.PublicKey, &crc, &mac)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, 0, nil, nil
+	}
+	if err != nil {
+		return nil, 0, 0, nil, err
+	}
+	return r, uint64(g), crc, mac, nil
 }
 
 // SaveToken replaces the token record.
 func (s *Store) SaveToken(r *hsm.TokenRecord) error {
 	return s.write("save token", fsynced, func(ctx context.Context, c *sql.Conn, gen uint64) error {
-		return saveToken(ctx, c, gen, r)
+		return s.saveToken(ctx, c, gen, r)
 	})
 }
 
-func saveToken(ctx context.Context, c *sql.Conn, gen uint64, r *hsm.TokenRecord) error {
+func (s *Store) saveToken(ctx context.Context, c *sql.Conn, gen uint64, r *hsm.TokenRecord) error {
 	nz := func(b []byte) []byte {
 		if b == nil {
 			return []byte{}
@@ -381,12 +418,12 @@ func saveToken(ctx context.Context, c *sql.Conn, gen uint64, r *hsm.TokenRecord)
 	}
 	_, err := c.ExecContext(ctx, `INSERT OR REPLACE INTO token (k, gen, label, serial, user_pin_set, so_failures, user_failures,
 		so_kdf, so_salt, so_iterations, so_nonce, so_sealed,
-		user_kdf, user_salt, user_iterations, user_nonce, user_sealed, public_key, crc)
-		VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		user_kdf, user_salt, user_iterations, user_nonce, user_sealed, public_key, crc, mac)
+		VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		int64(gen), r.Label, r.Serial, r.UserPINSet, r.SOFailures, r.UserFailures,
 		r.SOKey.KDF, nz(r.SOKey.Salt), r.SOKey.Iterations, nz(r.SOKey.Nonce), nz(r.SOKey.Sealed),
 		r.UserKey.KDF, nz(r.UserKey.Salt), r.UserKey.Iterations, nz(r.UserKey.Nonce), nz(r.UserKey.Sealed),
-		nz(r.PublicKey), tokenCRC(r))
+		nz(r.PublicKey), tokenCRC(r), s.mac.token(gen, r))
 	return err
 }
 
@@ -395,7 +432,7 @@ func saveToken(ctx context.Context, c *sql.Conn, gen uint64, r *hsm.TokenRecord)
 func (s *Store) UpdateToken(fn func(*hsm.TokenRecord) error) (*hsm.TokenRecord, error) {
 	var out *hsm.TokenRecord
 	err := s.write("update token", fsynced, func(ctx context.Context, c *sql.Conn, gen uint64) error {
-		rec, _, err := loadToken(ctx, c)
+		rec, _, err := s.loadToken(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -405,7 +442,7 @@ func (s *Store) UpdateToken(fn func(*hsm.TokenRecord) error) (*hsm.TokenRecord, 
 		if err := fn(rec); err != nil {
 			return err
 		}
-		if err := saveToken(ctx, c, gen, rec); err != nil {
+		if err := s.saveToken(ctx, c, gen, rec); err != nil {
 			return err
 		}
 		out = rec
@@ -415,37 +452,50 @@ func (s *Store) UpdateToken(fn func(*hsm.TokenRecord) error) (*hsm.TokenRecord, 
 }
 
 // Reinit replaces the token record and removes every object in one
-// transaction (C_InitToken). Ids are not reset: an id is never reused.
+// transaction (C_InitToken). Ids are not reset: an id is never reused. The
+// removed objects become tombstones like any deleted object, so that a
+// process that still holds one can never store it again (Commit); readers
+// of an older generation reload everything (Delta.Reset) and do not read
+// tombstones.
 func (s *Store) Reinit(r *hsm.TokenRecord) error {
 	return s.write("reinit", fsynced, func(ctx context.Context, c *sql.Conn, gen uint64) error {
-		for _, q := range []string{"DELETE FROM objects", "DELETE FROM tombstones"} {
-			if _, err := c.ExecContext(ctx, q); err != nil {
-				return err
-			}
+		if _, err := c.ExecContext(ctx, "INSERT OR REPLACE INTO tombstones (id, gen) SELECT id, ? FROM objects", int64(gen)); err != nil {
+			return err
+		}
+		if _, err := c.ExecContext(ctx, "DELETE FROM objects"); err != nil {
+			return err
 		}
 		if _, err := c.ExecContext(ctx, "UPDATE meta SET reset_gen = ?", int64(gen)); err != nil {
 			return err
 		}
-		return saveToken(ctx, c, gen, r)
+		return s.saveToken(ctx, c, gen, r)
 	})
 }
 
-const objectColumns = "id, private, attrs, sealed, crc"
+const objectColumns = "id, gen, private, attrs, sealed, crc, mac"
 
-// scanObject reads one row of objectColumns and verifies its checksum.
-func scanObject(rows *sql.Rows) (*hsm.ObjectRecord, error) {
+// scanObject reads one row of objectColumns and verifies its checksum and
+// its MAC.
+func (s *Store) scanObject(rows *sql.Rows) (*hsm.ObjectRecord, error) {
 	var (
-		id      int64
+		id, gen int64
 		private bool
 		attrs   sql.RawBytes
 		sealed  []byte
 		crc     int64
+		mac     sql.RawBytes
 	)
-	if err := rows.Scan(&id, &private, &attrs, &sealed, &crc); err != nil {
+	if err := rows.Scan(&id, &gen, &private, &attrs, &sealed, &crc, &mac); err != nil {
 		return nil, err
 	}
 	if objectCRC(uint64(id), private, attrs, sealed) != crc {
 		return nil, fmt.Errorf("object %d fails its checksum: %w", id, ck.CKR_DEVICE_ERROR)
+	}
+	if len(mac) == 0 {
+		return nil, fmt.Errorf("object %d has no MAC: %w", id, ck.CKR_DEVICE_ERROR)
+	}
+	if !hmac.Equal(mac, s.mac.object(uint64(id), uint64(gen), private, attrs, sealed)) {
+		return nil, fmt.Errorf("object %d fails its MAC (changed outside gohsm): %w", id, ck.CKR_DEVICE_ERROR)
 	}
 	a, err := decodeAttrs(attrs)
 	if err != nil {
@@ -454,7 +504,7 @@ func scanObject(rows *sql.Rows) (*hsm.ObjectRecord, error) {
 	if len(sealed) == 0 {
 		sealed = nil
 	}
-	return &hsm.ObjectRecord{ID: uint64(id), Private: private, Attrs: a, Sealed: sealed}, nil
+	return &hsm.ObjectRecord{ID: uint64(id), Gen: uint64(gen), Private: private, Attrs: a, Sealed: sealed}, nil
 }
 
 // querier is a *sql.Conn inside a transaction, or the *sql.DB for a single
@@ -463,14 +513,14 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func eachObject(ctx context.Context, c querier, fn func(*hsm.ObjectRecord) error, query string, args ...any) error {
+func (s *Store) eachObject(ctx context.Context, c querier, fn func(*hsm.ObjectRecord) error, query string, args ...any) error {
 	rows, err := c.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		o, err := scanObject(rows)
+		o, err := s.scanObject(rows)
 		if err != nil {
 			return err
 		}
@@ -487,7 +537,7 @@ func eachObject(ctx context.Context, c querier, fn func(*hsm.ObjectRecord) error
 // of its own (writes from fn are fine: WAL lets them commit meanwhile).
 func (s *Store) Objects(fn func(*hsm.ObjectRecord) error) error {
 	return s.read("objects", func(ctx context.Context, c *sql.Conn, gen uint64) error {
-		err := eachObject(ctx, c, fn, "SELECT "+objectColumns+" FROM objects ORDER BY id")
+		err := s.eachObject(ctx, c, fn, "SELECT "+objectColumns+" FROM objects ORDER BY id")
 		if err == nil {
 			s.mu.Lock()
 			s.objectsSeen = gen
@@ -503,7 +553,7 @@ func (s *Store) Object(id uint64) (*hsm.ObjectRecord, error) {
 		return nil, nil
 	}
 	var o *hsm.ObjectRecord
-	err := eachObject(context.Background(), s.db, func(r *hsm.ObjectRecord) error { o = r; return nil },
+	err := s.eachObject(context.Background(), s.db, func(r *hsm.ObjectRecord) error { o = r; return nil },
 		"SELECT "+objectColumns+" FROM objects WHERE id = ?", int64(id))
 	return o, storageErr(s.path, "object", err)
 }
@@ -527,95 +577,189 @@ func indexed(attrs []ck.Attribute) (class, label, id []byte) {
 	return
 }
 
-// PutObject inserts or replaces an object.
-func (s *Store) PutObject(o *hsm.ObjectRecord) error {
-	return s.PutObjects([]*hsm.ObjectRecord{o})
-}
-
-// PutObjects inserts or replaces several objects in one transaction: all of
-// them are stored or none. Besides bulk imports and restores, it makes one
-// fsync do for many objects.
-func (s *Store) PutObjects(objs []*hsm.ObjectRecord) error {
-	type row struct {
-		id                  int64
-		private             bool
+// Commit applies one change to the objects (hsm.Store), in one IMMEDIATE
+// transaction: all of it or nothing. Every precondition is checked against
+// the stored rows inside the transaction, under the write lock, before
+// anything is written:
+//
+//   - Put with Gen 0 inserts a new object. Its id must be neither stored
+//     nor tombstoned (deleted, by Delete or by Reinit, ever), so that a
+//     destroyed object never comes back.
+//   - Put with Gen g replaces the object only if it is stored at g.
+//   - Delete {id, g} removes the object only if it is stored at g, and
+//     tombstones the id.
+//   - Require {id, g}: the object must be stored at g; nothing is written
+//     for it.
+//
+// If any fails nothing is written and the error wraps hsm.ErrConflict, not
+// CKR_DEVICE_ERROR: the engine catches up (ObjectsSince) and decides again.
+// An id may be named once among Put and Delete; a change naming one twice,
+// or a Put with id 0, is a caller's bug (CKR_GENERAL_ERROR). On success
+// each Put record's Gen is the generation the transaction stamped, which
+// is the version a later Commit must name. Other processes see the commit
+// as any other (Changed, then ObjectsSince: rows by gen, deletions by
+// tombstone). A change that writes nothing (Require only) checks its
+// preconditions and commits nothing: the generation does not move.
+//
+// Durability (see durability): a change that inserts one new object and
+// writes nothing else (a Require beside it writes nothing) is cached; one
+// that replaces, deletes or writes several objects is fsynced. An insert
+// of an id above the counter (not from NewObjectID: a bulk import) moves
+// the counter past it, so that NewObjectID never hands it out.
+func (s *Store) Commit(ch *hsm.Change) error {
+	if ch == nil {
+		return nil
+	}
+	type put struct {
+		rec                 *hsm.ObjectRecord
 		class, label, ckaID []byte
 		attrs, sealed       []byte
 		crc                 int64
 	}
-	rows := make([]row, len(objs))
-	for i, o := range objs {
-		if o.ID == 0 || o.ID > math.MaxInt64 {
-			return fmt.Errorf("token store %s: put object: id %d out of range: %w", s.path, o.ID, ck.CKR_GENERAL_ERROR)
+	named := make(map[uint64]bool, len(ch.Put)+len(ch.Delete))
+	twice := func(id uint64) error {
+		if named[id] {
+			return fmt.Errorf("token store %s: commit: object %d named twice in one change: %w", s.path, id, ck.CKR_GENERAL_ERROR)
 		}
-		r := row{id: int64(o.ID), private: o.Private, attrs: encodeAttrs(o.Attrs), sealed: o.Sealed}
-		if r.sealed == nil {
-			r.sealed = []byte{}
-		}
-		r.class, r.label, r.ckaID = indexed(o.Attrs)
-		r.crc = objectCRC(o.ID, o.Private, r.attrs, r.sealed)
-		rows[i] = r
-	}
-	// Only the insert of one new object skips the fsync (see
-	// durability); a batch (restore, import) pays one fsync for all.
-	dur := fsynced
-	if len(rows) == 1 {
-		var n int
-		err := s.db.QueryRow("SELECT count(*) FROM objects WHERE id = ?", rows[0].id).Scan(&n)
-		if err != nil {
-			return storageErr(s.path, "put object", err)
-		}
-		if n == 0 {
-			dur = cached
-		}
-	}
-	return s.write("put object", dur, func(ctx context.Context, c *sql.Conn, gen uint64) error {
-		ins, err := c.PrepareContext(ctx, `INSERT OR REPLACE INTO objects (id, gen, private, class, label, cka_id, attrs, sealed, crc)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		untomb, err := c.PrepareContext(ctx, "DELETE FROM tombstones WHERE id = ?")
-		if err != nil {
-			return err
-		}
-		defer untomb.Close()
-		var maxID int64
-		for _, r := range rows {
-			if _, err := ins.ExecContext(ctx, r.id, int64(gen), r.private, r.class, r.label, r.ckaID, r.attrs, r.sealed, r.crc); err != nil {
-				return err
-			}
-			if _, err := untomb.ExecContext(ctx, r.id); err != nil {
-				return err
-			}
-			maxID = max(maxID, r.id)
-		}
-		// An id the engine did not get from NewObjectID (a restore) must
-		// still never be handed out again.
-		_, err = c.ExecContext(ctx, "UPDATE meta SET next_id = ? WHERE next_id <= ?", maxID+1, maxID)
-		return err
-	})
-}
-
-// DeleteObject removes an object; a missing one is not an error.
-func (s *Store) DeleteObject(id uint64) error {
-	if id > math.MaxInt64 {
+		named[id] = true
 		return nil
 	}
-	return s.write("delete object", fsynced, func(ctx context.Context, c *sql.Conn, gen uint64) error {
-		res, err := c.ExecContext(ctx, "DELETE FROM objects WHERE id = ?", int64(id))
+	puts := make([]put, len(ch.Put))
+	for i, o := range ch.Put {
+		if o == nil || o.ID == 0 || o.ID > math.MaxInt64 {
+			var id uint64
+			if o != nil {
+				id = o.ID
+			}
+			return fmt.Errorf("token store %s: commit: object id %d out of range: %w", s.path, id, ck.CKR_GENERAL_ERROR)
+		}
+		if err := twice(o.ID); err != nil {
+			return err
+		}
+		p := put{rec: o, attrs: encodeAttrs(o.Attrs), sealed: o.Sealed}
+		if p.sealed == nil {
+			p.sealed = []byte{}
+		}
+		p.class, p.label, p.ckaID = indexed(o.Attrs)
+		p.crc = objectCRC(o.ID, o.Private, p.attrs, p.sealed)
+		puts[i] = p
+	}
+	for _, v := range ch.Delete {
+		if err := twice(v.ID); err != nil {
+			return err
+		}
+	}
+	if len(puts) == 0 && len(ch.Delete) == 0 && len(ch.Require) == 0 {
+		return nil
+	}
+	var stamped uint64
+	err := s.write("commit", changeDurability(ch), func(ctx context.Context, c *sql.Conn, gen uint64) error {
+		st, err := c.PrepareContext(ctx, `SELECT (SELECT gen FROM objects WHERE id = ?1),
+			EXISTS (SELECT 1 FROM tombstones WHERE id = ?1)`)
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
+		defer st.Close()
+		state := func(id uint64) (stored bool, g uint64, tomb bool, err error) {
+			if id == 0 || id > math.MaxInt64 {
+				return false, 0, false, nil
+			}
+			var sg sql.NullInt64
+			err = st.QueryRowContext(ctx, int64(id)).Scan(&sg, &tomb)
+			return sg.Valid, uint64(sg.Int64), tomb, err
+		}
+		at := func(what string, v hsm.ObjectVersion) error {
+			stored, g, _, err := state(v.ID)
+			switch {
+			case err != nil:
+				return err
+			case !stored:
+				return fmt.Errorf("%s object %d at generation %d: it is gone: %w", what, v.ID, v.Gen, hsm.ErrConflict)
+			case g != v.Gen:
+				return fmt.Errorf("%s object %d at generation %d: it is at %d: %w", what, v.ID, v.Gen, g, hsm.ErrConflict)
+			}
+			return nil
+		}
+		for _, v := range ch.Require {
+			if err := at("require", v); err != nil {
+				return err
+			}
+		}
+		for _, v := range ch.Delete {
+			if err := at("delete", v); err != nil {
+				return err
+			}
+		}
+		for _, p := range puts {
+			if p.rec.Gen != 0 {
+				if err := at("replace", hsm.ObjectVersion{ID: p.rec.ID, Gen: p.rec.Gen}); err != nil {
+					return err
+				}
+				continue
+			}
+			stored, _, tomb, err := state(p.rec.ID)
+			switch {
+			case err != nil:
+				return err
+			case stored:
+				return fmt.Errorf("insert object %d: the id is taken: %w", p.rec.ID, hsm.ErrConflict)
+			case tomb:
+				return fmt.Errorf("insert object %d: the id was deleted and is never stored again: %w", p.rec.ID, hsm.ErrConflict)
+			}
+		}
+		if len(puts) == 0 && len(ch.Delete) == 0 {
 			return errNoChange
 		}
-		_, err = c.ExecContext(ctx, "INSERT OR REPLACE INTO tombstones (id, gen) VALUES (?, ?)", int64(id), int64(gen))
-		return err
+
+		if len(puts) > 0 {
+			ins, err := c.PrepareContext(ctx, `INSERT INTO objects (id, gen, private, class, label, cka_id, attrs, sealed, crc, mac)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			if err != nil {
+				return err
+			}
+			defer ins.Close()
+			var maxID int64
+			for _, p := range puts {
+				id := int64(p.rec.ID)
+				mac := s.mac.object(p.rec.ID, gen, p.rec.Private, p.attrs, p.sealed)
+				if p.rec.Gen == 0 {
+					_, err = ins.ExecContext(ctx, id, int64(gen), p.rec.Private, p.class, p.label, p.ckaID, p.attrs, p.sealed, p.crc, mac)
+					maxID = max(maxID, id)
+				} else {
+					_, err = c.ExecContext(ctx, `UPDATE objects SET gen = ?, private = ?, class = ?, label = ?, cka_id = ?,
+						attrs = ?, sealed = ?, crc = ?, mac = ? WHERE id = ?`,
+						int64(gen), p.rec.Private, p.class, p.label, p.ckaID, p.attrs, p.sealed, p.crc, mac, id)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if maxID > 0 {
+				// An id the engine did not get from NewObjectID (an
+				// import) must still never be handed out again.
+				if _, err := c.ExecContext(ctx, "UPDATE meta SET next_id = ? WHERE next_id <= ?", maxID+1, maxID); err != nil {
+					return err
+				}
+			}
+		}
+		for _, v := range ch.Delete {
+			if _, err := c.ExecContext(ctx, "DELETE FROM objects WHERE id = ?", int64(v.ID)); err != nil {
+				return err
+			}
+			if _, err := c.ExecContext(ctx, "INSERT OR REPLACE INTO tombstones (id, gen) VALUES (?, ?)", int64(v.ID), int64(gen)); err != nil {
+				return err
+			}
+		}
+		stamped = gen
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for _, p := range puts {
+		p.rec.Gen = stamped
+	}
+	return nil
 }
 
 // NewObjectID returns an id that no object of this token has had and that
@@ -712,7 +856,7 @@ func (s *Store) ObjectsSince(since uint64, put func(*hsm.ObjectRecord) error, de
 		if d.Reset {
 			q, args = "SELECT "+objectColumns+" FROM objects ORDER BY id", nil
 		}
-		if err := eachObject(ctx, c, put, q, args...); err != nil {
+		if err := s.eachObject(ctx, c, put, q, args...); err != nil {
 			return err
 		}
 		if !d.Reset {
@@ -782,7 +926,7 @@ func (s *Store) FindIDs(tmpl []ck.Attribute) ([]uint64, error) {
 	}
 	q += " ORDER BY id"
 	var ids []uint64
-	err := eachObject(context.Background(), s.db, func(o *hsm.ObjectRecord) error {
+	err := s.eachObject(context.Background(), s.db, func(o *hsm.ObjectRecord) error {
 		oc, ol, oi := indexed(o.Attrs)
 		if (class == nil || bytes.Equal(class, oc) && oc != nil) &&
 			(label == nil || bytes.Equal(label, ol) && ol != nil) &&

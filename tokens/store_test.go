@@ -72,6 +72,30 @@ func loadAll(t *testing.T, s hsm.Store) map[uint64]*hsm.ObjectRecord {
 	return m
 }
 
+// commit applies ch and fails the test on an error.
+func commit(t testing.TB, s hsm.Store, ch *hsm.Change) {
+	t.Helper()
+	if err := s.Commit(ch); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}
+
+// insert stores new objects (Gen 0) in one commit.
+func insert(t testing.TB, s hsm.Store, objs ...*hsm.ObjectRecord) {
+	t.Helper()
+	commit(t, s, &hsm.Change{Put: objs})
+}
+
+// del deletes objects at the versions their records carry.
+func del(t testing.TB, s hsm.Store, objs ...*hsm.ObjectRecord) {
+	t.Helper()
+	var vs []hsm.ObjectVersion
+	for _, o := range objs {
+		vs = append(vs, hsm.ObjectVersion{ID: o.ID, Gen: o.Gen})
+	}
+	commit(t, s, &hsm.Change{Delete: vs})
+}
+
 func mustCreate(t *testing.T, d *Dir) *Store {
 	t.Helper()
 	s, err := d.Create()
@@ -158,37 +182,40 @@ func TestObjectRoundTrip(t *testing.T) {
 			o.Sealed = nil // a public object with nothing secret
 			o.Attrs = nil
 		}
-		if err := s.PutObject(o); err != nil {
-			t.Fatal(err)
+		insert(t, s, o)
+		if o.Gen == 0 {
+			t.Fatalf("Commit left Gen 0 on object %d", id)
 		}
 		want[id] = o
 	}
-	// Replace one, delete one, delete a missing one.
+	// Replace one, delete one, delete it again.
 	var ids []uint64
 	for id := range want {
 		ids = append(ids, id)
 	}
 	repl := testObject(ids[0], "replaced", true)
-	if err := s.PutObject(repl); err != nil {
-		t.Fatal(err)
+	repl.Gen = want[ids[0]].Gen
+	old := repl.Gen
+	commit(t, s, &hsm.Change{Put: []*hsm.ObjectRecord{repl}})
+	if repl.Gen <= old {
+		t.Fatalf("replace: Gen %d, was %d", repl.Gen, old)
 	}
 	want[ids[0]] = repl
-	if err := s.DeleteObject(ids[1]); err != nil {
-		t.Fatal(err)
-	}
+	del(t, s, want[ids[1]])
+	gone := want[ids[1]]
 	delete(want, ids[1])
-	if err := s.DeleteObject(ids[1]); err != nil {
-		t.Fatalf("deleting a missing object: %v", err)
+	if err := s.Commit(&hsm.Change{Delete: []hsm.ObjectVersion{{ID: gone.ID, Gen: gone.Gen}}}); !errors.Is(err, hsm.ErrConflict) {
+		t.Fatalf("deleting a deleted object: %v; want ErrConflict", err)
 	}
 	got := loadAll(t, s)
 	if len(got) != len(want) {
 		t.Fatalf("%d objects, want %d", len(got), len(want))
 	}
 	for id, w := range want {
-		if g := got[id]; g == nil || !objectsEqual(g, w) {
+		if g := got[id]; g == nil || !objectsEqual(g, w) || g.Gen != w.Gen {
 			t.Errorf("object %d = %+v, want %+v", id, g, w)
 		}
-		if o, err := s.Object(id); err != nil || o == nil || !objectsEqual(o, w) {
+		if o, err := s.Object(id); err != nil || o == nil || !objectsEqual(o, w) || o.Gen != w.Gen {
 			t.Errorf("Object(%d) = %+v, %v", id, o, err)
 		}
 	}
@@ -226,19 +253,18 @@ func TestReinit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var last uint64
+	var objs []*hsm.ObjectRecord
 	for i := range 5 {
 		id, err := s.NewObjectID()
 		if err != nil {
 			t.Fatal(err)
 		}
 		last = id
-		if err := s.PutObject(testObject(id, fmt.Sprint(i), false)); err != nil {
-			t.Fatal(err)
-		}
+		o := testObject(id, fmt.Sprint(i), false)
+		insert(t, s, o)
+		objs = append(objs, o)
 	}
-	if err := s.DeleteObject(last); err != nil {
-		t.Fatal(err)
-	}
+	del(t, s, objs[4])
 	nt := testToken("new")
 	nt.UserPINSet = false
 	nt.UserKey = hsm.WrappedKey{}
@@ -256,6 +282,22 @@ func TestReinit(t *testing.T) {
 	if err != nil || id <= last {
 		t.Fatalf("NewObjectID after Reinit = %d, %v; want > %d", id, err, last)
 	}
+	// No object of before the Reinit comes back: neither as an insert
+	// (deleted before, or removed by the Reinit) nor as a replace.
+	for _, o := range objs {
+		stale := testObject(o.ID, "stale", false)
+		if err := s.Commit(&hsm.Change{Put: []*hsm.ObjectRecord{stale}}); !errors.Is(err, hsm.ErrConflict) {
+			t.Errorf("insert of id %d after Reinit: %v; want ErrConflict", o.ID, err)
+		}
+		stale.Gen = o.Gen
+		if err := s.Commit(&hsm.Change{Put: []*hsm.ObjectRecord{stale}}); !errors.Is(err, hsm.ErrConflict) {
+			t.Errorf("replace of object %d after Reinit: %v; want ErrConflict", o.ID, err)
+		}
+	}
+	if got := loadAll(t, s); len(got) != 0 {
+		t.Fatalf("after stale writes %d objects", len(got))
+	}
+	insert(t, s, testObject(id, "new", false))
 }
 
 func TestNewObjectIDUnique(t *testing.T) {
@@ -281,22 +323,17 @@ func TestNewObjectIDUnique(t *testing.T) {
 	var maxID uint64
 	for i := range 3 * idBlock {
 		id := take(s)
-		if err := s.PutObject(testObject(id, "x", false)); err != nil {
-			t.Fatal(err)
-		}
+		o := testObject(id, "x", false)
+		insert(t, s, o)
 		if i%3 == 0 {
-			if err := s.DeleteObject(id); err != nil {
-				t.Fatal(err)
-			}
+			del(t, s, o)
 		}
 		maxID = max(maxID, id)
 	}
 	// An object stored under an id that was never handed out (a restore)
 	// moves the counter past it.
 	restored := maxID + 10*idBlock
-	if err := s.PutObject(testObject(restored, "restored", false)); err != nil {
-		t.Fatal(err)
-	}
+	insert(t, s, testObject(restored, "restored", false))
 	seen[restored] = true
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
@@ -420,9 +457,7 @@ func TestTwoProcessesSeeEachOther(t *testing.T) {
 			t.Fatal(err)
 		}
 		o := testObject(id, label, true)
-		if err := v.s.PutObject(o); err != nil {
-			t.Fatal(err)
-		}
+		insert(t, v.s, o)
 		v.objects[id] = o
 		return id
 	}
@@ -442,9 +477,7 @@ func TestTwoProcessesSeeEachOther(t *testing.T) {
 	}
 
 	idB := put(vb, "from b")
-	if err := vb.s.DeleteObject(idA); err != nil {
-		t.Fatal(err)
-	}
+	del(t, vb.s, vb.objects[idA])
 	delete(vb.objects, idA)
 	rec := *vb.token
 	rec.UserFailures = 5
@@ -513,9 +546,7 @@ func TestFindIDs(t *testing.T) {
 		cert(4, "", nil), // empty label and empty id are values, not absence
 		{ID: 5, Attrs: []ck.Attribute{{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_DATA))}}},
 	}
-	if err := s.PutObjects(objs); err != nil {
-		t.Fatal(err)
-	}
+	insert(t, s, objs...)
 	class := func(c ck.ObjectClass) ck.Attribute {
 		return ck.Attribute{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(c))}
 	}
@@ -579,7 +610,7 @@ func TestConcurrentSessions(t *testing.T) {
 			for i := range each {
 				id, err := s.NewObjectID()
 				if err == nil {
-					err = s.PutObject(testObject(id, fmt.Sprintf("w%d-%d", w, i), false))
+					err = s.Commit(&hsm.Change{Put: []*hsm.ObjectRecord{testObject(id, fmt.Sprintf("w%d-%d", w, i), false)}})
 				}
 				if err == nil {
 					_, err = s.FindIDs([]ck.Attribute{{Type: ck.CKA_LABEL, Value: []byte(fmt.Sprintf("w%d-%d", w, i))}})
