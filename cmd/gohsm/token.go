@@ -26,6 +26,12 @@ commands:
   restore --in F (--passphrase-file P | --identity KEY.pem)
                                      add the token in a backup to the store
   keygen --out KEY.pem --pub PUB.pem make an X25519 key pair for --recipient/--identity
+  wrapkey --label L --pin-file P [--token T] [--id HEX]
+                                     make a local, never-extractable, wrap-only AES-256
+                                     key: one that may wrap sensitive keys
+  trust --label L --so-pin-file P [--token T]
+                                     the SO marks the public objects labelled L
+                                     CKA_TRUSTED: they may wrap sensitive keys
 
 Every command takes --dir D (default: the store of GOHSM_CONF / GOHSM_DIR).
 --token T picks a token by label or serial; it may be left out when the
@@ -42,6 +48,7 @@ func tokenCmd(args []string) error {
 	cmds := map[string]func([]string) error{
 		"list": tokenList, "check": tokenCheck, "backup": tokenBackup,
 		"restore": tokenRestore, "keygen": tokenKeygen,
+		"wrapkey": tokenWrapKey, "trust": tokenTrust,
 	}
 	run, ok := cmds[args[0]]
 	if !ok {
