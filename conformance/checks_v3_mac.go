@@ -86,6 +86,7 @@ func (t *T) hkdfData(saltAsKey bool) {
 		salt := t.create(sh, []*pkcs11.Attribute{
 			attr(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
 			attr(pkcs11.CKA_TOKEN, false), attr(pkcs11.CKA_VALUE, hkdfSalt),
+			attr(pkcs11.CKA_DERIVE, true), // a salt key is used for derivation (hkdf.salt-key.not-permitted)
 		}, "HKDF salt key")
 		params = hkdfSaltKeyParams(&m, salt, hkdfInfo)
 	}

@@ -10,11 +10,14 @@ func allGroups() []group {
 		{name: "token", kind: kindToken, checks: tokenChecks()},
 		{name: "pin", kind: kindToken, checks: pinChecks()},
 		{name: "session", kind: kindToken, checks: sessionChecks()},
-		{name: "login", kind: kindToken, checks: loginChecks()},
+		{name: "login", kind: kindToken, checks: append(loginChecks(), nullPINChecks()...)},
 		{name: "object", kind: kindKeeper, checks: objectChecks()},
 		{name: "find", kind: kindKeeper, checks: findChecks()},
 		{name: "crypto", kind: kindKeeper, checks: cryptoChecks()},
 		{name: "v3", kind: kindKeeper, checks: v3Checks()},
+		{name: "keyprot", kind: kindKeeper, checks: keyProtChecks()},
+		{name: "keyprot-login", kind: kindToken, checks: keyProtLoginChecks()},
+		{name: "xproc", kind: kindToken, checks: xprocChecks()},
 		{name: "vectors", kind: kindKeeper, checks: vectorsChecks()}, // opt-in: Options.WycheproofDir
 	}
 }
@@ -27,6 +30,9 @@ func cryptoChecks() []check {
 	cs = append(cs, signChecks()...)
 	cs = append(cs, keygenChecks()...)
 	cs = append(cs, wrapChecks()...)
+	cs = append(cs, blockWrapChecks()...)
+	cs = append(cs, modeChecks()...)
+	cs = append(cs, opStateChecks()...)
 	cs = append(cs, randomChecks()...)
 	return cs
 }

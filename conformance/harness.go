@@ -49,7 +49,12 @@ type T struct {
 	result   string
 	detail   string
 	sessions []pkcs11.SessionHandle
+	cleanups []func()
 }
+
+// cleanup registers f to run when the check ends, last registered first
+// (before its sessions are closed).
+func (t *T) cleanup(f func()) { t.cleanups = append(t.cleanups, f) }
 
 func (t *T) failf(format string, args ...any) {
 	t.result, t.detail = Fail, fmt.Sprintf(format, args...)
@@ -362,6 +367,9 @@ func (s *suite) runCheck(g group, c *check, setupErr error) (res Result) {
 		}()
 		c.fn(t)
 	}()
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
 	for _, sh := range t.sessions {
 		s.ctx.CloseSession(sh)
 	}

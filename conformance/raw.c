@@ -168,3 +168,31 @@ ckul raw_decapsulate(cflist3 *f, ckul sess, cmech *m, ckul priv, cattr *tmpl, ck
 	unsigned char *ct, ckul ctLen, ckul *key) {
 	return ((fn_decap)f->fn[IX_DECAPSULATE_KEY])(sess, m, priv, tmpl, n, ct, ctLen, key);
 }
+
+/* Calls through any function table (raw.h). Indexes are pkcs11f.h order. */
+enum { IX_GET_MECHANISM_INFO = 8, IX_LOGIN = 18, IX_ENCRYPT_INIT = 29, IX_WRAP_KEY = 60 };
+
+typedef ckul (*fn_mechinfo)(ckul, ckul, cmechinfo *);
+typedef ckul (*fn_login)(ckul, ckul, unsigned char *, ckul);
+typedef ckul (*fn_cryptinit)(ckul, cmech *, ckul);
+typedef ckul (*fn_wrap)(ckul, cmech *, ckul, ckul, unsigned char *, ckul *);
+
+ckul raw_mech_info(void *f, ckul slot, ckul mech, cmechinfo *info) {
+	return ((fn_mechinfo)((cflist *)f)->fn[IX_GET_MECHANISM_INFO])(slot, mech, info);
+}
+
+ckul raw_login(void *f, ckul sess, ckul user, unsigned char *pin, ckul pinLen) {
+	return ((fn_login)((cflist *)f)->fn[IX_LOGIN])(sess, user, pin, pinLen);
+}
+
+ckul raw_encrypt_init(void *f, ckul sess, cmech *m, ckul key) {
+	return ((fn_cryptinit)((cflist *)f)->fn[IX_ENCRYPT_INIT])(sess, m, key);
+}
+
+ckul raw_table_inout(void *f, int idx, ckul sess, unsigned char *in, ckul inLen, unsigned char *out, ckul *outLen) {
+	return raw_inout((cflist *)f, idx, sess, in, inLen, out, outLen);
+}
+
+ckul raw_wrap_key(void *f, ckul sess, cmech *m, ckul wrapping, ckul key, unsigned char *out, ckul *outLen) {
+	return ((fn_wrap)((cflist *)f)->fn[IX_WRAP_KEY])(sess, m, wrapping, key, out, outLen);
+}

@@ -74,4 +74,15 @@ ckul raw_encapsulate(cflist3 *f, ckul sess, cmech *m, ckul pub, cattr *tmpl, cku
 	unsigned char *ct, ckul *ctLen, ckul *key);
 ckul raw_decapsulate(cflist3 *f, ckul sess, cmech *m, ckul priv, cattr *tmpl, ckul n,
 	unsigned char *ct, ckul ctLen, ckul *key);
+
+/* Key-protection and interface checks (checks_keyprot.go, checks_mode.go):
+ * a call through any function table (the 2.40 list or a 3.x interface's,
+ * whose first 68 entries are the same), so NULL arguments and the
+ * interface a call comes through can be chosen. */
+typedef struct { ckul ulMinKeySize, ulMaxKeySize, flags; } cmechinfo;
+ckul raw_mech_info(void *f, ckul slot, ckul mech, cmechinfo *info);
+ckul raw_login(void *f, ckul sess, ckul user, unsigned char *pin, ckul pinLen);
+ckul raw_encrypt_init(void *f, ckul sess, cmech *m, ckul key);
+ckul raw_table_inout(void *f, int idx, ckul sess, unsigned char *in, ckul inLen, unsigned char *out, ckul *outLen);
+ckul raw_wrap_key(void *f, ckul sess, cmech *m, ckul wrapping, ckul key, unsigned char *out, ckul *outLen);
 #endif

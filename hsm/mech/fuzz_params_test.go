@@ -496,6 +496,16 @@ func fuzzOne(t *testing.T, fx *fuzzFix, m *Mechanism, r *fuzzReader, data []byte
 			if m.Decrypt != nil {
 				fuzzCipher(t, m, "decrypt", func() (Cipher, error) { return m.Decrypt(priv, param) }, data, chunk)
 			}
+			if m.UnwrapFixed != nil {
+				// Implicit rejection: any input of the right length gives
+				// exactly n bytes, never a padding error.
+				n := 1 + int(r.u8()%64)
+				out, err := m.UnwrapFixed(priv, param, data, n)
+				fuzzCheck(t, m, "unwrap", err)
+				if err == nil && len(out) != n {
+					t.Fatalf("%v: unwrapped %d bytes, want %d", m.Type, len(out), n)
+				}
+			}
 			return
 		}
 		ct, ok := fuzzCipher(t, m, "encrypt", func() (Cipher, error) { return m.Encrypt(pub, param) }, data, chunk)
