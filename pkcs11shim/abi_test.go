@@ -19,6 +19,7 @@ var shared struct {
 	fake, real    string
 	abiTest       string
 	v32Test       string
+	ifaceTest     string
 	err           error
 	errOut        string
 	modCache      string
@@ -41,11 +42,13 @@ func buildShared(t *testing.T) {
 		shared.real = filepath.Join(dir, "real", "libgohsm.so")
 		shared.abiTest = filepath.Join(dir, "abi_test")
 		shared.v32Test = filepath.Join(dir, "v32_test")
+		shared.ifaceTest = filepath.Join(dir, "iface_test")
 		steps := [][]string{
 			{"go", "build", "-tags", "shimfake", "-buildmode=c-shared", "-o", shared.fake, "."},
 			{"go", "build", "-buildmode=c-shared", "-o", shared.real, "."},
 			{"gcc", "-Wall", "-Werror", "-Wno-unused-parameter", "-I.", "-o", shared.abiTest, "testdata/abi_test.c", "-ldl"},
 			{"gcc", "-Wall", "-Werror", "-I.", "-o", shared.v32Test, "testdata/v32_test.c", "-ldl"},
+			{"gcc", "-Wall", "-Werror", "-I.", "-o", shared.ifaceTest, "testdata/iface_test.c", "-ldl"},
 		}
 		for _, s := range steps {
 			out, err := exec.Command(s[0], s[1:]...).CombinedOutput()
@@ -102,19 +105,35 @@ func TestABIRealEngine(t *testing.T) {
 
 // TestABIV32Real drives the real engine through the 3.2 table: ML-KEM
 // C_EncapsulateKey / C_DecapsulateKey and the 3.0 message API
-// (testdata/v32_test.c). A cheap KDF keeps C_InitToken and C_Login fast.
+// (testdata/v32_test.c).
 func TestABIV32Real(t *testing.T) {
 	buildShared(t)
+	runReal(t, shared.v32Test)
+}
+
+// TestABIInterfacesReal drives the real engine through the 2.40, 3.0 and
+// 3.2 tables where they differ (a NULL mechanism, mechanism flags), and
+// checks that a NULL PIN never reaches the PIN retry counter
+// (testdata/iface_test.c).
+func TestABIInterfacesReal(t *testing.T) {
+	buildShared(t)
+	runReal(t, shared.ifaceTest)
+}
+
+// runReal runs a C test program against the real engine in a fresh token
+// store. A cheap KDF keeps C_InitToken and C_Login fast.
+func runReal(t *testing.T, prog string) {
+	t.Helper()
 	home := t.TempDir()
 	conf := filepath.Join(home, "gohsm.conf")
 	if err := os.WriteFile(conf, []byte("kdf_iterations = 10\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(shared.v32Test, shared.real)
+	cmd := exec.Command(prog, shared.real)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "GOHSM_DIR=" + filepath.Join(home, "store"), "GOHSM_CONF=" + conf}
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok\n") {
-		t.Fatalf("v32_test: %v\n%s", err, out)
+		t.Fatalf("%s: %v\n%s", filepath.Base(prog), err, out)
 	}
 }
 

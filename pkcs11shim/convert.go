@@ -175,5 +175,21 @@ func cVersion(v ck.Version) C.CK_VERSION {
 	return C.CK_VERSION{major: C.CK_BYTE(v.Major), minor: C.CK_BYTE(v.Minor)}
 }
 
+// inPIN copies a PIN argument (C_Login, C_LoginUser, C_InitPIN, C_SetPIN,
+// C_InitToken) into Go memory; the caller wipes it after the call. A NULL
+// pointer is CKR_ARGUMENTS_BAD whatever the length, also 0: PKCS#11 gives
+// NULL the meaning "use the token's protected authentication path" (a PIN
+// pad), which gohsm tokens do not have (CKF_PROTECTED_AUTHENTICATION_PATH
+// is never set), so NULL can only be a mistake. Refusing it here, before
+// the backend is asked, keeps it from counting as a wrong PIN toward the
+// lockout. A non-NULL pointer with length 0 is an empty PIN, which the
+// backend judges (CKR_PIN_LEN_RANGE, CKR_PIN_INCORRECT).
+func inPIN(p C.CK_UTF8CHAR_PTR, n C.CK_ULONG) ([]byte, ck.RV) {
+	if p == nil {
+		return nil, ck.CKR_ARGUMENTS_BAD
+	}
+	return inBytes(unsafe.Pointer(p), n)
+}
+
 // wipe clears a buffer the shim owns that held a secret (a PIN).
 func wipe(b []byte) { clear(b) }

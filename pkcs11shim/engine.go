@@ -4,8 +4,9 @@ package main
 
 import (
 	"fmt"
-	"github.com/gohsm/gohsm/internal/conf"
 	"os"
+
+	"github.com/gohsm/gohsm/internal/conf"
 
 	"github.com/gohsm/gohsm/hsm"
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -34,6 +35,10 @@ func openConfigured(cfg *conf.Config) (hsm.Backend, func(), error) {
 	}
 	if cfg.KDFIterations > 0 {
 		hc.KDFIterations = cfg.KDFIterations
+	}
+	if hc.Policy, err = hsm.ParsePolicy(cfg.Policy); err != nil {
+		dir.Close()
+		return nil, nil, err
 	}
 	m, err := hsm.New(hc)
 	if err != nil {

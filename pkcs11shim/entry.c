@@ -4,6 +4,10 @@
  * conversion. The 3.2 asynchronous and authenticated-wrapping functions are
  * not offered: they return CKR_FUNCTION_NOT_SUPPORTED (§5.1) without
  * entering Go.
+ *
+ * The exported functions behave as PKCS#11 3.2 (GOHSM_IFACE_3_2) where
+ * versions differ; the 2.40 and 3.0 tables reach the same Go code through
+ * the gohsm_<version>_* entry points at the end of this file.
  */
 #include "shim.h"
 #include "_cgo_export.h"
@@ -61,7 +65,7 @@ CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM
 {
 	if (gohsm_forked)
 		return GOHSM_CHILD_RV;
-	return goC_GetMechanismInfo(slotID, type, pInfo);
+	return goC_GetMechanismInfo(GOHSM_IFACE_3_2, slotID, type, pInfo);
 }
 
 CK_RV C_InitToken(CK_SLOT_ID slotID, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pLabel)
@@ -208,7 +212,7 @@ CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_
 {
 	if (gohsm_forked)
 		return GOHSM_CHILD_RV;
-	return goC_EncryptInit(hSession, pMechanism, hKey);
+	return goC_EncryptInit(GOHSM_IFACE_3_2, hSession, pMechanism, hKey);
 }
 
 CK_RV C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
@@ -236,7 +240,7 @@ CK_RV C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_
 {
 	if (gohsm_forked)
 		return GOHSM_CHILD_RV;
-	return goC_DecryptInit(hSession, pMechanism, hKey);
+	return goC_DecryptInit(GOHSM_IFACE_3_2, hSession, pMechanism, hKey);
 }
 
 CK_RV C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData, CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
@@ -264,7 +268,7 @@ CK_RV C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 {
 	if (gohsm_forked)
 		return GOHSM_CHILD_RV;
-	return goC_DigestInit(hSession, pMechanism);
+	return goC_DigestInit(GOHSM_IFACE_3_2, hSession, pMechanism);
 }
 
 CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
@@ -299,7 +303,7 @@ CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJ
 {
 	if (gohsm_forked)
 		return GOHSM_CHILD_RV;
-	return goC_SignInit(hSession, pMechanism, hKey);
+	return goC_SignInit(GOHSM_IFACE_3_2, hSession, pMechanism, hKey);
 }
 
 CK_RV C_Sign(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
@@ -327,7 +331,7 @@ CK_RV C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
 {
 	if (gohsm_forked)
 		return GOHSM_CHILD_RV;
-	return goC_SignRecoverInit(hSession, pMechanism, hKey);
+	return goC_SignRecoverInit(GOHSM_IFACE_3_2, hSession, pMechanism, hKey);
 }
 
 CK_RV C_SignRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
@@ -341,7 +345,7 @@ CK_RV C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_O
 {
 	if (gohsm_forked)
 		return GOHSM_CHILD_RV;
-	return goC_VerifyInit(hSession, pMechanism, hKey);
+	return goC_VerifyInit(GOHSM_IFACE_3_2, hSession, pMechanism, hKey);
 }
 
 CK_RV C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
@@ -369,7 +373,7 @@ CK_RV C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
 {
 	if (gohsm_forked)
 		return GOHSM_CHILD_RV;
-	return goC_VerifyRecoverInit(hSession, pMechanism, hKey);
+	return goC_VerifyRecoverInit(GOHSM_IFACE_3_2, hSession, pMechanism, hKey);
 }
 
 CK_RV C_VerifyRecover(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
@@ -714,4 +718,75 @@ CK_RV C_WrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMecha
 CK_RV C_UnwrapKeyAuthenticated(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey)
 {
 	return GOHSM_CKR_FUNCTION_NOT_SUPPORTED;
+}
+
+/*
+ * The entries of the older interfaces' tables (GOHSM_VERSIONED_* in
+ * shim.h): the exported function's Go wrapper, told which interface the
+ * caller chose. A 2.40 caller (every application that uses
+ * C_GetFunctionList) gets CKR_ARGUMENTS_BAD for a NULL pMechanism instead of
+ * 3.0's "terminate the operation", and neither 2.40 nor 3.0 callers see
+ * mechanism flags their version does not define.
+ */
+CK_RV gohsm_2_40_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetMechanismInfo(GOHSM_IFACE_2_40, slotID, type, pInfo);
+}
+
+CK_RV gohsm_3_0_C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR pInfo)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_GetMechanismInfo(GOHSM_IFACE_3_0, slotID, type, pInfo);
+}
+
+CK_RV gohsm_2_40_C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_EncryptInit(GOHSM_IFACE_2_40, hSession, pMechanism, hKey);
+}
+
+CK_RV gohsm_2_40_C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DecryptInit(GOHSM_IFACE_2_40, hSession, pMechanism, hKey);
+}
+
+CK_RV gohsm_2_40_C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_DigestInit(GOHSM_IFACE_2_40, hSession, pMechanism);
+}
+
+CK_RV gohsm_2_40_C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignInit(GOHSM_IFACE_2_40, hSession, pMechanism, hKey);
+}
+
+CK_RV gohsm_2_40_C_SignRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_SignRecoverInit(GOHSM_IFACE_2_40, hSession, pMechanism, hKey);
+}
+
+CK_RV gohsm_2_40_C_VerifyInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyInit(GOHSM_IFACE_2_40, hSession, pMechanism, hKey);
+}
+
+CK_RV gohsm_2_40_C_VerifyRecoverInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+	if (gohsm_forked)
+		return GOHSM_CHILD_RV;
+	return goC_VerifyRecoverInit(GOHSM_IFACE_2_40, hSession, pMechanism, hKey);
 }

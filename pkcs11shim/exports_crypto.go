@@ -11,64 +11,66 @@ import (
 )
 
 // Encryption, decryption, digests, signatures and the dual-function
-// updates (§5.8 - §5.12). Each wrapper names its shape from ops.go.
+// updates (§5.8 - §5.12). Each wrapper names its shape from ops.go. The
+// C_XxxInit wrappers take the interface the caller reached them through
+// (iface, a GOHSM_IFACE_* value; see ifaces.go).
 
 //export goC_EncryptInit
-func goC_EncryptInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
+func goC_EncryptInit(iface C.int, hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_EncryptInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_ENCRYPT, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(iface, hSession, pMechanism, hKey, ck.CKF_ENCRYPT, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.EncryptInit(s, m, k)
 	}))
 }
 
 //export goC_DecryptInit
-func goC_DecryptInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
+func goC_DecryptInit(iface C.int, hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DecryptInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_DECRYPT, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(iface, hSession, pMechanism, hKey, ck.CKF_DECRYPT, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.DecryptInit(s, m, k)
 	}))
 }
 
 //export goC_SignInit
-func goC_SignInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
+func goC_SignInit(iface C.int, hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SignInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_SIGN, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(iface, hSession, pMechanism, hKey, ck.CKF_SIGN, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.SignInit(s, m, k)
 	}))
 }
 
 //export goC_SignRecoverInit
-func goC_SignRecoverInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
+func goC_SignRecoverInit(iface C.int, hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_SignRecoverInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_SIGN_RECOVER, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(iface, hSession, pMechanism, hKey, ck.CKF_SIGN_RECOVER, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.SignRecoverInit(s, m, k)
 	}))
 }
 
 //export goC_VerifyInit
-func goC_VerifyInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
+func goC_VerifyInit(iface C.int, hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_VerifyInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_VERIFY, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(iface, hSession, pMechanism, hKey, ck.CKF_VERIFY, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.VerifyInit(s, m, k)
 	}))
 }
 
 //export goC_VerifyRecoverInit
-func goC_VerifyRecoverInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
+func goC_VerifyRecoverInit(iface C.int, hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE) (rv C.CK_RV) {
 	enter()
 	defer leave("C_VerifyRecoverInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_VERIFY_RECOVER, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(iface, hSession, pMechanism, hKey, ck.CKF_VERIFY_RECOVER, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.VerifyRecoverInit(s, m, k)
 	}))
 }
@@ -248,11 +250,11 @@ func goC_VerifyFinal(hSession C.CK_SESSION_HANDLE, pSignature C.CK_BYTE_PTR, ulS
 }
 
 //export goC_DigestInit
-func goC_DigestInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR) (rv C.CK_RV) {
+func goC_DigestInit(iface C.int, hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_DigestInit", &rv)
 	defer sessionFirst(hSession, &rv)
-	return cRV(opInit(hSession, pMechanism, 0, ck.CKF_DIGEST, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, _ ck.ObjectHandle) error {
+	return cRV(opInit(iface, hSession, pMechanism, 0, ck.CKF_DIGEST, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, _ ck.ObjectHandle) error {
 		return be.DigestInit(s, m)
 	}))
 }

@@ -176,8 +176,11 @@ func goC_GetMechanismList(slotID C.CK_SLOT_ID, pMechanismList C.CK_MECHANISM_TYP
 	return cRV(outList((*C.CK_ULONG)(pMechanismList), pulCount, list))
 }
 
+// goC_GetMechanismInfo reports only the flags the caller's interface
+// defines (iface, a GOHSM_IFACE_* value; see ifaces.go).
+//
 //export goC_GetMechanismInfo
-func goC_GetMechanismInfo(slotID C.CK_SLOT_ID, typ C.CK_MECHANISM_TYPE, pInfo C.CK_MECHANISM_INFO_PTR) (rv C.CK_RV) {
+func goC_GetMechanismInfo(iface C.int, slotID C.CK_SLOT_ID, typ C.CK_MECHANISM_TYPE, pInfo C.CK_MECHANISM_INFO_PTR) (rv C.CK_RV) {
 	enter()
 	defer leave("C_GetMechanismInfo", &rv)
 	be, r := backend()
@@ -193,7 +196,7 @@ func goC_GetMechanismInfo(slotID C.CK_SLOT_ID, typ C.CK_MECHANISM_TYPE, pInfo C.
 	}
 	pInfo.ulMinKeySize = C.CK_ULONG(info.MinKeySize)
 	pInfo.ulMaxKeySize = C.CK_ULONG(info.MaxKeySize)
-	pInfo.flags = C.CK_FLAGS(info.Flags)
+	pInfo.flags = C.CK_FLAGS(info.Flags & rulesOf(iface).mechFlags)
 	return cRV(ck.CKR_OK)
 }
 
@@ -208,7 +211,7 @@ func goC_InitToken(slotID C.CK_SLOT_ID, pPin C.CK_UTF8CHAR_PTR, ulPinLen C.CK_UL
 	if pLabel == nil {
 		return cRV(ck.CKR_ARGUMENTS_BAD)
 	}
-	pin, r := inBytes(unsafe.Pointer(pPin), ulPinLen)
+	pin, r := inPIN(pPin, ulPinLen)
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
@@ -226,7 +229,7 @@ func goC_InitPIN(hSession C.CK_SESSION_HANDLE, pPin C.CK_UTF8CHAR_PTR, ulPinLen 
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
-	pin, r := inBytes(unsafe.Pointer(pPin), ulPinLen)
+	pin, r := inPIN(pPin, ulPinLen)
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
@@ -243,12 +246,12 @@ func goC_SetPIN(hSession C.CK_SESSION_HANDLE, pOldPin C.CK_UTF8CHAR_PTR, ulOldLe
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
-	oldPIN, r := inBytes(unsafe.Pointer(pOldPin), ulOldLen)
+	oldPIN, r := inPIN(pOldPin, ulOldLen)
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
 	defer wipe(oldPIN)
-	newPIN, r := inBytes(unsafe.Pointer(pNewPin), ulNewLen)
+	newPIN, r := inPIN(pNewPin, ulNewLen)
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}

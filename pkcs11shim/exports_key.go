@@ -92,9 +92,15 @@ func goC_WrapKey(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hW
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
-	return cRV(outBytes(pWrappedKey, pulWrappedKeyLen, func(outCap int) ([]byte, int, error) {
+	r = outBytes(pWrappedKey, pulWrappedKeyLen, func(outCap int) ([]byte, int, error) {
 		return be.WrapKey(ck.SessionHandle(hSession), m, ck.ObjectHandle(hWrappingKey), ck.ObjectHandle(hKey), outCap)
-	}))
+	})
+	// A nonce-based mechanism's IV is the token's (outparams.go): the
+	// caller learns it with the wrapped key, and only then.
+	if r == ck.CKR_OK && pWrappedKey != nil {
+		r = writeOutParams(pMechanism, m)
+	}
+	return cRV(r)
 }
 
 //export goC_UnwrapKey

@@ -259,8 +259,8 @@ func goC_MessageVerifyFinal(hSession C.CK_SESSION_HANDLE) (rv C.CK_RV) {
 	return cRV(msgSignFinal(hSession, true))
 }
 
-// goC_VerifySignatureInit (3.2): a NULL mechanism ends the active
-// verification operation, as for C_VerifyInit.
+// goC_VerifySignatureInit (3.2, so only 3.2 callers reach it): a NULL
+// mechanism ends the active verification operation, as for C_VerifyInit.
 //
 //export goC_VerifySignatureInit
 func goC_VerifySignatureInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE, pSignature C.CK_BYTE_PTR, ulSignatureLen C.CK_ULONG) (rv C.CK_RV) {
@@ -268,7 +268,7 @@ func goC_VerifySignatureInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHA
 	defer leave("C_VerifySignatureInit", &rv)
 	defer sessionFirst(hSession, &rv)
 	if pMechanism == nil {
-		return cRV(opInit(hSession, nil, hKey, ck.CKF_VERIFY, nil))
+		return cRV(opInit(C.GOHSM_IFACE_3_2, hSession, nil, hKey, ck.CKF_VERIFY, nil))
 	}
 	if _, r := backend(); r != ck.CKR_OK {
 		return cRV(r)
@@ -280,7 +280,7 @@ func goC_VerifySignatureInit(hSession C.CK_SESSION_HANDLE, pMechanism C.CK_MECHA
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
-	return cRV(opInit(hSession, pMechanism, hKey, ck.CKF_VERIFY, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
+	return cRV(opInit(C.GOHSM_IFACE_3_2, hSession, pMechanism, hKey, ck.CKF_VERIFY, func(be hsm.Backend, s ck.SessionHandle, m ck.Mechanism, k ck.ObjectHandle) error {
 		return be.VerifySignatureInit(s, m, k, sig)
 	}))
 }

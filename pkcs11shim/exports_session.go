@@ -124,7 +124,7 @@ func goC_Login(hSession C.CK_SESSION_HANDLE, userType C.CK_USER_TYPE, pPin C.CK_
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
-	pin, r := inBytes(unsafe.Pointer(pPin), ulPinLen)
+	pin, r := inPIN(pPin, ulPinLen)
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
@@ -141,7 +141,7 @@ func goC_LoginUser(hSession C.CK_SESSION_HANDLE, userType C.CK_USER_TYPE, pPin C
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}
-	pin, r := inBytes(unsafe.Pointer(pPin), ulPinLen)
+	pin, r := inPIN(pPin, ulPinLen)
 	if r != ck.CKR_OK {
 		return cRV(r)
 	}

@@ -32,6 +32,7 @@ type fakeBackend struct {
 	mu          sync.Mutex
 	last        string
 	msgMech     map[bool]ck.MechanismType // message sign/verify process, by verify
+	cancels     int                       // SessionCancel calls, reported by GetSessionInfo
 }
 
 func (f *fakeBackend) record(format string, args ...any) {
@@ -225,14 +226,74 @@ func (f *fakeBackend) DecapsulateKey(s ck.SessionHandle, m ck.Mechanism, priv ck
 }
 
 // GetSessionInfo knows every session, so sessionFirst leaves
-// CKR_ARGUMENTS_BAD as it is.
+// CKR_ARGUMENTS_BAD as it is. Its ulDeviceError is the number of
+// SessionCancel calls so far, so a test can see whether a call cancelled.
 func (f *fakeBackend) GetSessionInfo(s ck.SessionHandle) (ck.SessionInfo, error) {
-	return ck.SessionInfo{SlotID: 1, State: ck.CKS_RW_USER_FUNCTIONS, Flags: ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION}, nil
+	f.mu.Lock()
+	n := f.cancels
+	f.mu.Unlock()
+	return ck.SessionInfo{SlotID: 1, State: ck.CKS_RW_USER_FUNCTIONS, Flags: ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION,
+		DeviceError: ck.ULong(n)}, nil
 }
 
-// SessionCancel accepts everything (endOnBadArgs calls it) and records
-// nothing, so the echo stays the call under test.
-func (f *fakeBackend) SessionCancel(ck.SessionHandle, ck.Flags) error { return nil }
+// SessionCancel accepts everything (endOnBadArgs calls it) and only counts,
+// so the echo stays the call under test.
+func (f *fakeBackend) SessionCancel(ck.SessionHandle, ck.Flags) error {
+	f.mu.Lock()
+	f.cancels++
+	f.mu.Unlock()
+	return nil
+}
+
+// fakeMechFlags is what the fake reports for every mechanism: flags of
+// 2.40, 3.0 and 3.2, and 0x80, which no version defines.
+const fakeMechFlags = ck.CKF_ENCRYPT | ck.CKF_DECRYPT | ck.CKF_EC_NAMEDCURVE | ck.CKF_EXTENSION |
+	ck.CKF_MESSAGE_ENCRYPT | ck.CKF_MESSAGE_DECRYPT | ck.CKF_MESSAGE_SIGN | ck.CKF_MESSAGE_VERIFY |
+	ck.CKF_MULTI_MESSAGE | ck.CKF_FIND_OBJECTS | ck.CKF_EC_CURVENAME |
+	ck.CKF_ENCAPSULATE | ck.CKF_DECAPSULATE | 0x80
+
+func (f *fakeBackend) GetMechanismInfo(slot ck.SlotID, m ck.MechanismType) (ck.MechanismInfo, error) {
+	return ck.MechanismInfo{MinKeySize: 16, MaxKeySize: 32, Flags: fakeMechFlags}, nil
+}
+
+// Key handles WrapKey treats specially.
+const (
+	fakeKeyNotWrappable = 13 // CKR_KEY_NOT_WRAPPABLE, after writing the IV
+	fakeKeyIVResized    = 14 // the IV comes back one byte longer
+)
+
+// WrapKey acts as a careless token that generates the IV or nonce of the
+// mechanism on every call: size queries and failures included, so the
+// test sees that the shim copies it back only after a wrap that returned
+// the wrapped key. It writes 0xB0+i into a GCM IV, a CCM or ChaCha20
+// nonce, and also into a plain byte-string parameter (a CBC IV), which
+// the shim must not copy back: it is no output. The wrapped key is
+// "wrapped!".
+func (f *fakeBackend) WrapKey(s ck.SessionHandle, m ck.Mechanism, wrapping, key ck.ObjectHandle, outCap int) ([]byte, int, error) {
+	f.record("WrapKey wrapping=%d key=%d %s", wrapping, key, describe(m))
+	gen := func(b []byte) {
+		for i := range b {
+			b[i] = byte(0xB0 + i)
+		}
+	}
+	switch p := m.Param.(type) {
+	case *ck.GCMParams:
+		gen(p.IV)
+		if key == fakeKeyIVResized {
+			p.IV = append(p.IV, 0xFF)
+		}
+	case *ck.CCMParams:
+		gen(p.Nonce)
+	case *ck.ChaCha20Poly1305Params:
+		gen(p.Nonce)
+	case []byte:
+		gen(p)
+	}
+	if key == fakeKeyNotWrappable {
+		return nil, 0, fmt.Errorf("fake wrap: %w", ck.CKR_KEY_NOT_WRAPPABLE)
+	}
+	return sized([]byte("wrapped!"), outCap)
+}
 
 // Message-based signing: the fake echoes the per-message parameter and
 // whether a part was the last; the "signature" is "sig:" and the data.

@@ -2,17 +2,6 @@ package main
 
 /*
 #include "shim.h"
-
-// The PKCS#11 2.40 errata layout of CK_GCM_PARAMS, without ulIvBits. Some
-// callers (Java SunPKCS11 talking to a 2.40 module) send it first; its size
-// tells it apart from the 3.0 layout.
-typedef struct {
-	CK_BYTE_PTR pIv;
-	CK_ULONG ulIvLen;
-	CK_BYTE_PTR pAAD;
-	CK_ULONG ulAADLen;
-	CK_ULONG ulTagBits;
-} gohsm_gcm_params_240;
 */
 import "C"
 

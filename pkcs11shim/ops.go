@@ -20,22 +20,31 @@ type (
 	inFunc    func(be hsm.Backend, s ck.SessionHandle, in []byte) error
 )
 
-// opInit is the C_*Init shape: a mechanism and a key. PKCS#11 3.0 lets a
-// NULL pMechanism terminate the active operation of that kind (the effect of
-// C_SessionCancel with the operation's flag), so that is what it does.
-func opInit(h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE, cancel ck.Flags, f initFunc) ck.RV {
+// opInit is the C_*Init shape: a mechanism and a key. What a NULL
+// pMechanism means depends on the interface the caller chose (ifaces.go):
+// from 3.0 on it terminates the active operation of that kind (the effect
+// of C_SessionCancel with the operation's flag); to a 2.40 caller it is a
+// bad argument, and the operation goes on.
+func opInit(iface C.int, h C.CK_SESSION_HANDLE, pMechanism C.CK_MECHANISM_PTR, hKey C.CK_OBJECT_HANDLE, cancel ck.Flags, f initFunc) ck.RV {
 	be, r := backend()
 	if r != ck.CKR_OK {
 		return r
 	}
 	if pMechanism == nil {
+		if !rulesOf(iface).nullMechanismCancels {
+			return ck.CKR_ARGUMENTS_BAD
+		}
 		return hsm.ToRV(be.SessionCancel(ck.SessionHandle(h), cancel))
 	}
 	m, r := inMechanism(pMechanism)
 	if r != ck.CKR_OK {
 		return r
 	}
-	return hsm.ToRV(f(be, ck.SessionHandle(h), m, ck.ObjectHandle(hKey)))
+	if err := f(be, ck.SessionHandle(h), m, ck.ObjectHandle(hKey)); err != nil {
+		return hsm.ToRV(err)
+	}
+	// A nonce the token made at init goes back to the caller.
+	return writeOutParams(pMechanism, m)
 }
 
 // opInOut is the shape of C_EncryptUpdate, C_DigestEncryptUpdate...: input

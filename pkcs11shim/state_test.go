@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"github.com/gohsm/gohsm/internal/conf"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/gohsm/gohsm/hsm"
@@ -109,3 +111,49 @@ func TestInitializeFailures(t *testing.T) {
 func hsmRV(err error) ck.RV { return hsm.ToRV(err) }
 
 func envOf(m map[string]string) conf.Getenv { return func(k string) string { return m[k] } }
+
+// TestModuleStateConcurrency drives the shim's shared state the way a
+// multi-threaded host does: calls load the backend and log their result
+// while another thread cycles C_Initialize / C_Finalize (§5.4 leaves that
+// undefined for the application, but it must not corrupt the module) and
+// the log is reconfigured. Under go test -race it checks that the state
+// every call reads (current, logger, the rules tables) is read safely.
+func TestModuleStateConcurrency(t *testing.T) {
+	be := &stubBackend{} // its counters need no lock: C_Initialize and C_Finalize are serialised
+	withBackend(t, func(*conf.Config) (hsm.Backend, func(), error) { return be, func() {}, nil })
+	env := envOf(map[string]string{"GOHSM_DIR": t.TempDir(), "GOGC": "100"})
+	logFile := filepath.Join(t.TempDir(), "gohsm.log")
+	defer setupLog(logOff, "")
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, rv := backend(); rv != ck.CKR_OK && rv != ck.CKR_CRYPTOKI_NOT_INITIALIZED {
+					t.Errorf("backend: %v", rv)
+				}
+				_ = ifaces[ifaceVersion(i%len(ifaces))].mechFlags
+				logCall("C_Test", ck.CKR_ARGUMENTS_BAD)
+			}
+		}(i)
+	}
+	for i := 0; i < 200; i++ {
+		if rv := initialize(nil, env); rv != ck.CKR_OK {
+			t.Fatalf("initialize %d: %v", i, rv)
+		}
+		setupLog(logLevel(i%2)*logDebug, logFile)
+		if rv := finalize(); rv != ck.CKR_OK {
+			t.Fatalf("finalize %d: %v", i, rv)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}

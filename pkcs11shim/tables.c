@@ -28,16 +28,36 @@ __attribute__((constructor)) static void gohsm_register_atfork(void)
 
 #define GOHSM_ENTRY(name, args) name,
 
+/*
+ * A table of an older interface is the exported functions with the
+ * entries of GOHSM_VERSIONED_<version> (shim.h) replaced by that version's
+ * own. C lets a later designated initializer override an earlier one
+ * (C11 6.7.9p19), so each table says exactly where it differs; the
+ * compilers' warning about such overrides is silenced here only.
+ */
+#define GOHSM_VERSIONED_ENTRY(v, name) .name = gohsm_##v##_##name,
+
+#pragma GCC diagnostic push
+#if defined(__clang__)
+#pragma GCC diagnostic ignored "-Winitializer-overrides"
+#else
+#pragma GCC diagnostic ignored "-Woverride-init"
+#endif
+
 static CK_FUNCTION_LIST gohsm_functions_2_40 = {
 	{2, 40},
 	GOHSM_FUNCTIONS_2_40(GOHSM_ENTRY)
+	GOHSM_VERSIONED_2_40(GOHSM_VERSIONED_ENTRY)
 };
 
 static CK_FUNCTION_LIST_3_0 gohsm_functions_3_0 = {
 	{3, 0},
 	GOHSM_FUNCTIONS_2_40(GOHSM_ENTRY)
 	GOHSM_FUNCTIONS_3_0(GOHSM_ENTRY)
+	GOHSM_VERSIONED_3_0(GOHSM_VERSIONED_ENTRY)
 };
+
+#pragma GCC diagnostic pop
 
 static CK_FUNCTION_LIST_3_2 gohsm_functions_3_2 = {
 	{3, 2},

@@ -81,6 +81,50 @@ static void mech(CK_MECHANISM_TYPE t, void *p, CK_ULONG n, CK_RV want, const cha
 		CHECK(strcmp(echo(), full) == 0, "mechanism 0x%lx: backend got %s, want %s", t, echo(), wantEcho);
 }
 
+/* The symbol names of the table entries, in CK_FUNCTION_LIST_3_2 order. */
+static const char *entry_names[] = {
+#define NAME(name, args) #name,
+	GOHSM_FUNCTIONS_2_40(NAME) GOHSM_FUNCTIONS_3_0(NAME) GOHSM_FUNCTIONS_3_2(NAME)
+#undef NAME
+};
+
+/*
+ * same_entries: tables a and b agree on their first size bytes (after the
+ * version), except at the given offsets, where they must differ.
+ */
+static int same_entries(const void *a, const void *b, size_t size, const size_t *differ, int ndiffer)
+{
+	int ok = 1;
+	for (size_t off = offsetof(CK_FUNCTION_LIST, C_Initialize); off < size; off += sizeof(void *)) {
+		int want_diff = 0;
+		for (int i = 0; i < ndiffer; i++)
+			want_diff |= differ[i] == off;
+		const char *name = entry_names[(off - offsetof(CK_FUNCTION_LIST, C_Initialize)) / sizeof(void *)];
+		int diff = memcmp((const char *)a + off, (const char *)b + off, sizeof(void *)) != 0;
+		if (diff != want_diff) {
+			printf("  %s: tables %s\n", name, diff ? "differ" : "share the entry");
+			ok = 0;
+		}
+	}
+	return ok;
+}
+
+/* exported_entries: every entry of the table is the library's exported function of that name. */
+static int exported_entries(const void *t, size_t size)
+{
+	int ok = 1;
+	for (size_t off = offsetof(CK_FUNCTION_LIST, C_Initialize); off < size; off += sizeof(void *)) {
+		const char *name = entry_names[(off - offsetof(CK_FUNCTION_LIST, C_Initialize)) / sizeof(void *)];
+		void *p;
+		memcpy(&p, (const char *)t + off, sizeof p);
+		if (p != dlsym(lib, name)) {
+			printf("  %s: not the exported function\n", name);
+			ok = 0;
+		}
+	}
+	return ok;
+}
+
 static void test_tables(void)
 {
 	CK_C_GetFunctionList gfl = f->C_GetFunctionList;
@@ -110,11 +154,22 @@ static void test_tables(void)
 	      "second interface is PKCS 11 3.2");
 	CHECK(ifs[2].pFunctionList == (void *)f, "third interface is the 2.40 table");
 	CHECK(ifs[0].flags == 0 && ifs[1].flags == 0 && ifs[2].flags == 0, "no CKF_INTERFACE_FORK_SAFE");
-	/* The 3.0 table starts with the 2.40 functions, the 3.2 one with the 3.0 ones. */
-	CHECK(memcmp(&l3->C_Initialize, &f->C_Initialize, sizeof(CK_FUNCTION_LIST) - offsetof(CK_FUNCTION_LIST, C_Initialize)) == 0,
-	      "3.0 prefix equals 2.40 table");
-	CHECK(memcmp(&l32->C_Initialize, &l3->C_Initialize, sizeof(CK_FUNCTION_LIST_3_0) - offsetof(CK_FUNCTION_LIST_3_0, C_Initialize)) == 0,
-	      "3.2 prefix equals 3.0 table");
+	/*
+	 * The 3.0 table starts with the 2.40 functions, the 3.2 one with the
+	 * 3.0 ones, and every entry is the exported function, except those
+	 * whose meaning depends on the interface (shim.h, GOHSM_VERSIONED_*):
+	 * there the older table has an entry of its own.
+	 */
+	size_t off240[] = {offsetof(CK_FUNCTION_LIST, C_GetMechanismInfo), offsetof(CK_FUNCTION_LIST, C_EncryptInit),
+			   offsetof(CK_FUNCTION_LIST, C_DecryptInit), offsetof(CK_FUNCTION_LIST, C_DigestInit),
+			   offsetof(CK_FUNCTION_LIST, C_SignInit), offsetof(CK_FUNCTION_LIST, C_SignRecoverInit),
+			   offsetof(CK_FUNCTION_LIST, C_VerifyInit), offsetof(CK_FUNCTION_LIST, C_VerifyRecoverInit)};
+	size_t off30[] = {offsetof(CK_FUNCTION_LIST_3_0, C_GetMechanismInfo)};
+	CHECK(same_entries(f, l3, sizeof(CK_FUNCTION_LIST), off240, 8), "2.40 table differs from 3.0 where it should not");
+	CHECK(same_entries(l3, l32, sizeof(CK_FUNCTION_LIST_3_0), off30, 1), "3.0 table differs from 3.2 where it should not");
+	CHECK(exported_entries(l32, sizeof(CK_FUNCTION_LIST_3_2)), "3.2 table is not the exported functions");
+	CHECK((void *)f->C_EncryptInit != dlsym(lib, "C_EncryptInit") && (void *)l3->C_EncryptInit == dlsym(lib, "C_EncryptInit"),
+	      "2.40 C_EncryptInit is its own, 3.0's the exported one");
 	CHECK(l3->C_GetInterfaceList == gil && l3->C_LoginUser != NULL && l3->C_MessageVerifyFinal != NULL, "3.0 entries set");
 	CHECK(l32->C_EncapsulateKey == dlsym(lib, "C_EncapsulateKey") && l32->C_DecapsulateKey == dlsym(lib, "C_DecapsulateKey") &&
 	      l32->C_UnwrapKeyAuthenticated != NULL, "3.2 entries set");
@@ -200,6 +255,9 @@ static void test_info(void)
 	CHECK(ti.ulMaxPinLen == 255 && ti.ulMinPinLen == 4, "pin lengths");
 }
 
+static CK_FUNCTION_LIST_3_0 *table30(void);
+static CK_FUNCTION_LIST_3_2 *table32(void);
+
 static void test_login(void)
 {
 	RV(f->C_Login(1, 1, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
@@ -212,6 +270,32 @@ static void test_login(void)
 	RV(f->C_InitToken(3, (CK_UTF8CHAR_PTR) "so", 2, label), CKR_OK);
 	CHECK(strcmp(echo(), "InitToken slot=3 so=\"so\" label=\"my token\"") == 0, "init token echo %s", echo());
 	RV(f->C_InitToken(3, (CK_UTF8CHAR_PTR) "so", 2, NULL), CKR_ARGUMENTS_BAD);
+
+	/*
+	 * A NULL PIN is a bad argument whatever its length, and the backend
+	 * never sees it (so it cannot count as a wrong PIN): the echo stays,
+	 * and the fake has no InitPIN, SetPIN or LoginUser, so reaching the
+	 * backend would give CKR_GENERAL_ERROR. An empty PIN that is not NULL
+	 * goes to the backend.
+	 */
+	RV(f->C_Login(1, 1, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
+	RV(f->C_Login(1, 1, NULL, 0), CKR_ARGUMENTS_BAD);
+	RV(f->C_Login(1, 0, NULL, 8), CKR_ARGUMENTS_BAD);
+	RV(f->C_InitToken(3, NULL, 0, label), CKR_ARGUMENTS_BAD);
+	RV(f->C_InitToken(3, NULL, 2, label), CKR_ARGUMENTS_BAD);
+	RV(f->C_InitPIN(1, NULL, 0), CKR_ARGUMENTS_BAD);
+	RV(f->C_InitPIN(1, NULL, 4), CKR_ARGUMENTS_BAD);
+	RV(f->C_SetPIN(1, NULL, 0, (CK_UTF8CHAR_PTR) "5678", 4), CKR_ARGUMENTS_BAD);
+	RV(f->C_SetPIN(1, (CK_UTF8CHAR_PTR) "1234", 4, NULL, 0), CKR_ARGUMENTS_BAD);
+	RV(f->C_SetPIN(1, (CK_UTF8CHAR_PTR) "1234", 4, NULL, 4), CKR_ARGUMENTS_BAD);
+	CK_FUNCTION_LIST_3_0 *l3 = table30();
+	if (l3 != NULL) {
+		RV(l3->C_LoginUser(1, 1, NULL, 0, (CK_UTF8CHAR_PTR) "u", 1), CKR_ARGUMENTS_BAD);
+		RV(l3->C_LoginUser(1, 1, NULL, 4, (CK_UTF8CHAR_PTR) "u", 1), CKR_ARGUMENTS_BAD);
+	}
+	CHECK(strcmp(echo(), "Login s=1 u=1 pin=\"1234\"") == 0, "a NULL PIN reached the backend: %s", echo());
+	RV(f->C_Login(1, 1, (CK_UTF8CHAR_PTR) "", 0), CKR_PIN_INCORRECT);
+	CHECK(strcmp(echo(), "Login s=1 u=1 pin=\"\"") == 0, "empty PIN echo %s", echo());
 }
 
 static void test_mechanisms(void)
@@ -247,9 +331,188 @@ static void test_mechanisms(void)
 	mech(0x252, &macLen, sizeof(macLen), CKR_OK, "0x252 mac 16");
 	mech(0x252, &macLen, 4, CKR_MECHANISM_PARAM_INVALID, NULL);
 	mech(0x1082, iv, 3, CKR_OK, "0x1082 bytes 010203");
-	/* PKCS#11 3.0: a NULL mechanism cancels the active operation (the
-	 * fake backend's SessionCancel succeeds). */
-	RV(f->C_EncryptInit(1, NULL, 5), CKR_OK);
+}
+
+/* cancels is how many times the fake's SessionCancel ran (its GetSessionInfo reports it). */
+static CK_ULONG cancels(void)
+{
+	CK_SESSION_INFO si;
+	if (f->C_GetSessionInfo(1, &si) != CKR_OK)
+		return (CK_ULONG)-1;
+	return si.ulDeviceError;
+}
+
+/* null_inits calls the seven C_XxxInit of table t with a NULL mechanism; want is every answer. */
+static void null_inits(const char *which, CK_FUNCTION_LIST_PTR t, CK_RV want)
+{
+	struct {
+		const char *name;
+		CK_RV rv;
+	} c[] = {
+		{"C_EncryptInit", t->C_EncryptInit(1, NULL, 5)},
+		{"C_DecryptInit", t->C_DecryptInit(1, NULL, 5)},
+		{"C_DigestInit", t->C_DigestInit(1, NULL)},
+		{"C_SignInit", t->C_SignInit(1, NULL, 5)},
+		{"C_SignRecoverInit", t->C_SignRecoverInit(1, NULL, 5)},
+		{"C_VerifyInit", t->C_VerifyInit(1, NULL, 5)},
+		{"C_VerifyRecoverInit", t->C_VerifyRecoverInit(1, NULL, 5)},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		CHECK(c[i].rv == want, "%s %s(NULL mechanism) = 0x%lx, want 0x%lx", which, c[i].name, c[i].rv, want);
+}
+
+#define CKF_ENCRYPT 0x100UL
+#define CKF_DECRYPT 0x200UL
+#define CKF_EC_NAMEDCURVE 0x800000UL
+#define CKF_EXTENSION 0x80000000UL
+#define CKF_MESSAGE_ENCRYPT 0x2UL
+#define CKF_MESSAGE_DECRYPT 0x4UL
+#define CKF_MESSAGE_SIGN 0x8UL
+#define CKF_MESSAGE_VERIFY 0x10UL
+#define CKF_MULTI_MESSAGE 0x20UL
+#define CKF_FIND_OBJECTS 0x40UL
+#define CKF_EC_CURVENAME 0x4000000UL
+#define CKF_ENCAPSULATE 0x10000000UL
+#define CKF_DECAPSULATE 0x20000000UL
+
+/*
+ * The module answers as the interface the caller chose: through the 2.40
+ * table (C_GetFunctionList) a NULL mechanism is CKR_ARGUMENTS_BAD and
+ * cancels nothing, through 3.0 and 3.2 it cancels the operation; each
+ * table reports only the mechanism flags its version defines (the fake
+ * reports flags of every version and 0x80, which none defines).
+ */
+static void test_interfaces_fake(void)
+{
+	CK_FUNCTION_LIST_3_0 *l3 = table30();
+	CK_FUNCTION_LIST_3_2 *l32 = table32();
+	CHECK(l3 != NULL && l32 != NULL, "3.0 and 3.2 tables");
+	if (l3 == NULL || l32 == NULL)
+		return;
+	CK_ULONG before = cancels();
+	null_inits("2.40", f, CKR_ARGUMENTS_BAD);
+	CHECK(cancels() == before, "2.40: a NULL mechanism cancelled (%lu cancels)", cancels() - before);
+	null_inits("3.0", (CK_FUNCTION_LIST_PTR)l3, CKR_OK);
+	CHECK(cancels() == before + 7, "3.0: %lu cancels, want 7", cancels() - before);
+	null_inits("3.2", (CK_FUNCTION_LIST_PTR)l32, CKR_OK);
+	CHECK(cancels() == before + 14, "3.2: %lu cancels, want 7", cancels() - before - 7);
+	/* The exported symbol is the 3.2 behaviour. */
+	CK_C_EncryptInit ei = (CK_C_EncryptInit)dlsym(lib, "C_EncryptInit");
+	RV(ei(1, NULL, 5), CKR_OK);
+
+	const CK_FLAGS v240 = CKF_ENCRYPT | CKF_DECRYPT | CKF_EC_NAMEDCURVE | CKF_EXTENSION;
+	const CK_FLAGS v30 = v240 | CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT | CKF_MESSAGE_SIGN | CKF_MESSAGE_VERIFY |
+			     CKF_MULTI_MESSAGE | CKF_FIND_OBJECTS | CKF_EC_CURVENAME;
+	const CK_FLAGS v32 = v30 | CKF_ENCAPSULATE | CKF_DECAPSULATE;
+	CK_MECHANISM_INFO mi;
+	memset(&mi, 0, sizeof(mi));
+	RV(f->C_GetMechanismInfo(1, 0x1087, &mi), CKR_OK);
+	CHECK(mi.flags == v240 && mi.ulMinKeySize == 16 && mi.ulMaxKeySize == 32, "2.40 flags 0x%lx, want 0x%lx", mi.flags, v240);
+	RV(l3->C_GetMechanismInfo(1, 0x1087, &mi), CKR_OK);
+	CHECK(mi.flags == v30, "3.0 flags 0x%lx, want 0x%lx", mi.flags, v30);
+	RV(l32->C_GetMechanismInfo(1, 0x1087, &mi), CKR_OK);
+	CHECK(mi.flags == v32, "3.2 flags 0x%lx, want 0x%lx", mi.flags, v32);
+	CK_C_GetMechanismInfo gmi = (CK_C_GetMechanismInfo)dlsym(lib, "C_GetMechanismInfo");
+	RV(gmi(1, 0x1087, &mi), CKR_OK);
+	CHECK(mi.flags == v32, "exported C_GetMechanismInfo flags 0x%lx, want 0x%lx", mi.flags, v32);
+	RV(f->C_GetMechanismInfo(1, 0x1087, NULL), CKR_ARGUMENTS_BAD);
+	RV(l3->C_GetMechanismInfo(1, 0x1087, NULL), CKR_ARGUMENTS_BAD);
+}
+
+static int all_zero(const CK_BYTE *b, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (b[i] != 0)
+			return 0;
+	return 1;
+}
+
+static int all_bytes(const CK_BYTE *b, int n, int base);
+
+#define CKM_AES_CBC_PAD 0x1085UL
+#define CKM_AES_CCM 0x1088UL
+#define CKR_KEY_NOT_WRAPPABLE 0x69UL
+
+/*
+ * C_WrapKey with a nonce-based mechanism: the token makes the IV and the
+ * caller reads it in its pIv buffer after a wrap that returned the wrapped
+ * key, and only then. The fake writes 0xB0+i into the IV on every call
+ * (size queries and failures too); key 13 fails after writing it, key 14
+ * changes its length.
+ */
+static void test_wrap_iv(void)
+{
+	CK_BYTE iv[12] = {0}, out[32];
+	CK_GCM_PARAMS gcm = {iv, sizeof(iv), 96, NULL, 0, 128};
+	CK_MECHANISM m = {0x1087, &gcm, sizeof(gcm)};
+	CK_ULONG n = 0;
+	RV(f->C_WrapKey(1, &m, 4, 6, NULL, &n), CKR_OK);
+	CHECK(n == 8 && all_zero(iv, 12), "size query: n %lu, IV written back", n);
+	CHECK(strcmp(echo(), "WrapKey wrapping=4 key=6 0x1087 *ck.GCMParams &{IV:[0 0 0 0 0 0 0 0 0 0 0 0] IVBits:96 AAD:[] TagBits:128}") == 0,
+	      "wrap echo %s", echo());
+	n = 4;
+	RV(f->C_WrapKey(1, &m, 4, 6, out, &n), CKR_BUFFER_TOO_SMALL);
+	CHECK(n == 8 && all_zero(iv, 12), "too small: n %lu, IV written back", n);
+	n = sizeof(out);
+	RV(f->C_WrapKey(1, &m, 4, 13, out, &n), CKR_KEY_NOT_WRAPPABLE);
+	CHECK(all_zero(iv, 12), "failed wrap wrote the IV back");
+	n = sizeof(out);
+	RV(f->C_WrapKey(1, &m, 4, 6, out, &n), CKR_OK);
+	CHECK(n == 8 && memcmp(out, "wrapped!", 8) == 0, "wrapped key");
+	CHECK(all_bytes(iv, 12, 0xB0), "generated IV not written back");
+	CHECK(gcm.pIv == iv && gcm.ulIvLen == 12 && gcm.ulIvBits == 96 && gcm.ulTagBits == 128, "parameter struct itself changed");
+	memset(iv, 0, sizeof(iv));
+	n = sizeof(out);
+	RV(f->C_WrapKey(1, &m, 4, 14, out, &n), CKR_GENERAL_ERROR); /* the backend changed the IV's length */
+	CHECK(all_zero(iv, 12), "resized IV written back");
+
+	/* The 2.40 errata layout of CK_GCM_PARAMS (no ulIvBits). */
+	CK_BYTE iv2[12] = {0};
+	struct { CK_BYTE_PTR pIv; CK_ULONG ulIvLen; CK_BYTE_PTR pAAD; CK_ULONG ulAADLen; CK_ULONG ulTagBits; } gcm240 = {iv2, 12, NULL, 0, 128};
+	CK_MECHANISM m240 = {0x1087, &gcm240, sizeof(gcm240)};
+	n = 0;
+	RV(f->C_WrapKey(1, &m240, 4, 6, NULL, &n), CKR_OK);
+	CHECK(all_zero(iv2, 12), "2.40 layout: size query wrote the IV back");
+	n = sizeof(out);
+	RV(f->C_WrapKey(1, &m240, 4, 6, out, &n), CKR_OK);
+	CHECK(all_bytes(iv2, 12, 0xB0), "2.40 layout: IV not written back");
+
+	/*
+	 * Read-only IVs: only the bytes that differ are written, so an IV
+	 * equal to the token's is never written, and a failed call or a size
+	 * query writes nothing (a write would fault: CKR_GENERAL_ERROR).
+	 */
+	static const CK_BYTE ro_same[12] = {0xB0, 0xB1, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA, 0xBB};
+	static const CK_BYTE ro_zero[12] = {0};
+	gcm.pIv = (CK_BYTE_PTR)ro_same;
+	n = sizeof(out);
+	RV(f->C_WrapKey(1, &m, 4, 6, out, &n), CKR_OK);
+	gcm.pIv = (CK_BYTE_PTR)ro_zero;
+	n = 0;
+	RV(f->C_WrapKey(1, &m, 4, 6, NULL, &n), CKR_OK);
+	n = sizeof(out);
+	RV(f->C_WrapKey(1, &m, 4, 13, out, &n), CKR_KEY_NOT_WRAPPABLE);
+
+	/* CCM and ChaCha20-Poly1305 nonces come back the same way. */
+	CK_BYTE nonce[12] = {0};
+	CK_CCM_PARAMS ccm = {40, nonce, 7, NULL, 0, 8};
+	CK_MECHANISM mc = {CKM_AES_CCM, &ccm, sizeof(ccm)};
+	n = sizeof(out);
+	RV(f->C_WrapKey(1, &mc, 4, 6, out, &n), CKR_OK);
+	CHECK(all_bytes(nonce, 7, 0xB0) && nonce[7] == 0, "CCM nonce not written back");
+	memset(nonce, 0, sizeof(nonce));
+	CK_SALSA20_CHACHA20_POLY1305_PARAMS cp = {nonce, 12, NULL, 0};
+	CK_MECHANISM mp = {0x4021 /* CKM_CHACHA20_POLY1305 */, &cp, sizeof(cp)};
+	n = sizeof(out);
+	RV(f->C_WrapKey(1, &mp, 4, 6, out, &n), CKR_OK);
+	CHECK(all_bytes(nonce, 12, 0xB0), "ChaCha20-Poly1305 nonce not written back");
+
+	/* A byte-string parameter (a CBC IV) is input only, whatever the backend does to its copy. */
+	CK_BYTE cbc[16] = {0};
+	CK_MECHANISM mb = {CKM_AES_CBC_PAD, cbc, sizeof(cbc)};
+	n = sizeof(out);
+	RV(f->C_WrapKey(1, &mb, 4, 6, out, &n), CKR_OK);
+	CHECK(all_zero(cbc, 16), "CBC IV written back");
 }
 
 static void test_output(void)
@@ -319,6 +582,17 @@ static void test_attributes(void)
 	RV(f->C_CreateObject(1, create, 2, &h), CKR_ARGUMENTS_BAD);
 	RV(f->C_CreateObject(1, NULL, 2, &h), CKR_ARGUMENTS_BAD);
 	RV(f->C_CreateObject(1, nested, 1, NULL), CKR_ARGUMENTS_BAD);
+}
+
+/* The 3.0 table, found through C_GetInterface. */
+static CK_FUNCTION_LIST_3_0 *table30(void)
+{
+	CK_C_GetInterface gi = (CK_C_GetInterface)dlsym(lib, "C_GetInterface");
+	CK_VERSION v30 = {3, 0};
+	CK_INTERFACE_PTR p = NULL;
+	if (gi == NULL || gi((CK_UTF8CHAR_PTR) "PKCS 11", &v30, &p, 0) != CKR_OK || p == NULL)
+		return NULL;
+	return p->pFunctionList;
 }
 
 /* The 3.2 table, found through C_GetInterface. */
@@ -543,6 +817,8 @@ int main(int argc, char **argv)
 		test_info();
 		test_login();
 		test_mechanisms();
+		test_interfaces_fake();
+		test_wrap_iv();
 		test_output();
 		test_attributes();
 		test_v32_fake();

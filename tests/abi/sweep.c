@@ -168,10 +168,21 @@ static int skipped(const char *name)
 /*
  * C_XxxInit with a NULL pMechanism: PKCS#11 2.40 makes it CKR_ARGUMENTS_BAD;
  * 3.0 (§5.6 "C_SessionCancel", and each C_XxxInit) lets it terminate the
- * active operation of that kind, returning CKR_OK. A module may do either;
- * null_mech_init checks that CKR_OK really ended the operation.
+ * active operation of that kind, returning CKR_OK. A module answers as the
+ * interface the caller chose: through a 2.x function list (what
+ * C_GetFunctionList returns) only CKR_ARGUMENTS_BAD is right, and the
+ * active operation goes on; through a 3.x table either, and t_crypto
+ * checks that CKR_OK really ended the operation.
  */
 #define NULL_INIT_RVS CKR_ARGUMENTS_BAD, CKR_OK
+#define NULL_INIT_RVS_F CKR_ARGUMENTS_BAD, (f->version.major < 3 ? CKR_ARGUMENTS_BAD : CKR_OK)
+/*
+ * CK_MECHANISM_INFO flags no 2.x header defines: the 3.0 message flags,
+ * CKF_FIND_OBJECTS, CKF_EC_CURVENAME; and the 3.2 KEM flags, which a 3.0
+ * table must not report either.
+ */
+#define FLAGS_NEW_IN_3_0 0x0400007EUL
+#define FLAGS_NEW_IN_3_2 0x30000000UL
 #define EXPECT(name, call, ...)                                                          \
 	({                                                                               \
 		const CK_RV w_[] = {__VA_ARGS__};                                        \
@@ -474,9 +485,30 @@ static void t_slots(void)
 	EXPECT("C_GetMechanismInfo(unknown mechanism)", f->C_GetMechanismInfo(slot, BAD_MECH, &mi),
 	       CKR_MECHANISM_INVALID);
 	EXPECT("C_GetMechanismInfo(SHA256, NULL)", f->C_GetMechanismInfo(slot, CKM_SHA256, NULL), CKR_ARGUMENTS_BAD);
+	/* Each function table reports the mechanism flags its version defines, and no later ones. */
+	n = sizeof mechs / sizeof mechs[0];
+	if (f->C_GetMechanismList(slot, mechs, &n) == CKR_OK) {
+		int f30 = f3 && f3->base.version.major == 3 && f3->base.version.minor == 0;
+		CK_ULONG bad2 = 0, bad3 = 0;
+		CK_MECHANISM_TYPE eg2 = 0, eg3 = 0;
+		for (CK_ULONG i = 0; i < n; i++) {
+			if (f->version.major < 3 && f->C_GetMechanismInfo(slot, mechs[i], &mi) == CKR_OK &&
+			    (mi.flags & (FLAGS_NEW_IN_3_0 | FLAGS_NEW_IN_3_2)) && bad2++ == 0)
+				eg2 = mechs[i];
+			if (f30 && f3->base.C_GetMechanismInfo(slot, mechs[i], &mi) == CKR_OK &&
+			    (mi.flags & FLAGS_NEW_IN_3_2) && bad3++ == 0)
+				eg3 = mechs[i];
+		}
+		CHECK("2.x function list: C_GetMechanismInfo reports no 3.x flag", bad2 == 0,
+		      "%lu mechanisms with 3.x flags, the first 0x%lx", bad2, eg2);
+		CHECK("3.0 function table: C_GetMechanismInfo reports no 3.2 flag", bad3 == 0,
+		      "%lu mechanisms with 3.2 flags, the first 0x%lx", bad3, eg3);
+	}
 	/* §5.5.7: on the free slot, with a NULL PIN or label (nothing may be initialised) */
 	if (have_freeslot) {
 		EXPECT("C_InitToken(free slot, NULL PIN)", f->C_InitToken(freeslot, NULL, 8, label), CKR_ARGUMENTS_BAD);
+		EXPECT("C_InitToken(free slot, NULL PIN, len 0)", f->C_InitToken(freeslot, NULL, 0, label),
+		       CKR_ARGUMENTS_BAD);
 		EXPECT("C_InitToken(free slot, NULL label)",
 		       f->C_InitToken(freeslot, (CK_UTF8CHAR *)"12345678", 8, NULL), CKR_ARGUMENTS_BAD);
 		if (f->C_GetTokenInfo(freeslot, &ti) == CKR_OK)
@@ -516,8 +548,26 @@ static void t_sessions(void)
 	/* §5.6.7 */
 	EXPECT("C_Logout when not logged in", f->C_Logout(srw), CKR_USER_NOT_LOGGED_IN);
 	EXPECT("C_Login(bad user type)", f->C_Login(srw, 7, (CK_UTF8CHAR *)pin, strlen(pin)), CKR_USER_TYPE_INVALID);
-	if (f->C_GetTokenInfo(slot, &ti) == CKR_OK && !(ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH))
+	/*
+	 * Without a protected authentication path a NULL PIN is a bad argument
+	 * whatever its length (NULL_PTR means "use the PIN pad"), and not a
+	 * login attempt: the retry counter must not move.
+	 */
+	if (f->C_GetTokenInfo(slot, &ti) == CKR_OK && !(ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH)) {
+		int low_before = (ti.flags & CKF_USER_PIN_COUNT_LOW) != 0;
 		EXPECT("C_Login(NULL PIN, len 4)", f->C_Login(srw, CKU_USER, NULL, 4), CKR_ARGUMENTS_BAD);
+		EXPECT("C_Login(NULL PIN, len 0)", f->C_Login(srw, CKU_USER, NULL, 0), CKR_ARGUMENTS_BAD);
+		EXPECT("C_SetPIN(NULL old PIN, len 0), not logged in",
+		       f->C_SetPIN(srw, NULL, 0, (CK_UTF8CHAR *)pin, strlen(pin)), CKR_ARGUMENTS_BAD);
+		if (f3)
+			EXPECT("C_LoginUser(NULL PIN, len 0)", f3->C_LoginUser(srw, CKU_USER, NULL, 0, (CK_UTF8CHAR *)"u", 1),
+			       CKR_ARGUMENTS_BAD, CKR_FUNCTION_NOT_SUPPORTED);
+		if (low_before)
+			printf("note: CKF_USER_PIN_COUNT_LOW already set; NULL-PIN lockout case skipped\n");
+		else if (f->C_GetTokenInfo(slot, &ti) == CKR_OK)
+			CHECK("NULL PIN not counted as a failed login", !(ti.flags & CKF_USER_PIN_COUNT_LOW),
+			      "token flags 0x%lx: CKF_USER_PIN_COUNT_LOW set by a NULL PIN", ti.flags);
+	}
 	EXPECT("C_Login(wrong PIN)", f->C_Login(srw, CKU_USER, (CK_UTF8CHAR *)"wrong-pin", 9), CKR_PIN_INCORRECT);
 	if (sopin) {
 		CK_RV rv = f->C_Login(srw, CKU_SO, (CK_UTF8CHAR *)sopin, strlen(sopin));
@@ -540,6 +590,8 @@ static void t_sessions(void)
 	       CKR_USER_NOT_LOGGED_IN);
 	/* §5.5.9 */
 	EXPECT("C_SetPIN(NULL old PIN)", f->C_SetPIN(srw, NULL, 4, (CK_UTF8CHAR *)pin, strlen(pin)),
+	       CKR_ARGUMENTS_BAD);
+	EXPECT("C_SetPIN(NULL new PIN, len 0)", f->C_SetPIN(srw, (CK_UTF8CHAR *)pin, strlen(pin), NULL, 0),
 	       CKR_ARGUMENTS_BAD);
 	EXPECT("C_SetPIN in a R/O session", f->C_SetPIN(sro, (CK_UTF8CHAR *)pin, strlen(pin), (CK_UTF8CHAR *)pin,
 							 strlen(pin)), CKR_SESSION_READ_ONLY);
@@ -743,7 +795,7 @@ static void t_crypto(void)
 		0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
 
 	/* Encryption, §5.8 */
-	EXPECT("C_EncryptInit(NULL mechanism)", f->C_EncryptInit(srw, NULL, aes), NULL_INIT_RVS);
+	EXPECT("C_EncryptInit(NULL mechanism)", f->C_EncryptInit(srw, NULL, aes), NULL_INIT_RVS_F);
 	EXPECT("C_EncryptInit(garbage key)", f->C_EncryptInit(srw, &ecb, BAD_OBJECT), CKR_KEY_HANDLE_INVALID);
 	EXPECT("C_EncryptInit(unknown mechanism)", f->C_EncryptInit(srw, &bad, aes), CKR_MECHANISM_INVALID);
 	EXPECT("C_EncryptInit(AES-GCM, NULL parameter)", f->C_EncryptInit(srw, &gcm_null, aes),
@@ -806,18 +858,42 @@ static void t_crypto(void)
 				CHECK("AES-ECB round trip", len2 == 32 && !memcmp(pt, data, 32), "plaintext differs");
 		}
 	}
+	EXPECT("C_DecryptInit(NULL mechanism)", f->C_DecryptInit(srw, NULL, aes), NULL_INIT_RVS_F);
 	EXPECT("C_DecryptUpdate before Init", f->C_DecryptUpdate(srw, ct, 16, pt, &len2),
 	       CKR_OPERATION_NOT_INITIALIZED);
 	EXPECT("C_DecryptFinal before Init", f->C_DecryptFinal(srw, pt, &len2), CKR_OPERATION_NOT_INITIALIZED);
 
 	/* Digest, §5.10 */
-	EXPECT("C_DigestInit(NULL mechanism)", f->C_DigestInit(srw, NULL), NULL_INIT_RVS);
-	if (EXPECT("C_DigestInit(SHA-256) to cancel", f->C_DigestInit(srw, &sha), CKR_OK) &&
-	    f->C_DigestInit(srw, NULL) == CKR_OK) {
+	EXPECT("C_DigestInit(NULL mechanism)", f->C_DigestInit(srw, NULL), NULL_INIT_RVS_F);
+	/*
+	 * With a digest active: through the 2.x list a NULL mechanism is a bad
+	 * argument (or, §5.1.6 orders neither, an operation already active),
+	 * and the digest goes on; through a 3.x table CKR_OK must end it.
+	 */
+	if (EXPECT("C_DigestInit(SHA-256) before a NULL-mechanism C_DigestInit", f->C_DigestInit(srw, &sha), CKR_OK)) {
 		CK_ULONG l = sizeof md;
-		EXPECT("C_Digest after C_DigestInit(NULL) cancelled it", f->C_Digest(srw, data, 3, md, &l),
+		if (f->version.major < 3) {
+			EXPECT("C_DigestInit(NULL mechanism) while digesting (2.x list)", f->C_DigestInit(srw, NULL),
+			       CKR_ARGUMENTS_BAD, CKR_OPERATION_ACTIVE);
+			EXPECT("C_Digest after a 2.x C_DigestInit(NULL): not cancelled", f->C_Digest(srw, data, 3, md, &l),
+			       CKR_OK);
+		} else if (f->C_DigestInit(srw, NULL) == CKR_OK) {
+			EXPECT("C_Digest after C_DigestInit(NULL) cancelled it", f->C_Digest(srw, data, 3, md, &l),
+			       CKR_OPERATION_NOT_INITIALIZED);
+		}
+	}
+	end_ops();
+	CK_RV r3 = CKR_GENERAL_ERROR;
+	if (f3 && EXPECT("C_DigestInit(SHA-256) before a 3.x NULL-mechanism C_DigestInit", f->C_DigestInit(srw, &sha),
+			 CKR_OK) &&
+	    EXPECT("3.x table: C_DigestInit(NULL mechanism) while digesting", (r3 = f3->base.C_DigestInit(srw, NULL)),
+		   NULL_INIT_RVS) &&
+	    r3 == CKR_OK) {
+		CK_ULONG l = sizeof md;
+		EXPECT("C_Digest after a 3.x C_DigestInit(NULL) cancelled it", f->C_Digest(srw, data, 3, md, &l),
 		       CKR_OPERATION_NOT_INITIALIZED);
 	}
+	end_ops();
 	EXPECT("C_DigestInit(unknown mechanism)", f->C_DigestInit(srw, &bad), CKR_MECHANISM_INVALID);
 	end_ops();
 	len = sizeof md;
@@ -857,7 +933,7 @@ static void t_crypto(void)
 	/* Sign / verify, §5.11, §5.12 */
 	CK_BYTE hash[32];
 	memcpy(hash, abc_sha256, 32);
-	EXPECT("C_SignInit(NULL mechanism)", f->C_SignInit(srw, NULL, ecpriv), NULL_INIT_RVS);
+	EXPECT("C_SignInit(NULL mechanism)", f->C_SignInit(srw, NULL, ecpriv), NULL_INIT_RVS_F);
 	EXPECT("C_SignInit(garbage key)", f->C_SignInit(srw, &ecdsa, BAD_OBJECT), CKR_KEY_HANDLE_INVALID);
 	EXPECT("C_SignInit(CKM_ECDSA, AES key)", f->C_SignInit(srw, &ecdsa, aes), CKR_KEY_TYPE_INCONSISTENT,
 	       CKR_KEY_FUNCTION_NOT_PERMITTED);
@@ -887,7 +963,7 @@ static void t_crypto(void)
 	EXPECT("C_VerifyUpdate before Init", f->C_VerifyUpdate(srw, hash, 32), CKR_OPERATION_NOT_INITIALIZED);
 	EXPECT("C_VerifyFinal before Init", f->C_VerifyFinal(srw, sig, 64), CKR_OPERATION_NOT_INITIALIZED);
 	EXPECT("C_VerifyInit(garbage key)", f->C_VerifyInit(srw, &ecdsa, BAD_OBJECT), CKR_KEY_HANDLE_INVALID);
-	EXPECT("C_VerifyInit(NULL mechanism)", f->C_VerifyInit(srw, NULL, ecpub), NULL_INIT_RVS);
+	EXPECT("C_VerifyInit(NULL mechanism)", f->C_VerifyInit(srw, NULL, ecpub), NULL_INIT_RVS_F);
 	end_ops();
 	if (siglen == 64) {
 		if (EXPECT("C_VerifyInit", f->C_VerifyInit(srw, &ecdsa, ecpub), CKR_OK))
@@ -908,6 +984,10 @@ static void t_crypto(void)
 		end_ops();
 	}
 	/* Recover variants: ECDSA has no message recovery (§5.11.6, §5.12.6; optional functions). */
+	EXPECT("C_SignRecoverInit(NULL mechanism)", f->C_SignRecoverInit(srw, NULL, ecpriv), NULL_INIT_RVS_F,
+	       CKR_FUNCTION_NOT_SUPPORTED);
+	EXPECT("C_VerifyRecoverInit(NULL mechanism)", f->C_VerifyRecoverInit(srw, NULL, ecpub), NULL_INIT_RVS_F,
+	       CKR_FUNCTION_NOT_SUPPORTED);
 	EXPECT("C_SignRecoverInit(CKM_ECDSA)", f->C_SignRecoverInit(srw, &ecdsa, ecpriv), CKR_MECHANISM_INVALID,
 	       CKR_KEY_FUNCTION_NOT_PERMITTED, CKR_FUNCTION_NOT_SUPPORTED);
 	end_ops();
