@@ -141,56 +141,57 @@ type grant struct {
 	messageNonceByToken bool
 }
 
-// authorize is the gate. The caller holds s.mu and no token lock (the key
+// authorize is the gate. The grant is returned by value: an operation
+// init allocates nothing for it. The caller holds s.mu and no token lock (the key
 // is found lock-free, and unsealed under the token's read lock only on its
 // first use after login).
-func (m *Module) authorize(s *Session, u use, kh ck.ObjectHandle, mt ck.Mechanism) (*grant, error) {
+func (m *Module) authorize(s *Session, u use, kh ck.ObjectHandle, mt ck.Mechanism) (grant, error) {
 	r := u.rule()
 	tok := s.tok
 	o, err := tok.visible(kh)
 	if err != nil || !o.isKey() {
-		return nil, fmt.Errorf("%s key %d: %w", r.name, kh, r.badHandle)
+		return grant{}, fmt.Errorf("%s key %d: %w", r.name, kh, r.badHandle)
 	}
 	if r.class != 0 && o.class != r.class {
-		return nil, fmt.Errorf("%s with a %v (key %d): %w", r.name, o.class, kh, r.badClass)
+		return grant{}, fmt.Errorf("%s with a %v (key %d): %w", r.name, o.class, kh, r.badClass)
 	}
 	if r.usage != 0 && !o.boolAttr(r.usage) {
-		return nil, fmt.Errorf("key %d has %v false: %w", kh, r.usage, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
+		return grant{}, fmt.Errorf("key %d has %v false: %w", kh, r.usage, ck.CKR_KEY_FUNCTION_NOT_PERMITTED)
 	}
 	mm, ok := m.reg.Mechanism(mt.Type)
 	if !ok || !r.supports(mm) {
-		return nil, fmt.Errorf("%v cannot %s: %w", mt.Type, r.name, ck.CKR_MECHANISM_INVALID)
+		return grant{}, fmt.Errorf("%v cannot %s: %w", mt.Type, r.name, ck.CKR_MECHANISM_INVALID)
 	}
 	if err := m.cfg.Policy.permits(u, mm, o); err != nil {
-		return nil, err
+		return grant{}, err
 	}
 	if u != useDigestKey && !slices.Contains(mm.KeyTypes, o.keyType) {
-		return nil, fmt.Errorf("%v with a %v key: %w", mt.Type, o.keyType, r.badType)
+		return grant{}, fmt.Errorf("%v with a %v key: %w", mt.Type, o.keyType, r.badType)
 	}
 	if allowed, ok := o.clearGet(ck.CKA_ALLOWED_MECHANISMS); ok && len(allowed) > 0 && !allowsMechanism(allowed, mt.Type) {
 		code := ck.CKR_MECHANISM_INVALID
 		if u == useDigestKey {
 			code = ck.CKR_KEY_INDIGESTIBLE
 		}
-		return nil, fmt.Errorf("%v not in key %d's CKA_ALLOWED_MECHANISMS: %w", mt.Type, kh, code)
+		return grant{}, fmt.Errorf("%v not in key %d's CKA_ALLOWED_MECHANISMS: %w", mt.Type, kh, code)
 	}
-	g := &grant{mm: mm, obj: o, param: mt.Param}
-	if err := m.mechanismRules(u, g, kh, mt); err != nil {
-		return nil, err
+	g := grant{mm: mm, obj: o, param: mt.Param}
+	if err := m.mechanismRules(u, &g, kh, mt); err != nil {
+		return grant{}, err
 	}
 	if mm.ParamKeys != nil {
-		if err := m.bindParamKeys(s, g, mt); err != nil {
-			return nil, err
+		if err := m.bindParamKeys(s, &g, mt); err != nil {
+			return grant{}, err
 		}
 	}
 	if err := tok.ensureUnsealed(o); err != nil {
-		return nil, err
+		return grant{}, err
 	}
 	if g.key, err = o.key(m.reg); err != nil {
-		return nil, err
+		return grant{}, err
 	}
 	if err := m.checkSize(mm, o, g.key, r.badSize); err != nil {
-		return nil, err
+		return grant{}, err
 	}
 	return g, nil
 }

@@ -24,13 +24,13 @@ import (
 // the key through the gate (its class, usage flag, mechanism, type,
 // CKA_ALLOWED_MECHANISMS and size). The caller holds s.mu; like every
 // operation it takes no token lock unless the key must be unsealed.
-func (m *Module) kemKey(s *Session, mt ck.Mechanism, kh ck.ObjectHandle, t attr.Template, u use) (*grant, error) {
+func (m *Module) kemKey(s *Session, mt ck.Mechanism, kh ck.ObjectHandle, t attr.Template, u use) (grant, error) {
 	g, err := m.authorize(s, u, kh, mt)
 	if err != nil {
-		return nil, err
+		return grant{}, err
 	}
 	if err := checkDuplicates(t); err != nil {
-		return nil, err
+		return grant{}, err
 	}
 	return g, nil
 }

@@ -59,7 +59,7 @@ func (mo *messageOp) endMessage() {
 // MessageEncryptInit is C_MessageEncryptInit. (A NULL mechanism, which
 // ends the process, is C_SessionCancel(CKF_MESSAGE_ENCRYPT) at the shim.)
 func (m *Module) MessageEncryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opMessageEncrypt, mt, kh, useMessageEncrypt, func(g *grant) (*operation, error) {
+	return m.initKeyOp(h, opMessageEncrypt, mt, kh, useMessageEncrypt, func(g grant) (*operation, error) {
 		c, err := g.mm.MessageEncrypt(g.key, g.param)
 		mo := &messageOp{cipher: c}
 		if g.messageNonceByToken {
@@ -71,7 +71,7 @@ func (m *Module) MessageEncryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.O
 
 // MessageDecryptInit is C_MessageDecryptInit.
 func (m *Module) MessageDecryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opMessageDecrypt, mt, kh, useMessageDecrypt, func(g *grant) (*operation, error) {
+	return m.initKeyOp(h, opMessageDecrypt, mt, kh, useMessageDecrypt, func(g grant) (*operation, error) {
 		c, err := g.mm.MessageDecrypt(g.key, g.param)
 		return &operation{msg: &messageOp{cipher: c}}, err
 	})

@@ -123,11 +123,10 @@ func (m *Module) newObject(all draft, cls ck.ObjectClass, kt ck.KeyType) (*Objec
 		// session closes or, if private, at logout. A token object
 		// outlives logouts, so its parsed key has an allocation of its own
 		// that forget lets go.
-		k := mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all.Own}
 		if token {
-			o.material.Store(&k)
+			o.material.Store(&mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all.Own})
 		} else {
-			o.made = k
+			o.made = mech.Key{Class: cls, Type: kt, Material: mat, Attrs: all.Own}
 			o.material.Store(&o.made)
 		}
 	}

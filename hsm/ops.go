@@ -137,7 +137,7 @@ func (s *Session) finish(k opKind, err error) {
 // initKeyOp is the common body of the C_*Init calls that take a key: the
 // gate decides (gate.go), then start builds the operation.
 func (m *Module) initKeyOp(h ck.SessionHandle, k opKind, mt ck.Mechanism, kh ck.ObjectHandle, u use,
-	start func(*grant) (*operation, error)) error {
+	start func(grant) (*operation, error)) error {
 	s, err := m.lock(h)
 	if err != nil {
 		return err
@@ -182,7 +182,7 @@ func fillNonce(iv []byte) error {
 
 // EncryptInit is C_EncryptInit.
 func (m *Module) EncryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opEncrypt, mt, kh, useEncrypt, func(g *grant) (*operation, error) {
+	return m.initKeyOp(h, opEncrypt, mt, kh, useEncrypt, func(g grant) (*operation, error) {
 		c, err := g.mm.Encrypt(g.key, g.param)
 		return &operation{cipher: c}, err
 	})
@@ -190,7 +190,7 @@ func (m *Module) EncryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHa
 
 // DecryptInit is C_DecryptInit.
 func (m *Module) DecryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opDecrypt, mt, kh, useDecrypt, func(g *grant) (*operation, error) {
+	return m.initKeyOp(h, opDecrypt, mt, kh, useDecrypt, func(g grant) (*operation, error) {
 		c, err := g.mm.Decrypt(g.key, g.param)
 		return &operation{cipher: c}, err
 	})
@@ -198,7 +198,7 @@ func (m *Module) DecryptInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHa
 
 // SignInit is C_SignInit.
 func (m *Module) SignInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opSign, mt, kh, useSign, func(g *grant) (*operation, error) {
+	return m.initKeyOp(h, opSign, mt, kh, useSign, func(g grant) (*operation, error) {
 		sg, err := g.mm.Sign(g.key, g.param)
 		return &operation{signer: sg}, err
 	})
@@ -206,7 +206,7 @@ func (m *Module) SignInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandl
 
 // VerifyInit is C_VerifyInit.
 func (m *Module) VerifyInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle) error {
-	return m.initKeyOp(h, opVerify, mt, kh, useVerify, func(g *grant) (*operation, error) {
+	return m.initKeyOp(h, opVerify, mt, kh, useVerify, func(g grant) (*operation, error) {
 		v, err := g.mm.Verify(g.key, g.param)
 		return &operation{verifier: v}, err
 	})

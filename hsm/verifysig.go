@@ -48,7 +48,7 @@ func buffersParts(mt ck.MechanismType) bool {
 // checked when the data has been seen (the spec lets init return
 // CKR_SIGNATURE_LEN_RANGE; it need not).
 func (m *Module) VerifySignatureInit(h ck.SessionHandle, mt ck.Mechanism, kh ck.ObjectHandle, sig []byte) error {
-	return m.initKeyOp(h, opVerify, mt, kh, useVerify, func(g *grant) (*operation, error) {
+	return m.initKeyOp(h, opVerify, mt, kh, useVerify, func(g grant) (*operation, error) {
 		v, err := g.mm.Verify(g.key, g.param)
 		if err != nil {
 			return nil, err
