@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/gohsm/gohsm/hsm/ck"
 )
 
 // ErrNoToken is UpdateToken's error on a store that has no record yet.
@@ -143,58 +141,21 @@ func (s *memStore) Commit(ch *Change) error {
 	if ch == nil {
 		return nil
 	}
-	named := make(map[uint64]bool, len(ch.Put)+len(ch.Delete))
-	for _, o := range ch.Put {
-		if o == nil || o.ID == 0 {
-			return fmt.Errorf("commit: object id 0: %w", ck.CKR_GENERAL_ERROR)
-		}
-		if named[o.ID] {
-			return fmt.Errorf("commit: object %d named twice in one change: %w", o.ID, ck.CKR_GENERAL_ERROR)
-		}
-		named[o.ID] = true
+	if err := ch.Validate(); err != nil {
+		return err
 	}
-	for _, v := range ch.Delete {
-		if named[v.ID] {
-			return fmt.Errorf("commit: object %d named twice in one change: %w", v.ID, ck.CKR_GENERAL_ERROR)
-		}
-		named[v.ID] = true
-	}
-
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	at := func(what string, v ObjectVersion) error {
-		o := s.objects[v.ID]
-		switch {
-		case o == nil:
-			return fmt.Errorf("commit: %s object %d at generation %d: it is gone: %w", what, v.ID, v.Gen, ErrConflict)
-		case o.Gen != v.Gen:
-			return fmt.Errorf("commit: %s object %d at generation %d: it is at %d: %w", what, v.ID, v.Gen, o.Gen, ErrConflict)
+	err := ch.Check(func(id uint64) (bool, uint64, bool, error) {
+		if o := s.objects[id]; o != nil {
+			return true, o.Gen, s.tombstones[id], nil
 		}
-		return nil
+		return false, 0, s.tombstones[id], nil
+	})
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
-	for _, v := range ch.Require {
-		if err := at("require", v); err != nil {
-			return err
-		}
-	}
-	for _, v := range ch.Delete {
-		if err := at("delete", v); err != nil {
-			return err
-		}
-	}
-	for _, o := range ch.Put {
-		switch {
-		case o.Gen != 0:
-			if err := at("replace", ObjectVersion{ID: o.ID, Gen: o.Gen}); err != nil {
-				return err
-			}
-		case s.objects[o.ID] != nil:
-			return fmt.Errorf("commit: insert object %d: the id is taken: %w", o.ID, ErrConflict)
-		case s.tombstones[o.ID]:
-			return fmt.Errorf("commit: insert object %d: the id was deleted and is never stored again: %w", o.ID, ErrConflict)
-		}
-	}
-	if len(ch.Put) == 0 && len(ch.Delete) == 0 {
+	if !ch.Writes() {
 		return nil
 	}
 	s.generation++

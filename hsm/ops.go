@@ -69,22 +69,17 @@ const (
 // operation ends and the caller returns the error (§5.2: C_Encrypt cannot
 // finish what C_EncryptUpdate began; any error but a size query or
 // CKR_BUFFER_TOO_SMALL ends the operation, §5.8-§5.12).
-func (s *Session) single(k opKind, op *operation) error {
-	if op.parts == partsMulti {
-		s.ops[k] = nil
-		return fmt.Errorf("operation is multi-part: %w", ck.CKR_OPERATION_ACTIVE)
-	}
-	op.parts = partsSingle
-	return nil
-}
+func (s *Session) single(k opKind, op *operation) error { return s.claim(k, op, partsSingle) }
 
 // multi claims op for a multi-part call (an Update, a Final, C_DigestKey).
-func (s *Session) multi(k opKind, op *operation) error {
-	if op.parts == partsSingle {
+func (s *Session) multi(k opKind, op *operation) error { return s.claim(k, op, partsMulti) }
+
+func (s *Session) claim(k opKind, op *operation, mode partMode) error {
+	if op.parts != partsOpen && op.parts != mode {
 		s.ops[k] = nil
-		return fmt.Errorf("operation is single-part: %w", ck.CKR_OPERATION_ACTIVE)
+		return fmt.Errorf("operation is %s: %w", [...]string{"", "single-part", "multi-part"}[op.parts], ck.CKR_OPERATION_ACTIVE)
 	}
-	op.parts = partsMulti
+	op.parts = mode
 	return nil
 }
 

@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/gohsm/gohsm/hsm/ck"
 )
@@ -150,3 +151,85 @@ type ObjectVersion struct {
 // longer the stored one (changed or deleted by another process, or a new
 // id that exists or existed). The engine catches up and decides again.
 var ErrConflict = errors.New("object changed by another process")
+
+// Validate checks a change's shape: every object named has a non-zero id
+// and is named at most once among Put and Delete. A bad change is the
+// engine's bug: CKR_GENERAL_ERROR.
+func (ch *Change) Validate() error {
+	named := make(map[uint64]bool, len(ch.Put)+len(ch.Delete))
+	name := func(id uint64) error {
+		if id == 0 {
+			return fmt.Errorf("commit: object id 0: %w", ck.CKR_GENERAL_ERROR)
+		}
+		if named[id] {
+			return fmt.Errorf("commit: object %d named twice in one change: %w", id, ck.CKR_GENERAL_ERROR)
+		}
+		named[id] = true
+		return nil
+	}
+	for _, o := range ch.Put {
+		if o == nil {
+			return fmt.Errorf("commit: no record: %w", ck.CKR_GENERAL_ERROR)
+		}
+		if err := name(o.ID); err != nil {
+			return err
+		}
+	}
+	for _, v := range ch.Delete {
+		if err := name(v.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Writes reports whether the change writes anything (a Require-only
+// change only checks).
+func (ch *Change) Writes() bool { return len(ch.Put) > 0 || len(ch.Delete) > 0 }
+
+// Check decides a change's preconditions (Commit's contract) against the
+// stored state, which state reports for one id: whether a row is stored,
+// its version, and whether the id was ever deleted. Every Store calls it
+// inside its transaction, so the rule is written once.
+func (ch *Change) Check(state func(id uint64) (stored bool, gen uint64, deleted bool, err error)) error {
+	at := func(what string, v ObjectVersion) error {
+		stored, g, _, err := state(v.ID)
+		switch {
+		case err != nil:
+			return err
+		case !stored:
+			return fmt.Errorf("%s object %d at generation %d: it is gone: %w", what, v.ID, v.Gen, ErrConflict)
+		case g != v.Gen:
+			return fmt.Errorf("%s object %d at generation %d: it is at %d: %w", what, v.ID, v.Gen, g, ErrConflict)
+		}
+		return nil
+	}
+	for _, v := range ch.Require {
+		if err := at("require", v); err != nil {
+			return err
+		}
+	}
+	for _, v := range ch.Delete {
+		if err := at("delete", v); err != nil {
+			return err
+		}
+	}
+	for _, o := range ch.Put {
+		if o.Gen != 0 {
+			if err := at("replace", ObjectVersion{ID: o.ID, Gen: o.Gen}); err != nil {
+				return err
+			}
+			continue
+		}
+		stored, _, deleted, err := state(o.ID)
+		switch {
+		case err != nil:
+			return err
+		case stored:
+			return fmt.Errorf("insert object %d: the id is taken: %w", o.ID, ErrConflict)
+		case deleted:
+			return fmt.Errorf("insert object %d: the id was deleted and is never stored again: %w", o.ID, ErrConflict)
+		}
+	}
+	return nil
+}

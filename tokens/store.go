@@ -616,25 +616,13 @@ func (s *Store) Commit(ch *hsm.Change) error {
 		attrs, sealed       []byte
 		crc                 int64
 	}
-	named := make(map[uint64]bool, len(ch.Put)+len(ch.Delete))
-	twice := func(id uint64) error {
-		if named[id] {
-			return fmt.Errorf("token store %s: commit: object %d named twice in one change: %w", s.path, id, ck.CKR_GENERAL_ERROR)
-		}
-		named[id] = true
-		return nil
+	if err := ch.Validate(); err != nil {
+		return fmt.Errorf("token store %s: %w", s.path, err)
 	}
 	puts := make([]put, len(ch.Put))
 	for i, o := range ch.Put {
-		if o == nil || o.ID == 0 || o.ID > math.MaxInt64 {
-			var id uint64
-			if o != nil {
-				id = o.ID
-			}
-			return fmt.Errorf("token store %s: commit: object id %d out of range: %w", s.path, id, ck.CKR_GENERAL_ERROR)
-		}
-		if err := twice(o.ID); err != nil {
-			return err
+		if o.ID > math.MaxInt64 {
+			return fmt.Errorf("token store %s: commit: object id %d out of range: %w", s.path, o.ID, ck.CKR_GENERAL_ERROR)
 		}
 		p := put{rec: o, attrs: encodeAttrs(o.Attrs), sealed: o.Sealed}
 		if p.sealed == nil {
@@ -643,11 +631,6 @@ func (s *Store) Commit(ch *hsm.Change) error {
 		p.class, p.label, p.ckaID = indexed(o.Attrs)
 		p.crc = objectCRC(o.ID, o.Private, p.attrs, p.sealed)
 		puts[i] = p
-	}
-	for _, v := range ch.Delete {
-		if err := twice(v.ID); err != nil {
-			return err
-		}
 	}
 	if len(puts) == 0 && len(ch.Delete) == 0 && len(ch.Require) == 0 {
 		return nil
@@ -668,44 +651,8 @@ func (s *Store) Commit(ch *hsm.Change) error {
 			err = st.QueryRowContext(ctx, int64(id)).Scan(&sg, &tomb)
 			return sg.Valid, uint64(sg.Int64), tomb, err
 		}
-		at := func(what string, v hsm.ObjectVersion) error {
-			stored, g, _, err := state(v.ID)
-			switch {
-			case err != nil:
-				return err
-			case !stored:
-				return fmt.Errorf("%s object %d at generation %d: it is gone: %w", what, v.ID, v.Gen, hsm.ErrConflict)
-			case g != v.Gen:
-				return fmt.Errorf("%s object %d at generation %d: it is at %d: %w", what, v.ID, v.Gen, g, hsm.ErrConflict)
-			}
-			return nil
-		}
-		for _, v := range ch.Require {
-			if err := at("require", v); err != nil {
-				return err
-			}
-		}
-		for _, v := range ch.Delete {
-			if err := at("delete", v); err != nil {
-				return err
-			}
-		}
-		for _, p := range puts {
-			if p.rec.Gen != 0 {
-				if err := at("replace", hsm.ObjectVersion{ID: p.rec.ID, Gen: p.rec.Gen}); err != nil {
-					return err
-				}
-				continue
-			}
-			stored, _, tomb, err := state(p.rec.ID)
-			switch {
-			case err != nil:
-				return err
-			case stored:
-				return fmt.Errorf("insert object %d: the id is taken: %w", p.rec.ID, hsm.ErrConflict)
-			case tomb:
-				return fmt.Errorf("insert object %d: the id was deleted and is never stored again: %w", p.rec.ID, hsm.ErrConflict)
-			}
+		if err := ch.Check(state); err != nil {
+			return err
 		}
 		if len(puts) == 0 && len(ch.Delete) == 0 {
 			return errNoChange
