@@ -13,6 +13,7 @@ import (
 
 	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
+	"github.com/gohsm/gohsm/hsm/mech"
 )
 
 // Token keys are 256-bit AES keys. A PIN never unlocks data directly: it
@@ -50,7 +51,7 @@ func wrapKey(key, pin []byte, iterations int) (WrappedKey, error) {
 	if iterations < 1 {
 		return WrappedKey{}, fmt.Errorf("pin kdf: %d iterations: %w", iterations, ck.CKR_GENERAL_ERROR)
 	}
-	kek := pinKDF(pin, salt, iterations, tokenKeyLen)
+	kek := mech.PBKDF2(sha256.New, pin, salt, iterations, tokenKeyLen)
 	defer zero(kek)
 	return WrappedKey{
 		KDF: "pbkdf2-sha256", Salt: salt, Iterations: iterations, Nonce: nonce,
@@ -65,7 +66,7 @@ func unwrapKey(w WrappedKey, pin []byte) ([]byte, bool) {
 	if w.KDF != "pbkdf2-sha256" || w.Iterations < 1 || len(w.Nonce) != 12 {
 		return nil, false
 	}
-	kek := pinKDF(pin, w.Salt, w.Iterations, tokenKeyLen)
+	kek := mech.PBKDF2(sha256.New, pin, w.Salt, w.Iterations, tokenKeyLen)
 	defer zero(kek)
 	key, err := gcmFor(kek).Open(nil, w.Nonce, w.Sealed, []byte("gohsm token key"))
 	if err != nil {

@@ -1,7 +1,6 @@
 package mech
 
 import (
-	"crypto/pbkdf2"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -15,8 +14,8 @@ import (
 // CKM_PKCS5_PBKD2 (PKCS#11 3.0 mechanisms §2.36.4; PKCS #5 v2.1 PBKDF2)
 // generates a secret key from a password. The key type is the template's
 // (generic secret by default) and its length CKA_VALUE_LEN, or the fixed
-// length of the type. crypto/pbkdf2 refuses lengths and iteration counts the
-// FIPS 140 module forbids; those come back as CKR_MECHANISM_PARAM_INVALID.
+// length of the type. The derivation is PBKDF2 (pbkdf2bytes.go), which keeps
+// the password in the caller's byte slice.
 
 // pbkdf2MaxIterations bounds the work one call may ask for: a caller with
 // any session could otherwise name 2^40 iterations and hold a CPU for
@@ -56,10 +55,11 @@ func pbkdf2Mechanisms() []Mechanism {
 			if n == 0 {
 				return nil, fmt.Errorf("pbkdf2: CKA_VALUE_LEN: %w", ck.CKR_TEMPLATE_INCOMPLETE)
 			}
-			v, err := pbkdf2.Key(h, string(p.Password), p.Salt, int(p.Iterations), n)
-			if err != nil {
-				return nil, fmt.Errorf("pbkdf2: %v: %w", err, ck.CKR_MECHANISM_PARAM_INVALID)
+			if n > 1<<16 {
+				return nil, fmt.Errorf("pbkdf2: %d bytes: %w", n, ck.CKR_KEY_SIZE_RANGE)
 			}
+			// The password is the caller's secret: no string copy of it.
+			v := PBKDF2(h, p.Password, p.Salt, int(p.Iterations), n)
 			return secretAttrs(ck.KeyType(kt), v), nil
 		},
 	}}
