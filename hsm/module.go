@@ -55,9 +55,24 @@ func New(cfg Config) (*Module, error) {
 // Registry exposes the mechanism registry (for tools and tests).
 func (m *Module) Registry() *mech.Registry { return m.reg }
 
+// Object handles. A token object's handle is its store id, so it is the
+// same in every process and across restarts: an application (or the
+// appliance's client, re-opening its sessions after the appliance
+// restarted) keeps using the handles it found. Ids are never reused
+// (destroyed ones are tombstoned), so neither are handles. Session objects
+// take handles from a counter above every store id (sessionHandleBase);
+// handles are looked up per token, so two tokens may hold the same one.
+const sessionHandleBase = 1 << 40
+
+// maxStoreID is the largest store id that stays clear of session handles.
+const maxStoreID = sessionHandleBase - 1
+
 func (m *Module) newObjectHandle() ck.ObjectHandle {
-	return ck.ObjectHandle(m.nextObject.Add(1))
+	return ck.ObjectHandle(sessionHandleBase + m.nextObject.Add(1))
 }
+
+// tokenObjectHandle is the handle of the token object with store id id.
+func tokenObjectHandle(id uint64) ck.ObjectHandle { return ck.ObjectHandle(id) }
 
 // Initialize loads every token from storage and adds the free slot.
 func (m *Module) Initialize() error {

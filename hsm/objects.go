@@ -160,7 +160,10 @@ func (m *Module) commitTokenObjects(s *Session, builtAsSO bool, require []Object
 		if err != nil {
 			return fmt.Errorf("new object id: %w", deviceError(err))
 		}
-		o.id, o.ver = id, 0
+		if id == 0 || id > maxStoreID {
+			return fmt.Errorf("store id %d out of the handle range: %w", id, ck.CKR_DEVICE_ERROR)
+		}
+		o.id, o.ver, o.handle = id, 0, tokenObjectHandle(id)
 		if recs[i], err = t.record(o); err != nil {
 			return err
 		}

@@ -87,8 +87,11 @@ func (t *Token) objectFromRecord(r *ObjectRecord) (*Object, error) {
 	if v, ok, _ := a.ULong(ck.CKA_KEY_TYPE); ok {
 		kt = ck.KeyType(v)
 	}
+	if r.ID == 0 || r.ID > maxStoreID {
+		return nil, fmt.Errorf("stored object id %d out of the handle range: %w", r.ID, ck.CKR_DEVICE_ERROR)
+	}
 	o := &Object{
-		handle: t.m.newObjectHandle(), id: r.ID, ver: r.Gen, token: true, private: r.Private,
+		handle: tokenObjectHandle(r.ID), id: r.ID, ver: r.Gen, token: true, private: r.Private,
 		class: ck.ObjectClass(cls), keyType: kt, sealed: r.Sealed,
 	}
 	o.setFirst(attr.Layered{Own: a})
