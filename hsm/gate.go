@@ -148,6 +148,12 @@ type grant struct {
 func (m *Module) authorize(s *Session, u use, kh ck.ObjectHandle, mt ck.Mechanism) (grant, error) {
 	r := u.rule()
 	tok := s.tok
+	// Another process may have changed or destroyed the key (turned its
+	// CKA_SIGN off, made it sensitive): decide on the newest committed
+	// state. Nothing changed is one atomic load (tokens' change counter).
+	if err := tok.sync(); err != nil {
+		return grant{}, err
+	}
 	o, err := tok.visible(kh)
 	if err != nil || !o.isKey() {
 		return grant{}, fmt.Errorf("%s key %d: %w", r.name, kh, r.badHandle)

@@ -103,6 +103,7 @@ func (d *Dir) Stores() ([]hsm.Store, error) {
 			}
 			return nil, err
 		}
+		s.shareChanges()
 		out = append(out, s)
 	}
 	for _, s := range out {
@@ -176,6 +177,7 @@ func (d *Dir) install(tmp string) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.shareChanges()
 		d.track(s)
 		return s, nil
 	}

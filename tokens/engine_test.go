@@ -193,3 +193,33 @@ func TestNoSecretsOnDisk(t *testing.T) {
 		t.Fatal("no store files to search")
 	}
 }
+
+// A key whose use another process revoked (or destroyed) stops working
+// here at the next operation, without a search in between: every key use
+// catches up (hsm/gate.go), at the cost of one atomic load when nothing
+// changed (changecounter.go).
+func TestRevokedUsageSeenAtNextOperation(t *testing.T) {
+	dir := initialised(t)
+	a, b := engineOn(t, dir), engineOn(t, dir)
+	sa, sb := userSession(t, a), userSession(t, b)
+	h, err := a.GenerateKey(sa, ck.Mechanism{Type: ck.CKM_GENERIC_SECRET_KEY_GEN}, []ck.Attribute{
+		{Type: ck.CKA_TOKEN, Value: attr.Bool(true)}, {Type: ck.CKA_LABEL, Value: []byte("mac-key")},
+		{Type: ck.CKA_VALUE_LEN, Value: attr.ULong(32)}, {Type: ck.CKA_SIGN, Value: attr.Bool(true)}})
+	check(t, err)
+	mac := ck.Mechanism{Type: ck.CKM_SHA256_HMAC}
+	check(t, a.SignInit(sa, mac, h))
+	_, _, err = a.Sign(sa, []byte("before"), 64)
+	check(t, err)
+	hb := findLabel(t, b, sb, "mac-key")
+	if len(hb) != 1 {
+		t.Fatalf("B found %d keys", len(hb))
+	}
+	check(t, b.SetAttributeValue(sb, hb[0], []ck.Attribute{{Type: ck.CKA_SIGN, Value: attr.Bool(false)}}))
+	if err := a.SignInit(sa, mac, h); !errors.Is(err, ck.CKR_KEY_FUNCTION_NOT_PERMITTED) {
+		t.Fatalf("A signs with a key B revoked: %v", err)
+	}
+	check(t, b.DestroyObject(sb, hb[0]))
+	if err := a.VerifyInit(sa, mac, h); !errors.Is(err, ck.CKR_KEY_HANDLE_INVALID) {
+		t.Fatalf("A uses a key B destroyed: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gohsm/gohsm/hsm"
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -41,6 +42,12 @@ type Store struct {
 	// mac computes and checks the rows' MACs (mac.go); its key is read
 	// once at open and never changes.
 	mac *macer
+
+	// changes is the shared change counter (changecounter.go), nil when
+	// it could not be mapped; verified is 1 + the last even value of it
+	// that Changed checked against the database (0: none).
+	changes  *changeCounter
+	verified atomic.Uint64
 }
 
 // idBlock is how many object ids one commit reserves. Ids a process
@@ -116,6 +123,14 @@ func openStore(path string, create bool) (*Store, error) {
 		return nil, storageErr(path, "open", err)
 	}
 	return s, nil
+}
+
+// shareChanges maps the token's shared change counter, for a store opened
+// for use by the engine (Dir.Stores, a created or restored token), not for
+// the temporary files of Create and Restore. Without it Changed reads the
+// database every time: slower, never wrong.
+func (s *Store) shareChanges() {
+	s.changes, _ = openChangeCounter(s.path)
 }
 
 // pageSize is set when a file is created (it cannot change once the file
@@ -220,7 +235,13 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	return storageErr(s.path, "close", s.db.Close())
+	err := s.db.Close()
+	if s.changes != nil {
+		if cerr := s.changes.close(); err == nil {
+			err = cerr
+		}
+	}
+	return storageErr(s.path, "close", err)
 }
 
 // errNoChange makes write roll back without error when there was nothing to
@@ -286,6 +307,12 @@ func (s *Store) write(what string, dur durability, fn func(ctx context.Context, 
 	}
 	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return storageErr(s.path, what, err)
+	}
+	if s.changes != nil {
+		// Odd while the commit is in flight (changecounter.go); the write
+		// lock is held, so no other writer bumps it meanwhile.
+		s.changes.beginWrite()
+		defer s.changes.endWrite()
 	}
 	var old int64
 	err = c.QueryRowContext(ctx, "SELECT generation FROM meta").Scan(&old)
@@ -766,14 +793,31 @@ func (s *Store) Generation() (uint64, error) {
 // no lock a writer waits for, so the engine can call it at the start of
 // every C_ call that reads objects, and call ObjectsSince (and LoadToken
 // when Delta.Token says so) when it returns true.
+//
+// With the shared change counter it is one atomic load when nothing was
+// committed since it last answered false, so the engine asks it on every
+// operation's init.
 func (s *Store) Changed() (bool, error) {
+	var c uint64
+	if s.changes != nil {
+		c = s.changes.load()
+		if c%2 == 0 && s.verified.Load() == c+1 {
+			return false, nil
+		}
+	}
 	gen, err := s.Generation()
 	if err != nil {
 		return false, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return gen > min(s.tokenSeen, s.objectsSeen), nil
+	changed := gen > min(s.tokenSeen, s.objectsSeen)
+	s.mu.Unlock()
+	if s.changes != nil && !changed && c%2 == 0 {
+		// c was read before the generation, so nothing committed after
+		// c is taken as seen.
+		s.verified.Store(c + 1)
+	}
+	return changed, nil
 }
 
 // Delta is the engine's type: what ObjectsSince found.
