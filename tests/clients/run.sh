@@ -23,7 +23,7 @@ export MODULE KIND WORK RESULTS
 
 . "$HERE/lib.sh"
 
-CLIENTS=${CLIENTS:-"pkcs11tool eddsa openssl p11tool java pykcs11 wrap wrap_modes ssh nss abi"}
+CLIENTS=${CLIENTS:-"pkcs11tool eddsa openssl p11tool java pykcs11 wrap wrap_modes ssh nss abi p11kit"}
 start=$(date +%s)
 echo "== real-client tests against $MODULE ($KIND); scratch $WORK"
 for c in $CLIENTS; do
