@@ -27,8 +27,11 @@ $(BUILD)/gohsm: $(GOFILES)
 	@mkdir -p $(BUILD)
 	$(GO) build -trimpath -o $@ ./cmd/gohsm
 
+# The appliance in dev mode on the default token store (the one `gohsm run`
+# and the module use), in the foreground until Ctrl-C; it prints lines for
+# the module in local and in remote mode (docs/appliance.md).
 run: deps-run build
-	@$(BUILD)/gohsm run --module $(CURDIR)/$(BUILD)/libgohsm.so
+	@$(BUILD)/gohsm serve --dev --module $(CURDIR)/$(BUILD)/libgohsm.so
 
 vet:
 	$(GO) vet ./...
@@ -41,7 +44,7 @@ test-go:
 # The store's crash-safety runs (kill -9 of child processes, the 100,000-
 # object token) test durability, not races, and already ran in test-go.
 test-race:
-	$(GO) test -race -count=1 ./hsm ./pkcs11shim
+	$(GO) test -race -count=1 ./hsm ./pkcs11shim ./firmware-sim/...
 	$(GO) test -race -count=1 -skip 'TestTorture$$|TestCrashKill9|TestLargeToken|TestScaleOpenFind' ./tokens
 
 # Real PKCS#11 clients (pkcs11-tool, p11tool, OpenSSL, Java, PyKCS11, OpenSSH,
@@ -100,7 +103,10 @@ torture:
 # corpora already run in make test. FUZZTIME per target.
 FUZZTIME ?= 60s
 FUZZ := ./hsm/attr:FuzzDecodeTemplate ./hsm/mech:FuzzKeyParse ./hsm/mech:FuzzPKCS8 ./hsm/mech:FuzzMechanismParams \
-	./internal/conf:FuzzParse ./tokens:FuzzDecodeAttrs
+	./internal/conf:FuzzParse ./tokens:FuzzDecodeAttrs \
+	./firmware-sim/wire:FuzzFrame ./firmware-sim/wire:FuzzHandshake ./firmware-sim/wire:FuzzValue \
+	./firmware-sim/wire:FuzzParam ./firmware-sim/wire:FuzzCallArgs ./firmware-sim/wire:FuzzResult \
+	./firmware-sim/audit:FuzzParseRecord
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
 		$(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done

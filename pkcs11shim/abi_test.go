@@ -92,7 +92,7 @@ func TestABIFake(t *testing.T) {
 func TestABIRemoteModeFails(t *testing.T) {
 	buildShared(t)
 	conf := filepath.Join(t.TempDir(), "gohsm.conf")
-	if err := os.WriteFile(conf, []byte("mode = remote\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte("mode = remote\naddress = 127.0.0.1:1\nca = ca.pem\ncert = c.pem\nkey = k.pem\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	runABI(t, shared.fake, "remote", "GOHSM_CONF="+conf)

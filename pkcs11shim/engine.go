@@ -9,7 +9,6 @@ import (
 	"github.com/gohsm/gohsm/internal/conf"
 
 	"github.com/gohsm/gohsm/hsm"
-	"github.com/gohsm/gohsm/hsm/ck"
 	"github.com/gohsm/gohsm/tokens"
 )
 
@@ -17,9 +16,7 @@ import (
 // sees only hsm.Backend from here on.
 func openConfigured(cfg *conf.Config) (hsm.Backend, func(), error) {
 	if cfg.Mode == conf.ModeRemote {
-		// The appliance client (firmware-sim/client) implements
-		// hsm.Backend; until it exists, say so instead of pretending.
-		return nil, nil, fmt.Errorf("mode remote: the appliance client is not available in this build: %w", ck.CKR_DEVICE_ERROR)
+		return openRemote(cfg) // the appliance client (remote.go)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("token directory: %w", err)

@@ -102,7 +102,8 @@ func TestInitializeFailures(t *testing.T) {
 	if _, rv := backend(); rv != ck.CKR_CRYPTOKI_NOT_INITIALIZED {
 		t.Fatal("a failed C_Initialize must leave the module uninitialised")
 	}
-	// The real factory refuses remote mode with a device error.
+	// The real factory answers a remote configuration it cannot use (no
+	// certificate files) with a device error.
 	if _, _, err := openConfigured(&conf.Config{Mode: conf.ModeRemote}); hsmRV(err) != ck.CKR_DEVICE_ERROR {
 		t.Fatalf("remote: %v", err)
 	}

@@ -17,9 +17,12 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "create the default token store and a demo token, print how to use the module", runCmd},
+		{"serve", "the network HSM appliance: --config FILE, or --dev for a trial (gohsm serve -h)", serveCmd},
+		{"pki", "a development CA, server and client certificates for the appliance (gohsm pki help)", pkiCmd},
 		{"token", "list, check, back up and restore tokens (gohsm token for help)", tokenCmd},
 		{"conformance", "run the PKCS#11 conformance suite against modules (gohsm conformance -h)", conformanceCmd},
 		{"bench", "benchmark modules through the C ABI (gohsm bench -h)", benchCmd},
+		{"audit", "verify the hash chain of an appliance audit log (gohsm audit -h)", auditCmd},
 		{"version", "print the version", func([]string) error { fmt.Println("gohsm", version); return nil }},
 	}
 }

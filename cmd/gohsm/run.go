@@ -47,8 +47,8 @@ func runCmd(args []string) error {
 	if made {
 		state = "created"
 	}
-	sslConf := filepath.Join(cfg.Dir, "openssl-pkcs11.cnf")
-	if err := os.WriteFile(sslConf, []byte(opensslConf(*module)), 0o600); err != nil {
+	sslConf, err := writeOpenSSLConf(cfg.Dir, *module)
+	if err != nil {
 		return err
 	}
 	fmt.Printf(`gohsm %s — a software HSM with real PKCS#11 semantics
@@ -59,7 +59,28 @@ Module:       %s
 
 Paste these lines to use it:
 
-  export GOHSM_DIR=%s
+`, version, cfg.Dir, state, demoLabel, demoUserPIN, demoSOPIN, *module)
+	fmt.Print(localUsage(cfg.Dir, *module, sslConf, demoToken))
+	fmt.Println()
+	return nil
+}
+
+// knownToken is a token whose PINs gohsm printed because it made it: the
+// demo token of `gohsm run` and the dev token of `gohsm serve --dev`.
+type knownToken struct{ Label, SOPIN, UserPIN string }
+
+var demoToken = knownToken{demoLabel, demoSOPIN, demoUserPIN}
+
+// writeOpenSSLConf writes dir/openssl-pkcs11.cnf for module.
+func writeOpenSSLConf(dir, module string) (string, error) {
+	sslConf := filepath.Join(dir, "openssl-pkcs11.cnf")
+	return sslConf, os.WriteFile(sslConf, []byte(opensslConf(module)), 0o600)
+}
+
+// localUsage is the pkcs11-tool and OpenSSL lines for the module in local
+// mode on the store dir, with token tok.
+func localUsage(dir, module, sslConf string, tok knownToken) string {
+	return fmt.Sprintf(`  export GOHSM_DIR=%s
   M=%s
   pkcs11-tool --module $M --list-token-slots
   pkcs11-tool --module $M --token-label %s --login --pin %s --keypairgen --key-type EC:prime256v1 --label demo-ec --id 01
@@ -72,21 +93,27 @@ Paste these lines to use it:
   openssl dgst -engine pkcs11 -keyform engine -sha256 -sign 'pkcs11:token=%s;object=demo-ec;type=private;pin-value=%s' -out /tmp/gohsm-msg.der-sig /tmp/gohsm-msg
   pkcs11-tool --module $M --token-label %s --read-object --type pubkey --label demo-ec -o /tmp/demo-ec.der
   openssl dgst -sha256 -verify <(openssl pkey -pubin -inform DER -in /tmp/demo-ec.der) -signature /tmp/gohsm-msg.der-sig /tmp/gohsm-msg
-
-`, version, cfg.Dir, state, demoLabel, demoUserPIN, demoSOPIN, *module,
-		cfg.Dir, *module,
-		demoLabel, demoUserPIN, demoLabel, demoUserPIN, demoLabel,
-		sslConf, demoLabel, demoUserPIN, demoLabel)
-	return nil
+`, dir, module,
+		tok.Label, tok.UserPIN, tok.Label, tok.UserPIN, tok.Label,
+		sslConf, tok.Label, tok.UserPIN, tok.Label)
 }
 
 // ensureDemoToken initialises the demo token in the store if no token with
 // its label exists; it reports whether it made one.
 func ensureDemoToken(cfg *conf.Config) (bool, error) {
+	_, made, err := ensureKnownToken(cfg, demoToken)
+	return made, err
+}
+
+// ensureKnownToken returns the first of want and also whose label a token
+// of the store has; with none, it initialises want in the free slot (label,
+// SO PIN, user PIN) and reports that it made it.
+func ensureKnownToken(cfg *conf.Config, want knownToken, also ...knownToken) (knownToken, bool, error) {
 	st, err := tokens.Open(cfg.Dir)
 	if err != nil {
-		return false, err
+		return knownToken{}, false, err
 	}
+	defer st.Close()
 	hc := hsm.DefaultConfig(st)
 	hc.Profile = cfg.Profile
 	if cfg.KDFIterations > 0 {
@@ -94,47 +121,51 @@ func ensureDemoToken(cfg *conf.Config) (bool, error) {
 	}
 	m, err := hsm.New(hc)
 	if err != nil {
-		return false, err
+		return knownToken{}, false, err
 	}
 	if err := m.Initialize(); err != nil {
-		return false, err
+		return knownToken{}, false, err
 	}
 	defer m.Finalize()
 	slots, err := m.GetSlotList(true)
 	if err != nil {
-		return false, err
+		return knownToken{}, false, err
 	}
 	free := ck.SlotID(^uint64(0))
+	labels := map[string]bool{}
 	for _, s := range slots {
 		info, err := m.GetTokenInfo(s)
 		if err != nil {
-			return false, err
+			return knownToken{}, false, err
 		}
 		if info.Flags&ck.CKF_TOKEN_INITIALIZED == 0 {
 			free = s
 			continue
 		}
-		if info.Label == demoLabel {
-			return false, nil
+		labels[info.Label] = true
+	}
+	for _, k := range append([]knownToken{want}, also...) {
+		if labels[k.Label] {
+			return k, false, nil
 		}
 	}
 	if free == ck.SlotID(^uint64(0)) {
-		return false, errors.New("no free slot")
+		return knownToken{}, false, errors.New("no free slot")
 	}
-	if err := m.InitToken(free, []byte(demoSOPIN), demoLabel); err != nil {
-		return false, fmt.Errorf("init demo token: %w", err)
+	if err := m.InitToken(free, []byte(want.SOPIN), want.Label); err != nil {
+		return knownToken{}, false, fmt.Errorf("init token %q: %w", want.Label, err)
 	}
 	s, err := m.OpenSession(free, ck.CKF_SERIAL_SESSION|ck.CKF_RW_SESSION)
 	if err != nil {
-		return false, err
+		return knownToken{}, false, err
 	}
-	if err := m.Login(s, ck.CKU_SO, []byte(demoSOPIN)); err != nil {
-		return false, err
+	if err := m.Login(s, ck.CKU_SO, []byte(want.SOPIN)); err != nil {
+		return knownToken{}, false, err
 	}
-	if err := m.InitPIN(s, []byte(demoUserPIN)); err != nil {
-		return false, err
+	if err := m.InitPIN(s, []byte(want.UserPIN)); err != nil {
+		return knownToken{}, false, err
 	}
-	return true, m.CloseSession(s)
+	return want, true, m.CloseSession(s)
 }
 
 // opensslConf points OpenSSL 3's pkcs11 engine at the module.

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gohsm/gohsm/hsm/ck"
 )
@@ -25,14 +27,26 @@ import (
 // key is an error so that a typo is not silently ignored:
 //
 //	# gohsm.conf
-//	mode = local              # local | remote (remote: not yet available)
-//	dir = /var/lib/gohsm      # token store directory
+//	mode = local              # local | remote (the network appliance)
+//	dir = /var/lib/gohsm      # token store directory (local mode)
 //	profile = gohsm           # SM vendor code profile (ck.ProfileByName)
 //	log = error               # off | error | info | debug
 //	log_file = /tmp/gohsm.log # default: stderr
 //	max_pin_tries = 10
 //	kdf_iterations = 210000
 //	policy = default          # default | strict (hsm.Policy: what strict refuses)
+//
+// Remote mode (mode = remote) reaches a gohsm appliance (gohsm serve) over
+// TLS 1.3 with a client certificate, and needs address, ca, cert and key:
+//
+//	address = hsm.example:5696     # the appliance, host:port
+//	ca = /etc/gohsm/ca.pem         # the appliance's CA (PEM)
+//	cert = /etc/gohsm/client.pem   # this client's certificate (PEM)
+//	key = /etc/gohsm/client-key.pem
+//	server_name = hsm.example      # optional: the name in the appliance's certificate (default: address's host)
+//	timeout = 5s                   # optional: how long a call may wait while the appliance is unreachable
+//
+// Relative ca, cert and key paths are relative to the file's directory.
 //
 // Where the file is: $GOHSM_CONF if set (it must exist), else
 // $XDG_CONFIG_HOME/gohsm/gohsm.conf (~/.config/gohsm/gohsm.conf), else
@@ -52,6 +66,16 @@ type Config struct {
 	Policy string
 	// Source is the file the configuration came from, "" for defaults.
 	Source string
+
+	// Remote mode: the appliance's address (host:port), its CA, the client
+	// certificate and key (PEM files), the name its certificate carries
+	// ("" means the address's host), and the bound on a call while the
+	// appliance is unreachable (0 means the client's default).
+	Address    string
+	CA         string
+	Cert, Key  string
+	ServerName string
+	Timeout    time.Duration
 }
 
 // Modes.
@@ -84,6 +108,9 @@ func Load(env Getenv) (*Config, error) {
 		}
 		cfg.Source = path
 	}
+	if err := cfg.completeRemote(); err != nil {
+		return nil, err
+	}
 	if d := env("GOHSM_DIR"); d != "" {
 		cfg.Dir = d
 	}
@@ -95,6 +122,37 @@ func Load(env Getenv) (*Config, error) {
 		cfg.Dir = d
 	}
 	return cfg, nil
+}
+
+// completeRemote resolves the remote mode's files against the directory of
+// the configuration file and checks that nothing it needs is missing, so
+// that C_Initialize says which key is absent instead of failing later.
+func (cfg *Config) completeRemote() error {
+	if cfg.Source != "" {
+		base := filepath.Dir(cfg.Source)
+		for _, p := range []*string{&cfg.CA, &cfg.Cert, &cfg.Key} {
+			if *p != "" && !filepath.IsAbs(*p) {
+				*p = filepath.Join(base, *p)
+			}
+		}
+	}
+	if cfg.Mode != ModeRemote {
+		return nil
+	}
+	var missing []string
+	for _, k := range []struct{ name, v string }{{"address", cfg.Address}, {"ca", cfg.CA}, {"cert", cfg.Cert}, {"key", cfg.Key}} {
+		if k.v == "" {
+			missing = append(missing, k.name)
+		}
+	}
+	if len(missing) > 0 {
+		where := cfg.Source
+		if where == "" {
+			where = "the configuration"
+		}
+		return fmt.Errorf("config %s: mode remote needs %s", where, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 func configPath(env Getenv) (string, error) {
@@ -210,6 +268,28 @@ func setConfig(cfg *Config, key, val string) error {
 			return fmt.Errorf("policy %q: want default or strict", val)
 		}
 		cfg.Policy = val
+	case "address":
+		host, port, err := net.SplitHostPort(val)
+		if err != nil || host == "" || port == "" {
+			return fmt.Errorf("address %q: want host:port", val)
+		}
+		cfg.Address = val
+	case "ca", "cert", "key":
+		if val == "" {
+			return fmt.Errorf("%s is empty", key)
+		}
+		*map[string]*string{"ca": &cfg.CA, "cert": &cfg.Cert, "key": &cfg.Key}[key] = val
+	case "server_name":
+		if val == "" {
+			return errors.New("server_name is empty")
+		}
+		cfg.ServerName = val
+	case "timeout":
+		d, err := time.ParseDuration(val)
+		if err != nil || d <= 0 || d > time.Hour {
+			return fmt.Errorf("timeout %q: want a duration such as 5s (at most 1h)", val)
+		}
+		cfg.Timeout = d
 	default:
 		return fmt.Errorf("unknown key %q", key)
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gohsm/gohsm/hsm/ck"
 )
@@ -43,6 +44,13 @@ func TestParseConfigErrors(t *testing.T) {
 		"colour = blue",
 		"just words",
 		"mode = local\nmode = remote",
+		"address = nohostport",
+		"address = :5696",
+		"ca =",
+		"timeout = 5",
+		"timeout = -1s",
+		"timeout = 2h",
+		"server_name =",
 		`dir = "unterminated`,
 		`dir = "a" b`,
 	} {
@@ -77,12 +85,46 @@ func TestLoadConfigPrecedence(t *testing.T) {
 	// The per-user config file is found without GOHSM_CONF.
 	user := filepath.Join(tmp, "xdgconf", "gohsm", "gohsm.conf")
 	os.MkdirAll(filepath.Dir(user), 0o700)
-	os.WriteFile(user, []byte("mode = remote\n"), 0o600)
+	os.WriteFile(user, []byte("mode = remote\naddress = h:1\nca = ca.pem\ncert = c.pem\nkey = k.pem\n"), 0o600)
 	cfg, err = Load(envOf(map[string]string{"HOME": tmp, "XDG_CONFIG_HOME": filepath.Join(tmp, "xdgconf")}))
 	if err != nil || cfg.Mode != ModeRemote || cfg.Source != user {
 		t.Fatalf("user config: %+v %v", cfg, err)
 	}
 	if _, err := Load(envOf(map[string]string{"GOHSM_CONF": filepath.Join(tmp, "missing")})); err == nil {
 		t.Fatal("a missing GOHSM_CONF file must be an error")
+	}
+}
+
+func TestRemoteConfig(t *testing.T) {
+	tmp := t.TempDir()
+	conf := filepath.Join(tmp, "remote.conf")
+	// What gohsm serve --dev writes, with relative files.
+	os.WriteFile(conf, []byte(`mode = remote
+address = 127.0.0.1:5696
+ca = pki/ca.pem
+cert = /abs/client.pem
+key = "pki/client key.pem"
+timeout = 1500ms
+server_name = localhost
+`), 0o600)
+	cfg, err := Load(envOf(map[string]string{"GOHSM_CONF": conf, "HOME": tmp}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Mode != ModeRemote || cfg.Address != "127.0.0.1:5696" || cfg.CA != filepath.Join(tmp, "pki", "ca.pem") ||
+		cfg.Cert != "/abs/client.pem" || cfg.Key != filepath.Join(tmp, "pki", "client key.pem") ||
+		cfg.Timeout != 1500*time.Millisecond || cfg.ServerName != "localhost" {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	// Remote mode without its keys names what is missing.
+	os.WriteFile(conf, []byte("mode = remote\naddress = [::1]:5696\nca = ca.pem\n"), 0o600)
+	_, err = Load(envOf(map[string]string{"GOHSM_CONF": conf, "HOME": tmp}))
+	if err == nil || !strings.Contains(err.Error(), "cert, key") {
+		t.Fatalf("incomplete remote config: %v", err)
+	}
+	// The remote keys are harmless in local mode.
+	os.WriteFile(conf, []byte("mode = local\naddress = h:1\n"), 0o600)
+	if _, err := Load(envOf(map[string]string{"GOHSM_CONF": conf, "HOME": tmp})); err != nil {
+		t.Fatal(err)
 	}
 }

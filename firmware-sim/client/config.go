@@ -1,0 +1,173 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// Config is what a Client is built from.
+type Config struct {
+	// Address is the appliance, host:port.
+	Address string
+	// TLS is the client side of the mutual TLS: the client certificate and
+	// RootCAs, the appliance's CA. TLS 1.3 is enforced on a clone.
+	// LoadTLS builds it from PEM files. Unused with a Dialer.
+	TLS *tls.Config
+	// Dialer, if set, replaces TCP and TLS: it returns a connection already
+	// secured (or a pipe, in tests). NewWithDialer sets it.
+	Dialer func(ctx context.Context) (io.ReadWriteCloser, error)
+
+	// Timeout bounds every call while the appliance is unreachable: a call
+	// that cannot get onto a working connection within Timeout of its start
+	// fails with CKR_DEVICE_ERROR; it also bounds each connection attempt
+	// and C_Initialize's wait for the first connection, and a silent
+	// connection is declared dead after it (keepalive).
+	Timeout time.Duration
+	// KeepAlive is the PING interval on a quiet connection; 0 means
+	// Timeout/3 (and at most a third of the server's idle timeout).
+	KeepAlive time.Duration
+	// BackoffMin and BackoffMax bound the wait between reconnection
+	// attempts (doubling, with jitter).
+	BackoffMin, BackoffMax time.Duration
+	// MaxInFlight caps the calls in flight on the connection (the server's
+	// own cap, announced in WELCOME, applies too); more wait in the queue.
+	MaxInFlight int
+	// CoalesceDelay, if positive, lets the writer wait that long for more
+	// calls before it sends a lone one, so that more calls share a BATCH.
+	// 0 sends what is queued as soon as the writer is free (measured the
+	// better default: see the package documentation). Tests and
+	// measurements only.
+	CoalesceDelay time.Duration
+	// RetryBusy re-sends, with backoff, a call the appliance answered busy
+	// (not run), until the call's Timeout; the application then sees
+	// CKR_DEVICE_MEMORY. Off, the busy answer is returned at once.
+	RetryBusy bool
+	// Name says who the client is, in the appliance's log.
+	Name string
+	// Logf, if set, receives connection events (never a PIN, a key or data).
+	Logf func(format string, args ...any)
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	name := "gohsm client"
+	if exe, err := os.Executable(); err == nil {
+		name = fmt.Sprintf("gohsm client (%s, pid %d)", exe, os.Getpid())
+	}
+	if len(name) > 200 {
+		name = name[:200]
+	}
+	return Config{
+		Timeout:     5 * time.Second,
+		BackoffMin:  50 * time.Millisecond,
+		BackoffMax:  2 * time.Second,
+		MaxInFlight: 256,
+		RetryBusy:   true,
+		Name:        name,
+	}
+}
+
+// Validate reports a configuration the client cannot run with.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Dialer == nil {
+		if c.Address == "" {
+			errs = append(errs, errors.New("no address"))
+		} else if _, _, err := net.SplitHostPort(c.Address); err != nil {
+			errs = append(errs, fmt.Errorf("address %q: %w", c.Address, err))
+		}
+		if c.TLS == nil {
+			errs = append(errs, errors.New("no TLS configuration"))
+		} else {
+			if c.TLS.RootCAs == nil {
+				errs = append(errs, errors.New("TLS: no CA (RootCAs) to verify the appliance with"))
+			}
+			if len(c.TLS.Certificates) == 0 && c.TLS.GetClientCertificate == nil {
+				errs = append(errs, errors.New("TLS: no client certificate"))
+			}
+		}
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("timeout %v must be positive", c.Timeout))
+	}
+	if c.KeepAlive < 0 || c.CoalesceDelay < 0 {
+		errs = append(errs, errors.New("negative keepalive or coalescing delay"))
+	}
+	if c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin {
+		errs = append(errs, fmt.Errorf("backoff %v..%v", c.BackoffMin, c.BackoffMax))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("MaxInFlight %d must be positive", c.MaxInFlight))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("client config: %w", err)
+	}
+	return nil
+}
+
+// LoadTLS builds the client's TLS configuration from PEM files: caFile, the
+// appliance's CA; certFile and keyFile, the client certificate and its key.
+// serverName is the name the appliance's certificate must carry; "" takes
+// the host of address.
+func LoadTLS(caFile, certFile, keyFile, serverName, address string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca %s: no PEM certificate", caFile)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate: %w", err)
+	}
+	if serverName == "" {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return nil, fmt.Errorf("address %q: %w", address, err)
+		}
+		serverName = host
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: serverName,
+		MinVersion: tls.VersionTLS13}, nil
+}
+
+// clientTLS is the caller's configuration with TLS 1.3 enforced.
+func (c *Config) clientTLS() *tls.Config {
+	t := c.TLS.Clone()
+	t.MinVersion, t.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
+	t.NextProtos = []string{"gohsm/1"}
+	if t.ServerName == "" {
+		if host, _, err := net.SplitHostPort(c.Address); err == nil {
+			t.ServerName = host
+		}
+	}
+	return t
+}
+
+// tcpDialer dials the appliance over TCP and TLS 1.3.
+func (c *Config) tcpDialer() func(ctx context.Context) (io.ReadWriteCloser, error) {
+	tcfg := c.clientTLS()
+	addr := c.Address
+	return func(ctx context.Context) (io.ReadWriteCloser, error) {
+		d := tls.Dialer{Config: tcfg, NetDialer: &net.Dialer{KeepAlive: 15 * time.Second}}
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if tc, ok := nc.(*tls.Conn); ok {
+			if tcp, ok := tc.NetConn().(*net.TCPConn); ok {
+				tcp.SetNoDelay(true)
+			}
+		}
+		return nc, nil
+	}
+}
