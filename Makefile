@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build deps deps-run run test test-go test-race test-clients test-gosuites test-clients-softhsm conformance bench bench-report bench-chost torture fuzz vet install clean hashmldsa-vectors
+.PHONY: all build deps deps-run run test test-go test-race test-clients test-gosuites test-remote test-fixture test-clients-softhsm conformance bench bench-report bench-chost bench-fixture bench-remote torture fuzz vet install clean hashmldsa-vectors
 
 all: build
 
@@ -36,8 +36,10 @@ run: deps-run build
 vet:
 	$(GO) vet ./...
 
+# The conformance suite's results go to build/test-results for test-remote
+# to compare with its remote run.
 test-go:
-	$(GO) test -count=1 ./...
+	GOHSM_CONFORMANCE_RESULTS=$(CURDIR)/$(BUILD)/test-results/conformance-local.json $(GO) test -count=1 ./...
 
 # The engine, the store and the C ABI under the race detector: the engine
 # runs sessions without a global lock, so a data race is a bug to catch here.
@@ -50,7 +52,7 @@ test-race:
 # Real PKCS#11 clients (pkcs11-tool, p11tool, OpenSSL, Java, PyKCS11, OpenSSH,
 # NSS) and the C ABI sweep, against our module.
 test-clients: build
-	@tests/clients/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
+	@RESULTS_OUT=$(CURDIR)/$(BUILD)/test-results/clients-local.txt tests/clients/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
 
 # The same scripts against SoftHSMv2, to keep them honest.
 test-clients-softhsm:
@@ -59,7 +61,22 @@ test-clients-softhsm:
 # crypto11's and miekg/pkcs11's own test suites, loading libgohsm.so into a
 # second Go runtime in the same process.
 test-gosuites: build
-	@tests/gosuites/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
+	@RESULTS_OUT=$(CURDIR)/$(BUILD)/test-results/gosuites-local.txt tests/gosuites/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
+
+# The real-client, Go client and conformance suites again, through
+# libgohsm.so in remote mode: each fresh store behind a gohsm serve of its
+# own on loopback; then identities and TLS refusals end to end. Each must
+# have exactly the results its local run (above) left in build/test-results.
+test-remote: deps build
+	@tests/remote/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
+
+# The CI fixture (docs/fixture.md): the sample workflow run locally, step by
+# step, with the GitHub Action's own script (it builds gohsm and libgohsm.so
+# as the action does, into a scratch folder), then the sample project's go
+# test (hsmtest, crypto11 on the fixture's token), pkcs11-tool and a fault
+# plan. About 15 seconds.
+test-fixture: deps
+	@tests/fixture/workflow.sh
 
 # The conformance suite against SoftHSMv2 and our module, side by side:
 # build/conformance/<module>.json and docs/conformance.md.
@@ -94,6 +111,25 @@ hashmldsa-vectors:
 bench-chost: deps build
 	@scripts/bench-chost.sh 3 5 | tee docs/bench-chost.md
 
+# The network comparison of issue 11 (not in make test; about 7 minutes):
+# through the C ABI, libgohsm.so local, in remote mode against gohsm serve on
+# loopback, and SoftHSMv2 and gohsm behind p11-kit's server, 1/8/32
+# sessions, interleaved; a C application on local and remote; then the Go
+# client's own benchmarks. Writes docs/bench-remote.md and the "Measured"
+# section of docs/appliance.md; profiles both sides with perf when it is
+# installed (linux-perf).
+bench-remote: deps build
+	$(GO) build -o $(BUILD)/gohsm-bench-remote ./bench/cmd/gohsm-bench-remote
+	gcc -O2 -Wall -Ibench -o $(BUILD)/chost bench/chost/csrc/chost.c bench/kem.c -ldl -lpthread
+	$(BUILD)/gohsm-bench-remote -root $(CURDIR) -go $(GO) -chost $(BUILD)/chost -json $(BUILD)/bench-remote.json \
+		-md docs/bench-remote.md -appliance-doc docs/appliance.md -commands "make build; make bench-remote"
+
+# A fresh `gohsm fixture up` to a signed message, against SoftHSMv2's
+# softhsm2-util --init-token + pkcs11-tool keygen + sign, the routes
+# alternated in one run, median and range of 11: the table in docs/fixture.md.
+bench-fixture: deps build
+	$(BUILD)/gohsm fixture bench -n 11 -md docs/fixture.md -commands "make build; make bench-fixture"
+
 # The long crash-safety run: 200 kill -9 of a writing process (make test
 # runs 40).
 torture:
@@ -106,12 +142,12 @@ FUZZ := ./hsm/attr:FuzzDecodeTemplate ./hsm/mech:FuzzKeyParse ./hsm/mech:FuzzPKC
 	./internal/conf:FuzzParse ./tokens:FuzzDecodeAttrs \
 	./firmware-sim/wire:FuzzFrame ./firmware-sim/wire:FuzzHandshake ./firmware-sim/wire:FuzzValue \
 	./firmware-sim/wire:FuzzParam ./firmware-sim/wire:FuzzCallArgs ./firmware-sim/wire:FuzzResult \
-	./firmware-sim/audit:FuzzParseRecord
+	./firmware-sim/audit:FuzzParseRecord ./firmware-sim/faults:FuzzParse
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
 		$(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
-test: deps build vet test-go test-race test-clients test-gosuites
+test: deps build vet test-go test-race test-clients test-gosuites test-fixture test-remote
 
 install: build
 	install -D -m 0755 $(BUILD)/libgohsm.so $(DESTDIR)/usr/local/lib/gohsm/libgohsm.so

@@ -26,10 +26,11 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 	verbose := fs.Bool("v", false, "progress on stderr")
 	wycheproof := fs.String("wycheproof", "", "Wycheproof directory (module root or testvectors_v1): runs the vectors group")
 	acvp := fs.String("acvp", "", "NIST ACVP test data directory (holding vectors/ and expected/): runs the vectors.acvp checks")
+	appliance := fs.String("appliance", "", "a gohsm binary: judge libgohsm.so in remote mode, through a `gohsm serve` on loopback (results as <module>-remote)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	opts := Options{Filter: *filter, WycheproofDir: *wycheproof, ACVPDir: *acvp}
+	opts := Options{Filter: *filter, WycheproofDir: *wycheproof, ACVPDir: *acvp, Appliance: *appliance}
 	if *verbose {
 		opts.Logf = func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
 	}
@@ -44,12 +45,15 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 		return WriteJSON(*single, rs)
 	}
 	if fs.NArg() == 0 {
-		return errors.New("usage: conformance [-out dir] [-doc file] [-filter prefix] [-wycheproof dir] [-acvp dir] [-v] module.so...")
+		return errors.New("usage: conformance [-out dir] [-doc file] [-filter prefix] [-wycheproof dir] [-acvp dir] [-appliance gohsm] [-v] module.so...")
 	}
 	var mods []ModuleResults
 	var failed []string
 	for _, m := range fs.Args() {
 		name := ModuleName(m)
+		if *appliance != "" {
+			name += "-remote"
+		}
 		js := filepath.Join(*out, name+".json")
 		child := append(append([]string{}, self[1:]...), "-single", js, "-filter", *filter)
 		if *verbose {
@@ -60,6 +64,9 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 		}
 		if *acvp != "" {
 			child = append(child, "-acvp", *acvp)
+		}
+		if *appliance != "" {
+			child = append(child, "-appliance", *appliance)
 		}
 		cmd := exec.Command(self[0], append(child, m)...)
 		cmd.Stdout, cmd.Stderr = stderr, stderr
@@ -81,7 +88,11 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		command := "go run ./conformance/cmd/conformance -out " + *out + " -doc " + *doc + " " + strings.Join(fs.Args(), " ")
+		command := "go run ./conformance/cmd/conformance -out " + *out + " -doc " + *doc + " "
+		if *appliance != "" {
+			command += "-appliance " + *appliance + " "
+		}
+		command += strings.Join(fs.Args(), " ")
 		if err := WriteMarkdown(f, mods, "make build\n"+command); err != nil {
 			f.Close()
 			return err

@@ -89,11 +89,20 @@ func judge(t *testing.T, name string, rs []Result) {
 }
 
 // TestConformance runs the suite against our module (or the one named by
-// GOHSM_CONFORMANCE_MODULE / -conformance.module).
+// GOHSM_CONFORMANCE_MODULE / -conformance.module); with
+// GOHSM_CONFORMANCE_APPLIANCE (a gohsm binary) in remote mode, through an
+// appliance on loopback. GOHSM_CONFORMANCE_RESULTS names a file for the
+// results' JSON (make test compares the local and the remote run's).
 func TestConformance(t *testing.T) {
 	path := modulePath(t)
-	opts := Options{TokenDir: t.TempDir(), Logf: t.Logf}
+	opts := Options{TokenDir: t.TempDir(), Logf: t.Logf, Appliance: os.Getenv("GOHSM_CONFORMANCE_APPLIANCE")}
 	gohsm := ModuleName(path) == "gohsm"
+	if opts.Appliance != "" {
+		if !gohsm {
+			t.Fatalf("GOHSM_CONFORMANCE_APPLIANCE: remote mode is libgohsm.so's, not %s's", path)
+		}
+		t.Logf("remote mode: through %s serve", opts.Appliance)
+	}
 	if gohsm {
 		// Our module runs the published vectors too; the set is fetched
 		// through the module proxy, and a failed fetch fails the test.
@@ -102,7 +111,15 @@ func TestConformance(t *testing.T) {
 	}
 	rs, err := Run(path, opts)
 	if err != nil {
-		t.Fatal(err)
+		if rs == nil {
+			t.Fatal(err)
+		}
+		t.Error(err)
+	}
+	if out := os.Getenv("GOHSM_CONFORMANCE_RESULTS"); out != "" {
+		if err := WriteJSON(out, rs); err != nil {
+			t.Error(err)
+		}
 	}
 	if len(rs) < 300 {
 		t.Fatalf("only %d checks ran", len(rs))

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,6 +44,11 @@ type Options struct {
 	ACVPDir string
 	// Logf receives progress lines (group names, timings); nil is silent.
 	Logf func(format string, args ...any)
+	// Appliance, when set, is the path of a gohsm binary, and the module
+	// (libgohsm.so) is judged in remote mode: the isolated store is served
+	// by `gohsm serve` on loopback, and GOHSM_CONF points the module at it
+	// (appliance.go).
+	Appliance string
 }
 
 // CheckInfo describes a check without running it.
@@ -79,7 +85,7 @@ func Totals(rs []Result) (pass, fail, skip int) {
 // that misbehaves yields failed checks, not an error. A module holds
 // process-wide state, so run each module once per process (cmd/conformance
 // starts one process per module).
-func Run(modulePath string, opts Options) ([]Result, error) {
+func Run(modulePath string, opts Options) (_ []Result, err error) {
 	if _, err := os.Stat(modulePath); err != nil {
 		return nil, fmt.Errorf("conformance: module %s: %w", modulePath, err)
 	}
@@ -103,6 +109,14 @@ func Run(modulePath string, opts Options) ([]Result, error) {
 	}
 	if err := isolate(dir); err != nil {
 		return nil, err
+	}
+	if opts.Appliance != "" {
+		a, err := startAppliance(opts.Appliance, filepath.Join(dir, "gohsm"), filepath.Join(dir, "appliance"), opts.Logf)
+		if err != nil {
+			return nil, err
+		}
+		// After the module's C_Finalize (the deferred s.close below).
+		defer func() { err = errors.Join(err, a.stop()) }()
 	}
 	s, err := newSuite(modulePath, opts)
 	if err != nil {

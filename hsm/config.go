@@ -23,6 +23,11 @@ type Config struct {
 	// Policy is the security profile (policy.go); the zero value is the
 	// default profile.
 	Policy Policy
+	// DeviceKey, when set (32 bytes), additionally seals every token
+	// record's secrets under it (devicekey.go): an appliance's store, whose
+	// tokens cannot be used without it. Nil: a store of the module's local
+	// mode, unchanged.
+	DeviceKey []byte
 }
 
 // DefaultKDFIterations costs about 60 ms per login on one core of a 2024
@@ -54,6 +59,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KDFIterations < 1 {
 		return fmt.Errorf("hsm config: KDFIterations %d must be positive", c.KDFIterations)
+	}
+	if c.DeviceKey != nil && len(c.DeviceKey) != deviceKeyLen {
+		return fmt.Errorf("hsm config: DeviceKey of %d bytes, want %d", len(c.DeviceKey), deviceKeyLen)
 	}
 	if c.MinPINLen < 1 || c.MaxPINLen < c.MinPINLen {
 		return fmt.Errorf("hsm config: PIN length bounds %d..%d", c.MinPINLen, c.MaxPINLen)

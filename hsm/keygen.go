@@ -180,10 +180,35 @@ func (m *Module) GenerateKeyPair(h ck.SessionHandle, mt ck.Mechanism, pubT, priv
 	if err != nil {
 		return 0, 0, err
 	}
+	if err := m.pairwiseConsistency(kt, po, ko); err != nil {
+		return 0, 0, err
+	}
 	if err := m.commitLocked(s, so, po, ko); err != nil {
 		return 0, 0, err
 	}
 	return po.handle, ko.handle, nil
+}
+
+// pairwiseConsistency is the pairwise consistency test of a new key pair
+// (FIPS 140-3 IG 10.3.A): the key kind's PCT (mech.KeyKind.PCT: a
+// signature made and verified, an encapsulation decapsulated, a public
+// value recomputed) runs on the parsed halves before anything is
+// committed. A failure is the device's, CKR_DEVICE_ERROR, and the pair is
+// never stored nor returned.
+func (m *Module) pairwiseConsistency(kt ck.KeyType, pub, priv *Object) error {
+	kk, ok := m.reg.KeyKind(kt)
+	if !ok || kk.PCT == nil {
+		return nil
+	}
+	pk, sk := pub.material.Load(), priv.material.Load()
+	if pk == nil || sk == nil {
+		return fmt.Errorf("%v key pair: pairwise consistency test: key not parsed: %w", kt, ck.CKR_DEVICE_ERROR)
+	}
+	if err := kk.PCT(pk, sk); err != nil {
+		priv.forget()
+		return fmt.Errorf("%v key pair: %v: %w", kt, err, ck.CKR_DEVICE_ERROR)
+	}
+	return nil
 }
 
 func dropEqual(t, ref attr.Template, at ck.AttributeType) attr.Template {

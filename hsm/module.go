@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,9 @@ type Module struct {
 func New(cfg Config) (*Module, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.DeviceKey != nil {
+		cfg.Storage = deviceStorage{Storage: cfg.Storage, key: bytes.Clone(cfg.DeviceKey)}
 	}
 	m := &Module{cfg: cfg, reg: mech.New(cfg.Profile)}
 	if k, ok := cfg.Profile.KeyType("CKK_SM2"); ok {

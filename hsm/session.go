@@ -89,6 +89,9 @@ func (m *Module) OpenSession(slot ck.SlotID, flags ck.Flags) (ck.SessionHandle, 
 	if !t.initialized() {
 		return 0, ck.CKR_TOKEN_NOT_RECOGNIZED
 	}
+	if err := t.deviceLock(); err != nil {
+		return 0, err
+	}
 	rw := flags&ck.CKF_RW_SESSION != 0
 	if !rw && t.user.get() == ck.CKU_SO {
 		return 0, ck.CKR_SESSION_READ_WRITE_SO_EXISTS
@@ -315,6 +318,9 @@ func (t *Token) initToken(soPIN []byte, label string) (bool, error) {
 		return false, ck.CKR_SESSION_EXISTS
 	}
 	if err := t.checkPINLen(soPIN); err != nil {
+		return false, err
+	}
+	if err := t.deviceLock(); err != nil {
 		return false, err
 	}
 	if t.initialized() {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/gohsm/gohsm/internal/conf"
 
+	"github.com/gohsm/gohsm/firmware-sim/device"
+	"github.com/gohsm/gohsm/firmware-sim/faults"
 	"github.com/gohsm/gohsm/hsm"
 	"github.com/gohsm/gohsm/tokens"
 )
@@ -15,6 +17,46 @@ import (
 // openConfigured builds the Backend the configuration asks for. The shim
 // sees only hsm.Backend from here on.
 func openConfigured(cfg *conf.Config) (hsm.Backend, func(), error) {
+	be, release, err := openBase(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	// Power-on self-tests and the error state (firmware-sim/device,
+	// docs/firmware.md): the guard runs the self-tests at C_Initialize (once
+	// per process: the module's power-on) and, if one fails (or
+	// GOHSM_FAIL_SELFTEST / fail_selftest names one), answers
+	// CKR_DEVICE_ERROR to every call but C_GetInfo, C_GetSlotList,
+	// C_GetSlotInfo and C_GetTokenInfo, whose manufacturerID says why. It
+	// wraps the engine (or the remote client) itself; a fault plan goes
+	// around it.
+	bo := device.BootOptions{Profile: cfg.Profile, FailSelftest: cfg.FailSelftest,
+		Logf: func(format string, args ...any) { logf(logInfo, format, args...) }}
+	if cfg.Mode != conf.ModeRemote {
+		bo.Dir = cfg.Dir // a store with a device is an appliance's: refused
+	}
+	be = device.NewModuleGuard(be, bo)
+
+	// Fault injection (firmware-sim/faults, docs/firmware.md): a plan named
+	// by GOHSM_FAULTS or `faults =` wraps the backend, local or remote. The
+	// process keeps one injector per plan file, so its counts go on across
+	// C_Finalize and C_Initialize; a plan that does not parse fails
+	// C_Initialize with the reason on stderr or in the log.
+	if cfg.Faults != "" {
+		inj, err := faults.Shared(cfg.Faults)
+		if err != nil {
+			release()
+			return nil, nil, fmt.Errorf("fault plan %s: %w", cfg.Faults, err)
+		}
+		logf(logInfo, "C_Initialize: fault plan %s: %d rule(s), %d event(s)", cfg.Faults, len(inj.Plan().Rules), len(inj.Plan().Events))
+		be = faults.Wrap(be, inj)
+	}
+	return be, release, nil
+}
+
+// openBase is the local engine on its token directory, or the appliance's
+// client.
+func openBase(cfg *conf.Config) (hsm.Backend, func(), error) {
 	if cfg.Mode == conf.ModeRemote {
 		return openRemote(cfg) // the appliance client (remote.go)
 	}

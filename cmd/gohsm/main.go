@@ -19,10 +19,16 @@ func commands() []command {
 		{"run", "create the default token store and a demo token, print how to use the module", runCmd},
 		{"serve", "the network HSM appliance: --config FILE, or --dev for a trial (gohsm serve -h)", serveCmd},
 		{"pki", "a development CA, server and client certificates for the appliance (gohsm pki help)", pkiCmd},
+		{"fixture", "a throw-away token for a test suite and its environment: up, env, down (gohsm fixture help)", fixtureCmd},
 		{"token", "list, check, back up and restore tokens (gohsm token for help)", tokenCmd},
 		{"conformance", "run the PKCS#11 conformance suite against modules (gohsm conformance -h)", conformanceCmd},
 		{"bench", "benchmark modules through the C ABI (gohsm bench -h)", benchCmd},
 		{"audit", "verify the hash chain of an appliance audit log (gohsm audit -h)", auditCmd},
+		{"faults", "check fault plans, set an appliance's plan at run time, list latency profiles (gohsm faults help)", faultsCmd},
+		{"selftest", "run the power-on self-tests with timings, or --list their names (docs/firmware.md)", selftestCmd},
+		{"device", "the appliance's key ceremony, status, seal, tamper, adopt (gohsm device help)", deviceCmd},
+		{"unseal", "present custodians' shares to the running appliance (gohsm unseal --dir D SHARE_FILE...)", unsealCmd},
+		{"firmware", "signed firmware images: keygen, sign, verify, install (gohsm firmware help)", firmwareCmd},
 		{"version", "print the version", func([]string) error { fmt.Println("gohsm", version); return nil }},
 	}
 }

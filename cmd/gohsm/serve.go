@@ -12,12 +12,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/gohsm/gohsm/firmware-sim/audit"
+	"github.com/gohsm/gohsm/firmware-sim/faults"
 	"github.com/gohsm/gohsm/firmware-sim/server"
 	"github.com/gohsm/gohsm/hsm"
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -72,6 +74,7 @@ func serveMain(ctx context.Context, args []string, sio serveIO) error {
 	fs.SetOutput(sio.stderr)
 	var f serveFlags
 	fs.StringVar(&f.config, "config", "", "the appliance's configuration file")
+	fs.Var(&unsealShares, "unseal-shares", "share files to present at start (FILE,FILE,...: tests and scripted trials; docs/firmware.md)")
 	f.dev.register(fs)
 	fs.Usage = serveUsage(fs)
 	pos, err := parseInterspersed(fs, args)
@@ -122,6 +125,13 @@ type appliance struct {
 	srv    *server.Server
 	ln     net.Listener
 	served chan error
+	// faults is the fault plan every connection runs through (nil: none);
+	// stopFaults ends its file watch and SIGHUP handler.
+	faults     *faults.Injector
+	stopFaults func()
+	// device is the firmware (cmd/gohsm/device.go): self-tests,
+	// lifecycle, admin socket.
+	device *applianceDevice
 }
 
 // startAppliance checks everything the configuration names, opens the audit
@@ -148,6 +158,12 @@ func startAppliance(cfg *serveConfig, logger *log.Logger) (_ *appliance, err err
 	defer func() {
 		if err != nil && a.audit != nil {
 			a.audit.Close()
+		}
+		if err != nil && a.stopFaults != nil {
+			a.stopFaults()
+		}
+		if err != nil {
+			a.stopDevice()
 		}
 	}()
 	if cfg.AuditLog != "" {
@@ -177,8 +193,19 @@ func startAppliance(cfg *serveConfig, logger *log.Logger) (_ *appliance, err err
 	sc.TLS = tlsConf
 	sc.Authorize = cfg.authorize
 	sc.Open = engineOpener(cfg)
+	// The device (firmware-sim/device, docs/firmware.md): power-on
+	// self-tests, and for a store with a device its lifecycle (sealed until
+	// M shares are presented on D/admin.sock; SIGUSR1 zeroises). Every
+	// connection's engine is behind the device's guard: CKR_DEVICE_ERROR
+	// outside the operational state.
+	if err := a.startDevice(&sc); err != nil {
+		return nil, err
+	}
 	if a.audit != nil {
 		sc.WrapBackend = func(identity string, be hsm.Backend) hsm.Backend { return audit.Wrap(be, a.audit, identity) }
+	}
+	if err := a.startFaults(&sc); err != nil {
+		return nil, err
 	}
 	sc.Logf = func(format string, args ...any) { logger.Printf(format, args...) }
 	if err := sc.Validate(); err != nil {
@@ -193,6 +220,63 @@ func startAppliance(cfg *serveConfig, logger *log.Logger) (_ *appliance, err err
 	go func() { a.served <- a.srv.Serve(a.ln) }()
 	logger.Printf("listening on %s (TLS 1.3, client certificates from %s; client identities: %d)", a.ln.Addr(), cfg.ClientCA, len(cfg.Clients))
 	return a, nil
+}
+
+// devFaultsFile is dev mode's fault plan, D/faults.json: `gohsm faults set
+// --dir D PLAN` writes it.
+const devFaultsFile = "faults.json"
+
+// startFaults applies the fault plan (docs/firmware.md, "Faults and
+// latency"): `faults = FILE` (read now, every second and on SIGHUP), or
+// D/faults.json in dev mode (now and every second). A plan that does not
+// parse at start stops the start; later it is logged and the running plan
+// stays. Faults wrap each
+// connection's engine outside the audit decorator: the audit log records
+// what reached the engine (an injected error never does; the session
+// closes a token removal causes do), and the plan's latency is not
+// counted as the engine's.
+func (a *appliance) startFaults(sc *server.Config) error {
+	path := a.cfg.Faults
+	if path == "" && a.cfg.Dev {
+		path = filepath.Join(a.cfg.Dir, devFaultsFile)
+	}
+	if path == "" {
+		return nil
+	}
+	a.faults = faults.New(nil)
+	a.faults.Logf = a.logger.Printf
+	w, err := faults.Watch(path, a.faults, time.Second, a.logger.Printf)
+	if err != nil {
+		return fmt.Errorf("faults: %w", err)
+	}
+	// SIGHUP reloads a configured plan at once. Dev mode, which runs in a
+	// terminal, keeps SIGHUP's default (a closed terminal ends it) and
+	// relies on the once-a-second read.
+	hup := make(chan os.Signal, 1)
+	if a.cfg.Faults != "" {
+		signal.Notify(hup, syscall.SIGHUP)
+	}
+	go func() {
+		for range hup {
+			if err := w.Reload(); err != nil {
+				a.logger.Printf("SIGHUP: %v (the running plan stays)", err)
+			}
+		}
+	}()
+	a.stopFaults = func() {
+		signal.Stop(hup)
+		close(hup)
+		w.Stop()
+		a.stopFaults = nil
+	}
+	inner := sc.WrapBackend
+	sc.WrapBackend = func(identity string, be hsm.Backend) hsm.Backend {
+		if inner != nil {
+			be = inner(identity, be)
+		}
+		return faults.Wrap(be, a.faults)
+	}
+	return nil
 }
 
 // serverConfig is the server's defaults with the configured limits.
@@ -265,6 +349,10 @@ func (a *appliance) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout())
 	defer cancel()
 	var errs []error
+	if a.stopFaults != nil {
+		a.stopFaults()
+	}
+	defer a.stopDevice()
 	if err := a.srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
 		// What shutdown_timeout is for: not an error of the appliance.
 		a.logger.Printf("WARNING: shutdown_timeout %s reached: calls still running were cut short", a.shutdownTimeout())
@@ -366,8 +454,15 @@ var allPartitions = []string{"*"}
 // cost, PIN tries, SM profile and policy, as the module in local mode
 // builds one (pkcs11shim/engine.go).
 func engineOpener(cfg *serveConfig) func(identity string) (hsm.Backend, error) {
+	return engineOpenerKey(cfg, nil)
+}
+
+// engineOpenerKey is engineOpener with the device key (firmware-sim/device:
+// hsm.Config.DeviceKey) in every engine; nil is none.
+func engineOpenerKey(cfg *serveConfig, deviceKey []byte) func(identity string) (hsm.Backend, error) {
 	policy, _ := hsm.ParsePolicy(cfg.Policy) // checked when the file was read
 	return server.StoreOpener(cfg.Dir, func(hc *hsm.Config) {
+		hc.DeviceKey = deviceKey
 		hc.Profile = cfg.Profile
 		if cfg.KDFIterations > 0 {
 			hc.KDFIterations = cfg.KDFIterations

@@ -62,6 +62,7 @@ type serveConfig struct {
 	HandshakeTimeout  time.Duration
 	IdleTimeout       time.Duration
 	ShutdownTimeout   time.Duration // 0: defaultShutdownTimeout
+	Faults            string        // a fault plan file (firmware-sim/faults); dev mode: D/faults.json
 	Clients           map[string]*clientEntry
 	Source            string // the file, "" in dev mode
 	Dev               bool   // dev mode: no audit log required
@@ -335,6 +336,8 @@ func (c *serveConfig) set(key, name, raw string, line int) error {
 		return durationValue(key, val, &c.IdleTimeout)
 	case "shutdown_timeout":
 		return durationValue(key, val, &c.ShutdownTimeout)
+	case "faults":
+		return nonEmpty(&c.Faults)
 	default:
 		return fmt.Errorf("unknown key %q", key)
 	}
@@ -447,7 +450,7 @@ func sizeValue(key, val string, dst *int) error {
 }
 
 func (c *serveConfig) resolvePaths(base string) {
-	for _, p := range []*string{&c.Dir, &c.TLSCert, &c.TLSKey, &c.ClientCA, &c.AuditLog, &c.AuditKeyFile} {
+	for _, p := range []*string{&c.Dir, &c.TLSCert, &c.TLSKey, &c.ClientCA, &c.AuditLog, &c.AuditKeyFile, &c.Faults} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}

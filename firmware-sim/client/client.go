@@ -4,11 +4,14 @@
 //
 // One Client keeps one TLS connection, multiplexed: every call gets a
 // request id and many are in flight at once, answered in any order. Calls
-// from many goroutines meet in one queue; a writer goroutine sends what is
-// queued whenever it is free, several calls as one BATCH frame, so that
-// under load calls share frames, TLS records and system calls without a
-// coalescing delay (CoalesceDelay adds one; it measured no better, see
-// README's "Remote mode"). Batch is the explicit form for Go callers.
+// from many goroutines meet in one queue; a caller that finds no write in
+// progress sends what is queued itself, and one that finds a write in
+// progress leaves its call to the writing goroutine's next write, several
+// calls as one BATCH frame, so that under load calls share frames, TLS
+// records and system calls without a coalescing delay (CoalesceDelay adds
+// one; it measured no better, see README's "Remote mode"). A writer
+// goroutine sends keepalives and what is left when room frees up. Batch is
+// the explicit form for Go callers.
 //
 // The application's sessions survive the network. The client hands out its
 // own session handles and maps them to the appliance's. When the connection
@@ -27,9 +30,10 @@
 // Concurrency model: all methods are safe for concurrent use. Client.mu
 // guards the queue, the session table and the held logins; each connection
 // has a reader and a writer goroutine and its own mutex for its table of
-// calls in flight (lock order: Client.mu, then conn.mu). A calling
-// goroutine encodes its own arguments and decodes its own results; the
-// writer only copies bytes.
+// calls in flight (lock order: conn.wmu, then Client.mu, then conn.mu;
+// wmu, held while writing, is only ever tried by callers, never waited
+// for). A calling goroutine encodes its own arguments and decodes its own
+// results; whoever writes only copies bytes.
 package client
 
 import (
@@ -71,6 +75,9 @@ type Client struct {
 	// limit bounds int arguments and request sizes: the server's MaxFrame.
 	limit   int
 	lastErr error
+	// refused is closed when the first connection attempt was refused for
+	// good (a TLS certificate rejection): Initialize fails at once.
+	refused chan struct{}
 	// connected is closed at the first successful connection after
 	// Initialize.
 	connected chan struct{}
@@ -289,13 +296,23 @@ func clampArgs(call *wire.Call, args []any, limit int) []any {
 	return out
 }
 
-// enqueue puts requests in the queue, in order, and wakes the writer.
+// enqueue puts requests in the queue, in order, and sends them (or has
+// them sent: flush).
 func (c *Client) enqueue(rs ...*request) {
 	c.mu.Lock()
 	c.queue = append(c.queue, rs...)
 	cur := c.cur
 	c.mu.Unlock()
-	if cur != nil {
+	switch {
+	case cur == nil:
+		// The connection's restore signals its writer when it is done.
+	case c.cfg.CoalesceDelay == 0 && cur.idle():
+		// A lone call: send it now (unless a write is in progress). With
+		// other calls in flight the writer goroutine sends instead: it
+		// yields first, so that calls answered meanwhile and sent again
+		// (the next call of each caller) share its frame.
+		cur.flush()
+	default:
 		cur.signal()
 	}
 }
@@ -401,6 +418,8 @@ func (c *Client) Initialize() error {
 	c.limit = wire.DefaultMaxFrame
 	c.lastErr = nil
 	connected := c.connected
+	refused := make(chan struct{})
+	c.refused = refused
 	c.mu.Unlock()
 	go c.manage()
 	t := time.NewTimer(c.cfg.Timeout)
@@ -408,6 +427,9 @@ func (c *Client) Initialize() error {
 	select {
 	case <-connected:
 		return nil
+	case <-refused:
+		// The appliance (or its certificate) said no: trying again until
+		// the timeout cannot change that.
 	case <-t.C:
 	}
 	c.mu.Lock()

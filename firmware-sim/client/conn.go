@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +46,13 @@ type conn struct {
 	lastSent  atomic.Int64
 	draining  atomic.Bool // GOAWAY received
 	readTimer *time.Timer
+
+	// wmu serialises writes: the writer goroutine's, and those of calling
+	// goroutines that find no write in progress (flush). bw and wbuf are
+	// the writing side's, under wmu.
+	wmu  sync.Mutex
+	bw   *bufio.Writer
+	wbuf []byte
 }
 
 func (cn *conn) signal() {
@@ -88,6 +98,10 @@ func (c *Client) manage() {
 			}
 			c.mu.Lock()
 			c.lastErr = err
+			if first && definitive(err) && c.refused != nil {
+				close(c.refused)
+				c.refused = nil
+			}
 			c.mu.Unlock()
 			c.logf("appliance %s: %v; retrying in about %v", c.cfg.Address, err, backoff)
 			// Full jitter in [backoff/2, backoff): clients cut off by one
@@ -117,6 +131,38 @@ func (c *Client) manage() {
 	}
 }
 
+// definitive reports a connection failure that retrying cannot mend: the
+// TLS handshake failed on a certificate (the appliance refused ours, or
+// ours does not verify the appliance's). A refused or reset TCP connection
+// is not: the appliance may be restarting.
+func definitive(err error) bool {
+	var alert tls.AlertError
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify) {
+		return true
+	}
+	if errors.As(err, &alert) {
+		switch alert {
+		case 42, 43, 44, 45, 46, 48, 116: // bad/unsupported/revoked/expired/unknown certificate, unknown CA, certificate required
+			return true
+		}
+	}
+	// Alerts the appliance sends arrive as an unexported type: match the
+	// certificate ones by their text ("remote error: tls: bad certificate").
+	msg := err.Error()
+	if i := strings.Index(msg, "remote error: tls: "); i >= 0 {
+		for _, a := range []string{"certificate", "unknown certificate authority", "access denied"} {
+			if strings.Contains(msg[i:], a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 type readDeadliner interface{ SetReadDeadline(time.Time) error }
 type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 
@@ -142,7 +188,7 @@ func (c *Client) connect() (*conn, error) {
 		return nil, err
 	}
 	cn := &conn{c: c, rwc: rwc, welcome: w, pending: map[uint64]*request{},
-		sig: make(chan struct{}, 1), done: make(chan struct{})}
+		sig: make(chan struct{}, 1), done: make(chan struct{}), bw: bufio.NewWriterSize(rwc, 64<<10)}
 	cn.maxCalls = min(int(w.MaxCalls), c.cfg.MaxInFlight)
 	cn.keepAlive = c.cfg.KeepAlive
 	if cn.keepAlive == 0 {
@@ -587,13 +633,15 @@ func (cn *conn) deliver(h wire.Header, p []byte, copyOut bool) {
 	cn.drainedCheck()
 }
 
-// writeLoop sends calls and keepalives.
+// writeLoop sends keepalives, and what is queued when it is signalled:
+// PONGs, the restore's calls, calls queued while there was no connection or
+// no room in flight, and every call when CoalesceDelay is set. Other calls
+// are sent by their callers (flush).
 func (cn *conn) writeLoop() {
 	c := cn.c
-	bw := bufio.NewWriterSize(cn.rwc, 64<<10)
 	ka := time.NewTicker(cn.keepAlive)
 	defer ka.Stop()
-	var buf []byte
+	ping := wire.AppendFrame(nil, wire.FramePing, 0, 0, nil)
 	for {
 		select {
 		case <-cn.sig:
@@ -602,8 +650,10 @@ func (cn *conn) writeLoop() {
 				time.Since(time.Unix(0, cn.lastSent.Load())) < cn.keepAlive {
 				continue
 			}
-			buf = wire.AppendFrame(buf[:0], wire.FramePing, 0, 0, nil)
-			if err := cn.write(bw, buf); err != nil {
+			cn.wmu.Lock()
+			err := cn.write(ping)
+			cn.wmu.Unlock()
+			if err != nil {
 				c.kill(cn, err)
 				return
 			}
@@ -627,31 +677,79 @@ func (cn *conn) writeLoop() {
 				time.Sleep(c.cfg.CoalesceDelay)
 			}
 		}
-		for {
-			var n int
-			buf, n = cn.take(buf[:0])
-			if n == 0 {
-				break
-			}
-			err := cn.write(bw, buf)
-			clear(buf)
-			if err != nil {
-				c.kill(cn, err)
-				return
-			}
+		cn.flush()
+	}
+}
+
+// flush sends what can be sent now, on the calling goroutine, unless
+// another goroutine is writing: that one looks at the queue again once its
+// write is done, so a call queued meanwhile goes out in its next write. A
+// lone caller that sends its own call spares the hand-off to the writer
+// goroutine: for a C application (libgohsm.so in remote mode) that hand-off
+// is a thread woken and put to sleep again per call, which costs more CPU
+// than the call's encoding, TLS and system call together
+// (docs/bench-remote.md).
+func (cn *conn) flush() {
+	for cn.wmu.TryLock() {
+		err := cn.sendQueued()
+		cn.wmu.Unlock()
+		if err != nil {
+			cn.c.kill(cn, err)
+			return
+		}
+		if !cn.sendable() {
+			return
 		}
 	}
 }
 
-// write writes and flushes a buffer within Timeout.
-func (cn *conn) write(bw *bufio.Writer, b []byte) error {
+// idle reports whether no call is in flight on the connection.
+func (cn *conn) idle() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return len(cn.pending) == 0
+}
+
+// sendQueued writes what take gives until it gives nothing; wmu is held.
+func (cn *conn) sendQueued() error {
+	for {
+		var n int
+		cn.wbuf, n = cn.take(cn.wbuf[:0])
+		if n == 0 {
+			return nil
+		}
+		err := cn.write(cn.wbuf)
+		clear(cn.wbuf)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// sendable reports whether take would give something now.
+func (cn *conn) sendable() bool {
+	c := cn.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.dead {
+		return false
+	}
+	room := cn.maxCalls > len(cn.pending)
+	return len(cn.ctrl) > 0 || (room && len(cn.priv) > 0) ||
+		(room && len(c.queue) > 0 && c.cur == cn && !cn.draining.Load())
+}
+
+// write writes and flushes a buffer within Timeout; wmu is held.
+func (cn *conn) write(b []byte) error {
 	if d, ok := cn.rwc.(writeDeadliner); ok {
 		d.SetWriteDeadline(time.Now().Add(cn.c.cfg.Timeout))
 	}
-	if _, err := bw.Write(b); err != nil {
+	if _, err := cn.bw.Write(b); err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
+	if err := cn.bw.Flush(); err != nil {
 		return err
 	}
 	cn.lastSent.Store(time.Now().UnixNano())

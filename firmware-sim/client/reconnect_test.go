@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"github.com/gohsm/gohsm/internal/testpki"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -337,4 +338,34 @@ func TestUnreachableBound(t *testing.T) {
 		t.Errorf("slowest call %v, bound 1s", w)
 	}
 	t.Logf("slowest call while unreachable: %v (bound 1s)", time.Duration(worst.Load()).Round(time.Millisecond))
+}
+
+// A certificate the appliance refuses (from another CA, or a name it does
+// not know) fails C_Initialize at once: waiting out the timeout cannot
+// change the answer. An appliance that is down is waited for.
+func TestRefusedCertificateFailsFast(t *testing.T) {
+	a := newAppliance(t, newStore(t, "alpha"), identities{"app": {"alpha"}}, nil)
+	a.listen()
+	other := testpki.NewCA("another CA")
+	for _, c := range []struct {
+		name string
+		ca   *testpki.CA
+		cn   string
+	}{{"another CA", other, "app"}, {"unknown name", a.ca, "stranger"}} {
+		cert := c.ca.Issue(c.cn, false, time.Time{})
+		cfg := testConfig()
+		cfg.Timeout = 5 * time.Second
+		cfg.Address = a.addr
+		cfg.TLS = testpki.ClientTLS(&cert, a.ca)
+		cl, err := New(cfg)
+		must(t, err)
+		start := time.Now()
+		err = cl.Initialize()
+		if !errors.Is(err, ck.CKR_DEVICE_ERROR) {
+			t.Fatalf("%s: Initialize: %v", c.name, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s: refused after %v; a refusal is final, want well under the 5s timeout", c.name, d)
+		}
+	}
 }

@@ -144,6 +144,28 @@ func (c *Config) serverTLS() (*tls.Config, error) {
 	t.MinVersion = tls.VersionTLS13
 	t.MaxVersion = tls.VersionTLS13
 	t.ClientAuth = tls.RequireAndVerifyClientCert
+	// A certificate the CA signed but the configuration does not name is
+	// refused inside the handshake, with the TLS alert, as one from
+	// another CA is: the client learns at once that its certificate will
+	// not do (and stops retrying), and still gets no protocol byte.
+	authorize := c.Authorize
+	verify := func(next func(tls.ConnectionState) error) func(tls.ConnectionState) error {
+		return func(cs tls.ConnectionState) error {
+			if next != nil {
+				if err := next(cs); err != nil {
+					return err
+				}
+			}
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("no client certificate")
+			}
+			if _, _, _, ok := authorize(cs.PeerCertificates[0]); !ok {
+				return fmt.Errorf("client certificate %q not authorised", cs.PeerCertificates[0].Subject.String())
+			}
+			return nil
+		}
+	}
+	t.VerifyConnection = verify(t.VerifyConnection)
 	// GetConfigForClient could hand back a config without these; the
 	// server's own settings must hold for every handshake.
 	if g := t.GetConfigForClient; g != nil {
@@ -155,6 +177,7 @@ func (c *Config) serverTLS() (*tls.Config, error) {
 			cc = cc.Clone()
 			cc.MinVersion, cc.MaxVersion = tls.VersionTLS13, tls.VersionTLS13
 			cc.ClientAuth = tls.RequireAndVerifyClientCert
+			cc.VerifyConnection = verify(cc.VerifyConnection)
 			if cc.ClientCAs == nil {
 				cc.ClientCAs = t.ClientCAs
 			}

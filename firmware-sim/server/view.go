@@ -36,7 +36,15 @@ var (
 // visible reports whether slot exists for this connection. An error other
 // than CKR_SLOT_ID_INVALID (the engine is finalised) is returned as is.
 func (c *conn) visible(slot ck.SlotID) (bool, error) {
-	info, err := c.be.GetTokenInfo(slot)
+	// Asked of the engine itself, not through WrapBackend's decorators: a
+	// fault plan that removed the token must not hide the slot (it shows
+	// CKF_TOKEN_PRESENT off), and the view's own questions are neither
+	// audited nor counted as calls.
+	be := c.be
+	if c.eng != nil {
+		be = c.eng.raw
+	}
+	info, err := be.GetTokenInfo(slot)
 	if err != nil {
 		if hsm.ToRV(err) == ck.CKR_SLOT_ID_INVALID {
 			return false, nil

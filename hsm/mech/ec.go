@@ -234,6 +234,7 @@ func ecPublic(k *Key) (*ecdsa.PublicKey, *ecCurve, error) {
 func ecKeyKinds() []KeyKind {
 	return []KeyKind{{
 		Type:   ck.CKK_EC,
+		pct:    signPCT(ck.CKM_ECDSA, nil), // pctMessage is 32 bytes: a digest
 		Parse:  parseEC,
 		Secret: []ck.AttributeType{ck.CKA_VALUE},
 		Size: func(a attr.Template, m any) ck.ULong {

@@ -171,6 +171,7 @@ func edFromSeed(c *edCurve, seed []byte) *edKey {
 func edKeyKinds() []KeyKind {
 	return []KeyKind{{
 		Type:   ck.CKK_EC_EDWARDS,
+		pct:    signPCT(ck.CKM_EDDSA, nil),
 		Parse:  parseEdwards,
 		Secret: []ck.AttributeType{ck.CKA_VALUE},
 		Size: func(a attr.Template, m any) ck.ULong {

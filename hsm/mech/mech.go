@@ -217,6 +217,12 @@ type KeyKind struct {
 	// Bits reports the key size in the units of CK_MECHANISM_INFO for the
 	// mechanism size check (bits for RSA/EC, bytes for AES/DES/generic).
 	Size func(a attr.Template, material any) ck.ULong
+	// PCT is the pairwise consistency test (FIPS 140-3 IG 10.3.A) the
+	// engine runs on every key pair it generates, before committing it;
+	// nil for kinds that are not key pairs. New binds it from pct, the one
+	// line each key-pair kind declares in its own file (pct.go).
+	PCT func(pub, priv *Key) error
+	pct pctBinder
 }
 
 // IVKind is what a caller-chosen IV or nonce of a mechanism risks.

@@ -143,6 +143,7 @@ func parseMLDSA(class ck.ObjectClass, a attr.Template) (any, error) {
 func mldsaKeyKinds() []KeyKind {
 	return []KeyKind{{
 		Type:  ck.CKK_ML_DSA,
+		pct:   signPCT(ck.CKM_ML_DSA, nil),
 		Parse: parseMLDSA,
 		// A private key created from its seed alone gets its expanded form.
 		Derived: expandedValue("CKK_ML_DSA", func(m any) (encoding.BinaryMarshaler, bool) {

@@ -124,6 +124,7 @@ func parseMLKEM(class ck.ObjectClass, a attr.Template) (any, error) {
 func mlkemKeyKinds() []KeyKind {
 	return []KeyKind{{
 		Type:  ck.CKK_ML_KEM,
+		pct:   kemPCT(ck.CKM_ML_KEM),
 		Parse: parseMLKEM,
 		// A private key created from its seed alone gets its expanded form.
 		Derived: expandedValue("CKK_ML_KEM", func(m any) (encoding.BinaryMarshaler, bool) {

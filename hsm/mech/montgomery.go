@@ -132,6 +132,7 @@ func montPoint(c *montCurve, v []byte) ([]byte, error) {
 func montgomeryKeyKinds() []KeyKind {
 	return []KeyKind{{
 		Type:   ck.CKK_EC_MONTGOMERY,
+		pct:    publicPCT(montPublicOf),
 		Parse:  parseMontgomery,
 		Secret: []ck.AttributeType{ck.CKA_VALUE},
 		Size: func(a attr.Template, m any) ck.ULong {
@@ -220,4 +221,14 @@ func montgomeryECDH(base *Key, peer []byte) ([]byte, error) {
 		return nil, fmt.Errorf("ecdh: low-order peer value: %w", ck.CKR_MECHANISM_PARAM_INVALID)
 	}
 	return append([]byte{}, out[:]...), nil
+}
+
+// montPublicOf is the u-coordinate a parsed key holds; a private key's was
+// recomputed from its scalar when it was parsed (parseMontgomery).
+func montPublicOf(k *Key) ([]byte, bool) {
+	m, ok := k.Material.(*montKey)
+	if !ok {
+		return nil, false
+	}
+	return m.pub, true
 }

@@ -87,6 +87,9 @@ func New(p *ck.Profile) *Registry {
 			if c, ok := codecs[k.Type]; ok && k.Encode == nil {
 				k.Encode, k.Decode = c.encode, c.decode
 			}
+			if k.pct != nil {
+				k.PCT = k.pct(r)
+			}
 			r.keys[k.Type] = &k
 		}
 	}

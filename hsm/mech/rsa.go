@@ -95,6 +95,7 @@ func rsaMechanisms() []Mechanism {
 func rsaKeyKinds() []KeyKind {
 	return []KeyKind{{
 		Type:  ck.CKK_RSA,
+		pct:   signPCT(ck.CKM_SHA256_RSA_PKCS, nil),
 		Parse: parseRSA,
 		Derived: func(class ck.ObjectClass, a attr.Template, m any) (attr.Template, error) {
 			if class != ck.CKO_PUBLIC_KEY {

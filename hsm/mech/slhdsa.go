@@ -151,6 +151,7 @@ func parseSLHDSA(class ck.ObjectClass, a attr.Template) (any, error) {
 func slhdsaKeyKinds() []KeyKind {
 	return []KeyKind{{
 		Type:   ck.CKK_SLH_DSA,
+		pct:    signPCT(ck.CKM_SLH_DSA, nil),
 		Parse:  parseSLHDSA,
 		Secret: []ck.AttributeType{ck.CKA_VALUE},
 		// CK_MECHANISM_INFO sizes for SLH-DSA are public key bytes (3.2).

@@ -64,7 +64,19 @@ func sm2KeyKinds(p *ck.Profile) []KeyKind {
 		},
 		Secret: []ck.AttributeType{ck.CKA_VALUE},
 		Size:   func(attr.Template, any) ck.ULong { return sm2Bits },
+		pct:    sm2PCT(smProfile(p)),
 	}}
+}
+
+// sm2PCT signs with SM3-with-SM2, or raw SM2 where a profile has no
+// SM3-with-SM2 code (pctMessage is 32 bytes: a valid e).
+func sm2PCT(p *ck.Profile) pctBinder {
+	for _, name := range []string{"CKM_SM3_SM2", "CKM_SM2_SIGN_RAW"} {
+		if t, ok := p.Mechanism(name); ok {
+			return signPCT(t, nil)
+		}
+	}
+	return nil
 }
 
 // parseSM2Key accepts CKA_EC_PARAMS absent (several vendors omit it for

@@ -35,6 +35,8 @@ import (
 //	max_pin_tries = 10
 //	kdf_iterations = 210000
 //	policy = default          # default | strict (hsm.Policy: what strict refuses)
+//	faults = plan.json        # a fault plan (firmware-sim/faults, docs/firmware.md)
+//	fail_selftest = ML-DSA-44 # make a power-on self-test fail (docs/firmware.md); or $GOHSM_FAIL_SELFTEST
 //
 // Remote mode (mode = remote) reaches a gohsm appliance (gohsm serve) over
 // TLS 1.3 with a client certificate, and needs address, ca, cert and key:
@@ -46,14 +48,15 @@ import (
 //	server_name = hsm.example      # optional: the name in the appliance's certificate (default: address's host)
 //	timeout = 5s                   # optional: how long a call may wait while the appliance is unreachable
 //
-// Relative ca, cert and key paths are relative to the file's directory.
+// Relative ca, cert, key and faults paths are relative to the file's
+// directory.
 //
 // Where the file is: $GOHSM_CONF if set (it must exist), else
 // $XDG_CONFIG_HOME/gohsm/gohsm.conf (~/.config/gohsm/gohsm.conf), else
 // /etc/gohsm/gohsm.conf, each only if present; with none, the defaults.
 // $GOHSM_DIR, when set, overrides dir (tests use it to isolate stores). The
 // default dir is $XDG_DATA_HOME/gohsm (~/.local/share/gohsm), created with
-// mode 0700 on first use.
+// mode 0700 on first use. $GOHSM_FAULTS, when set, overrides faults.
 type Config struct {
 	Mode          string
 	Dir           string
@@ -66,6 +69,13 @@ type Config struct {
 	Policy string
 	// Source is the file the configuration came from, "" for defaults.
 	Source string
+	// Faults is a fault plan file (firmware-sim/faults): the module wraps
+	// its backend, local or remote, in the plan. "" is none.
+	Faults string
+	// FailSelftest names a power-on self-test to fail on purpose
+	// (firmware-sim/device/selftest, docs/firmware.md), to test the error
+	// state; $GOHSM_FAIL_SELFTEST overrides it. "" fails none.
+	FailSelftest string
 
 	// Remote mode: the appliance's address (host:port), its CA, the client
 	// certificate and key (PEM files), the name its certificate carries
@@ -114,6 +124,12 @@ func Load(env Getenv) (*Config, error) {
 	if d := env("GOHSM_DIR"); d != "" {
 		cfg.Dir = d
 	}
+	if f := env("GOHSM_FAULTS"); f != "" {
+		cfg.Faults = f
+	}
+	if f := env("GOHSM_FAIL_SELFTEST"); f != "" {
+		cfg.FailSelftest = f
+	}
 	if cfg.Dir == "" {
 		d, err := defaultDir(env)
 		if err != nil {
@@ -130,7 +146,7 @@ func Load(env Getenv) (*Config, error) {
 func (cfg *Config) completeRemote() error {
 	if cfg.Source != "" {
 		base := filepath.Dir(cfg.Source)
-		for _, p := range []*string{&cfg.CA, &cfg.Cert, &cfg.Key} {
+		for _, p := range []*string{&cfg.CA, &cfg.Cert, &cfg.Key, &cfg.Faults} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(base, *p)
 			}
@@ -284,6 +300,16 @@ func setConfig(cfg *Config, key, val string) error {
 			return errors.New("server_name is empty")
 		}
 		cfg.ServerName = val
+	case "fail_selftest":
+		if val == "" {
+			return errors.New("fail_selftest is empty")
+		}
+		cfg.FailSelftest = val
+	case "faults":
+		if val == "" {
+			return errors.New("faults is empty")
+		}
+		cfg.Faults = val
 	case "timeout":
 		d, err := time.ParseDuration(val)
 		if err != nil || d <= 0 || d > time.Hour {

@@ -128,3 +128,37 @@ server_name = localhost
 		t.Fatal(err)
 	}
 }
+
+// faults names a fault plan: relative to the file's directory, and
+// GOHSM_FAULTS overrides it (the module's two ways to name a plan).
+func TestFaultsConfig(t *testing.T) {
+	tmp := t.TempDir()
+	conf := filepath.Join(tmp, "gohsm.conf")
+	os.WriteFile(conf, []byte("faults = plans/flaky.json # a plan\n"), 0o600)
+	cfg, err := Load(envOf(map[string]string{"GOHSM_CONF": conf, "HOME": tmp}))
+	if err != nil || cfg.Faults != filepath.Join(tmp, "plans", "flaky.json") {
+		t.Fatalf("faults from the file: %+v %v", cfg, err)
+	}
+	os.WriteFile(conf, []byte("faults = /abs/plan.json\n"), 0o600)
+	cfg, err = Load(envOf(map[string]string{"GOHSM_CONF": conf, "HOME": tmp}))
+	if err != nil || cfg.Faults != "/abs/plan.json" {
+		t.Fatalf("absolute faults: %+v %v", cfg, err)
+	}
+	cfg, err = Load(envOf(map[string]string{"GOHSM_CONF": conf, "HOME": tmp, "GOHSM_FAULTS": "/env/plan.json"}))
+	if err != nil || cfg.Faults != "/env/plan.json" {
+		t.Fatalf("GOHSM_FAULTS must override: %+v %v", cfg, err)
+	}
+	cfg, err = Load(envOf(map[string]string{"HOME": tmp, "GOHSM_FAULTS": "rel.json"}))
+	if err != nil || cfg.Faults != "rel.json" {
+		t.Fatalf("GOHSM_FAULTS without a file: %+v %v", cfg, err)
+	}
+	cfg, err = Load(envOf(map[string]string{"HOME": tmp}))
+	if err != nil || cfg.Faults != "" {
+		t.Fatalf("no plan by default: %+v %v", cfg, err)
+	}
+	for _, in := range []string{"faults =", "faults = a\nfaults = b", `faults = "x" y`} {
+		if err := Parse(strings.NewReader(in), &Config{}); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}

@@ -15,13 +15,38 @@ if [ -z "${MODULE:-}" ]; then
 	_STANDALONE=1
 fi
 
+if [ -n "${REMOTE:-}" ] && [ "$KIND" != gohsm ]; then
+	echo "REMOTE=1 is libgohsm.so's remote mode; $MODULE has none" >&2
+	exit 2
+fi
+
 # at_exit CMD: run CMD when the script ends (e.g. stop a daemon it started).
 _AT_EXIT=()
 at_exit() { _AT_EXIT+=("$1"); }
 _on_exit() {
 	local c
 	for c in "${_AT_EXIT[@]}"; do eval "$c"; done
-	[ -n "${_STANDALONE:-}" ] && { echo "logs in $WORK"; summary_line; exit $?; }
+	[ -n "${_STANDALONE:-}" ] || return 0
+	save_results
+	# As run.sh: the scratch folder stays when something failed or KEEP is set.
+	if [ -z "${KEEP:-}" ] && ! grep -q "^FAIL " "$RESULTS"; then
+		local summary rc
+		summary=$(summary_line)
+		rc=$?
+		rm -rf "$WORK"
+		echo "$summary"
+		exit $rc
+	fi
+	echo "logs in $WORK"
+	summary_line
+	exit $?
+}
+
+# save_results: with RESULTS_OUT set, a copy of the run's PASS/FAIL lines
+# there (tests/remote/run.sh compares a remote run's with a local run's).
+save_results() {
+	[ -n "${RESULTS_OUT:-}" ] || return 0
+	mkdir -p "$(dirname "$RESULTS_OUT")" && cp "$RESULTS" "$RESULTS_OUT"
 }
 trap _on_exit EXIT
 
@@ -54,9 +79,81 @@ new_store() {
 		printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
 			"$STORE/tokens" >"$STORE/softhsm2.conf"
 		export SOFTHSM2_CONF=$STORE/softhsm2.conf
+	elif [ -n "${REMOTE:-}" ]; then
+		start_appliance "$STORE/tokens" main || { echo "FAIL $TAG: appliance on $STORE" | tee -a "$RESULTS"; exit 1; }
+		export GOHSM_CONF=$APPLIANCE_CONF
+		unset GOHSM_DIR
 	else
 		export GOHSM_DIR=$STORE/tokens
 		unset GOHSM_CONF
+	fi
+}
+
+# --- remote mode (REMOTE=1, libgohsm.so only) ---------------------------------
+# Each fresh store is a fresh appliance: `gohsm serve --config` (the gohsm
+# binary next to the module, or $GOHSM_BIN) on a free loopback port over the
+# store, one client identity that sees every token and is admin (as dev
+# mode's), and the module in mode = remote pointed at it. One development PKI
+# per run ($WORK/pki). Appliances stop when the script ends.
+
+# start_appliance DIR NAME [SERVE-CONF-LINE...]: an appliance on the store DIR;
+# its files (serve.conf, remote.conf, audit.log, serve.log) in
+# $STORE/appliance-NAME. Sets APPLIANCE_CONF (the module's remote.conf) and
+# APPLIANCE_PID.
+start_appliance() {
+	local dir=$1 name=$2 a addr pid i
+	shift 2
+	local bin=${GOHSM_BIN:-$(dirname "$MODULE")/gohsm}
+	a=$STORE/appliance-$name
+	mkdir -p "$a" "$dir"
+	[ -x "$bin" ] || { echo "remote mode: no gohsm binary at $bin (make build, or set GOHSM_BIN)" >&2; return 1; }
+	if [ ! -f "$WORK/pki/client.key" ]; then
+		"$bin" pki init "$WORK/pki" >"$WORK/pki-init.log" 2>&1 || { cat "$WORK/pki-init.log" >&2; return 1; }
+	fi
+	{
+		printf 'listen = 127.0.0.1:0\ndir = %s\naudit_log = %s\n' "$dir" "$a/audit.log"
+		printf 'tls_cert = %s\ntls_key = %s\nclient_ca = %s\n' "$WORK/pki/server.pem" "$WORK/pki/server.key" "$WORK/pki/ca.pem"
+		printf 'client.dev-client = *\nadmin.dev-client = true\nshutdown_timeout = 10s\n'
+		printf '%s\n' "$@"
+	} >"$a/serve.conf"
+	"$bin" serve --config "$a/serve.conf" >"$a/serve.log" 2>&1 &
+	pid=$!
+	at_exit "stop_appliance $pid"
+	# Should this script be killed before at_exit runs, the appliance follows.
+	( while kill -0 $$ 2>/dev/null; do sleep 2; done; kill "$pid" 2>/dev/null ) >/dev/null 2>&1 </dev/null &
+	for i in $(seq 300); do
+		addr=$(sed -n 's/.*listening on \([^ ]*\) (.*/\1/p' "$a/serve.log")
+		[ -n "$addr" ] && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	[ -n "$addr" ] || { echo "remote mode: gohsm serve did not start:" >&2; cat "$a/serve.log" >&2; return 1; }
+	printf 'mode = remote\naddress = %s\nca = %s\ncert = %s\nkey = %s\n' \
+		"$addr" "$WORK/pki/ca.pem" "$WORK/pki/client.pem" "$WORK/pki/client.key" >"$a/remote.conf"
+	APPLIANCE_CONF=$a/remote.conf APPLIANCE_PID=$pid
+}
+
+# stop_appliance PID: SIGTERM (in-flight calls finish, the store closes), then
+# SIGKILL after 15 s.
+stop_appliance() {
+	local i
+	kill -TERM "$1" 2>/dev/null || return 0
+	for i in $(seq 150); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null
+	return 0
+}
+
+# policy_conf POLICY: sets POLICY_CONF to a module configuration under which
+# the current store is used with the engine's `policy = POLICY`: locally a
+# file with that line (GOHSM_DIR still names the store); in remote mode the
+# policy is the appliance's, so a second appliance on the same store with it.
+policy_conf() {
+	if [ -n "${REMOTE:-}" ]; then
+		start_appliance "$STORE/tokens" "policy-$1" "policy = $1" || return 1
+		POLICY_CONF=$APPLIANCE_CONF
+	else
+		POLICY_CONF=$STORE/policy-$1.conf
+		printf 'policy = %s\n' "$1" >"$POLICY_CONF"
 	fi
 }
 
@@ -124,15 +221,32 @@ tamper() {
 }
 export -f tamper
 
-# init_token LABEL: C_InitToken on the first (free) slot, then C_InitPIN.
-# Sets TOKEN_LABEL and SLOT_ID (decimal, as Java wants it).
+# init_token LABEL: C_InitToken on the first free (uninitialised) slot, then
+# C_InitPIN. Sets TOKEN_LABEL and SLOT_ID (decimal, as Java wants it).
 init_token() {
 	export TOKEN_LABEL=$1
-	step "init-token $1" p11 --slot-index 0 --init-token --label "$1" --so-pin "$SO_PIN" || return 1
+	local free
+	free=$(free_slot)
+	step "init-token $1" p11 --slot "${free:-none}" --init-token --label "$1" --so-pin "$SO_PIN" || return 1
 	step "init-pin $1" p11 --token-label "$1" --login --login-type so --so-pin "$SO_PIN" \
 		--init-pin --pin "$PIN" || return 1
 	SLOT_ID=$(slot_id_of "$1")
 	[ -n "$SLOT_ID" ]
+}
+
+# free_slot: the id (0x...) of the first slot whose token is not initialised
+# (pkcs11-tool -L: "token state: uninitialized", or flags without "token
+# initialized"), not slot index 0: a store, or an appliance, that already
+# holds tokens lists them before its free slot.
+free_slot() {
+	p11 -L 2>/dev/null | awk '
+		/^Slot [0-9]+ \(0x[0-9a-fA-F]+\)/ {
+			if (s != "" && free) { print s; printed = 1; exit }
+			s = $3; gsub(/[():]/, "", s); free = 0; next
+		}
+		/token state: *uninitialized/ { free = 1 }
+		/token flags/ { free = ($0 !~ /token initialized/) }
+		END { if (!printed && s != "" && free) print s }'
 }
 
 # slot_id_of LABEL: the decimal slot id of the token with that label.

@@ -7,6 +7,9 @@
 #   tests/clients/run.sh <absolute module path>        (libgohsm.so or libsofthsm2.so)
 #   CLIENTS="openssl ssh" tests/clients/run.sh ...      (a subset)
 #   KEEP=1 ...                                          (keep the scratch folder; kept anyway on failure)
+#   REMOTE=1 ...                                        (libgohsm.so in remote mode: each store behind a
+#                                                        gohsm serve of its own; see lib.sh, new_store)
+#   RESULTS_OUT=FILE ...                                (a copy of the PASS/FAIL lines)
 #
 # Prints PASS/FAIL per step and ends with "N passed, N failed"; exits non-zero
 # on any failure. Steps known to fail on SoftHSMv2 only are XFAIL (not counted).
@@ -23,9 +26,9 @@ export MODULE KIND WORK RESULTS
 
 . "$HERE/lib.sh"
 
-CLIENTS=${CLIENTS:-"pkcs11tool eddsa openssl p11tool java pykcs11 wrap wrap_modes ssh nss abi p11kit"}
+CLIENTS=${CLIENTS:-"pkcs11tool eddsa openssl p11tool java pykcs11 wrap wrap_modes ssh nss abi p11kit faults"}
 start=$(date +%s)
-echo "== real-client tests against $MODULE ($KIND); scratch $WORK"
+echo "== real-client tests against $MODULE ($KIND${REMOTE:+, remote mode: each store behind its own gohsm serve}); scratch $WORK"
 for c in $CLIENTS; do
 	echo "-- $c"
 	timeout -k 5 300 bash "$HERE/$c.sh"
@@ -35,6 +38,7 @@ for c in $CLIENTS; do
 	fi
 done
 echo "== done in $(($(date +%s) - start))s"
+save_results
 # The scratch folder (tokens, logs) stays when something failed or KEEP is set.
 if [ -z "${KEEP:-}" ] && ! grep -q "^FAIL " "$RESULTS"; then
 	summary=$(summary_line)

@@ -17,7 +17,7 @@ TAG=gosuites
 . "$HERE/../clients/lib.sh" "$1"
 export GOFLAGS=-mod=mod GOWORK=off
 STEP_TIMEOUT=${GOSUITE_TIMEOUT:-300}
-echo "== Go client suites against $MODULE ($KIND); scratch $WORK"
+echo "== Go client suites against $MODULE ($KIND${REMOTE:+, remote mode: each store behind its own gohsm serve}); scratch $WORK"
 [ "$KIND" = gohsm ] && echo "   (the module's Go runtime and the test binary's Go runtime share one process)"
 
 # fetch MOD@VER DEST: a writable copy of the module's source from the module cache.
