@@ -639,15 +639,19 @@ func (cn *conn) deliver(h wire.Header, p []byte, copyOut bool) {
 // are sent by their callers (flush).
 func (cn *conn) writeLoop() {
 	c := cn.c
-	ka := time.NewTicker(cn.keepAlive)
+	// Tick at half the interval: a PING then leaves at most one interval
+	// after the last frame, not almost two (a tick just missing it), which
+	// with the server's idle limit at three intervals keeps a margin for a
+	// loaded machine's scheduling delays.
+	ka := time.NewTicker(cn.keepAlive / 2)
 	defer ka.Stop()
 	ping := wire.AppendFrame(nil, wire.FramePing, 0, 0, nil)
 	for {
 		select {
 		case <-cn.sig:
 		case <-ka.C:
-			if time.Since(time.Unix(0, cn.lastRecv.Load())) < cn.keepAlive &&
-				time.Since(time.Unix(0, cn.lastSent.Load())) < cn.keepAlive {
+			if time.Since(time.Unix(0, cn.lastRecv.Load())) < cn.keepAlive/2 &&
+				time.Since(time.Unix(0, cn.lastSent.Load())) < cn.keepAlive/2 {
 				continue
 			}
 			cn.wmu.Lock()

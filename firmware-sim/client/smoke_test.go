@@ -26,7 +26,7 @@ func TestSmokePipe(t *testing.T) {
 
 func smoke(t *testing.T, plain bool) {
 	dir := newStore(t, "alpha")
-	a := newAppliance(t, dir, identities{"app": {"alpha"}}, func(c *server.Config) { c.IdleTimeout = 300 * time.Millisecond })
+	a := newAppliance(t, dir, identities{"app": {"alpha"}}, func(c *server.Config) { c.IdleTimeout = 600 * time.Millisecond })
 	c := a.pipeClient("app")
 	if plain {
 		cert := a.ca.Issue("app", false, time.Time{})
@@ -59,7 +59,7 @@ func smoke(t *testing.T, plain bool) {
 	// keep the connection (and the session) alive: no reconnection.
 	epoch := func() uint64 { c.mu.Lock(); defer c.mu.Unlock(); return c.epoch }
 	before := epoch()
-	time.Sleep(time.Second)
+	time.Sleep(1500 * time.Millisecond)
 	info, err := c.GetSessionInfo(s)
 	must(t, err)
 	if info.State != ck.CKS_RW_USER_FUNCTIONS {
