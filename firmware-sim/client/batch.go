@@ -55,6 +55,11 @@ func (b *Batch) Add(name string, args ...any) *Pending {
 		// These keep the client's own state: call the method.
 		p.err, p.done = fmt.Errorf("client: %s cannot be batched: %w", name, ck.CKR_FUNCTION_NOT_SUPPORTED), true
 	default:
+		// What a batch does to operations is not followed (sizes.go):
+		// the client forgets what it knew.
+		b.c.mu.Lock()
+		b.c.sizeGen++
+		b.c.mu.Unlock()
 		r, err := b.c.prepare(call, args)
 		if err != nil {
 			p.err, p.done = err, true

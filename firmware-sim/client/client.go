@@ -11,7 +11,8 @@
 // records and system calls without a coalescing delay (CoalesceDelay adds
 // one; it measured no better, see README's "Remote mode"). A writer
 // goroutine sends keepalives and what is left when room frees up. Batch is
-// the explicit form for Go callers.
+// the explicit form for Go callers. A size query the appliance has answered
+// once is answered again here, without a round trip (sizes.go).
 //
 // The application's sessions survive the network. The client hands out its
 // own session handles and maps them to the appliance's. When the connection
@@ -72,6 +73,9 @@ type Client struct {
 	sessions map[ck.SessionHandle]*session
 	nextApp  ck.SessionHandle
 	logins   map[ck.SlotID]*login
+	// sizeGen and sizes: size queries answered here (sizes.go).
+	sizeGen uint64
+	sizes   map[sizeKey]int
 	// limit bounds int arguments and request sizes: the server's MaxFrame.
 	limit   int
 	lastErr error
@@ -98,6 +102,9 @@ type session struct {
 	// operations a reconnect ended, reported on their next call; told:
 	// operations whose end a call in flight at the drop already reported.
 	active, lost, told wire.Op
+	// track: what the client knows of its operations (sizes.go), in
+	// sizeOps' order.
+	track [3]opTrack
 }
 
 // login is a token's login, kept to log re-opened sessions back in.
@@ -206,13 +213,32 @@ func value[T any](r []any, i int) T {
 
 // call runs one call and returns its results (zero values on error).
 func (c *Client) call(call *wire.Call, args ...any) ([]any, error) {
+	vals, done, gen := c.sizeBefore(call, args)
+	if done {
+		return vals, nil
+	}
+	r, vals, err := c.roundTrip(call, args)
+	c.sizeAfter(call, args, r, gen, vals, err)
+	return vals, err
+}
+
+// callRaw is call without the size-query bookkeeping (sizes.go).
+func (c *Client) callRaw(call *wire.Call, args ...any) ([]any, error) {
+	_, vals, err := c.roundTrip(call, args)
+	return vals, err
+}
+
+// roundTrip sends one call and waits for its answer; r is nil when the
+// call was refused before it was queued.
+func (c *Client) roundTrip(call *wire.Call, args []any) (*request, []any, error) {
 	r, err := c.prepare(call, args)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.enqueue(r)
 	c.wait(r)
-	return c.result(r)
+	vals, err := c.result(r)
+	return r, vals, err
 }
 
 // prepare checks the state, finds the session and encodes the call.
@@ -223,6 +249,7 @@ func (c *Client) prepare(call *wire.Call, args []any) (*request, error) {
 		return nil, ck.CKR_CRYPTOKI_NOT_INITIALIZED
 	}
 	limit := c.limit
+	c.sizeForget(call)
 	r := &request{call: call, args: args, done: make(chan struct{}), deadline: time.Now().Add(c.cfg.Timeout)}
 	if call.Session {
 		s := c.sessions[args[0].(ck.SessionHandle)]

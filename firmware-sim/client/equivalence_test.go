@@ -242,6 +242,8 @@ func script(t *testing.T, be hsm.Backend, r *recorder) {
 	v2, _ := be.GetAttributeValue(s, h2, []ck.AttributeRequest{{Type: ck.CKA_VALUE, Cap: 64}})
 	r.add("KEM keys equal", len(v1) == 1 && len(v2) == 1 && bytes.Equal(v1[0].Value, v2[0].Value) && len(v1[0].Value) == 32)
 
+	sizeScript(be, s, aes, r)
+
 	rnd, err := be.GenerateRandom(s, 33)
 	r.add("GenerateRandom", random(rnd), err)
 	r.add("DestroyObject", be.DestroyObject(s, k2))
@@ -253,6 +255,66 @@ func script(t *testing.T, be hsm.Backend, r *recorder) {
 	r.add("CloseSession(again)", be.CloseSession(s))
 	_, err = be.GetSessionInfo(s)
 	r.add("GetSessionInfo(closed)", err)
+}
+
+// sizeScript asks for sizes as applications do, and then breaks the rules
+// around them: the client answers some of these queries itself (sizes.go),
+// and every answer and error must be the engine's.
+func sizeScript(be hsm.Backend, s ck.SessionHandle, aes ck.ObjectHandle, r *recorder) {
+	pub, priv, err := be.GenerateKeyPair(s, ck.Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
+		[]ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: p256OID}, {Type: ck.CKA_VERIFY, Value: tTrue}},
+		[]ck.Attribute{{Type: ck.CKA_SIGN, Value: tTrue}})
+	r.add("GenerateKeyPair(EC)", err)
+	ecdsa := ck.Mechanism{Type: ck.CKM_ECDSA}
+	digest := make([]byte, 32)
+	for i := range 3 { // the first asks the appliance; the others need not
+		r.add("SignInit", be.SignInit(s, ecdsa, priv))
+		_, n, err := be.Sign(s, digest, -1)
+		r.add("Sign(size)", n, err)
+		_, n, err = be.Sign(s, digest, 10)
+		r.add("Sign(short)", n, err)
+		sig, n, err := be.Sign(s, digest, n)
+		r.add("Sign", i, n, random(sig), err)
+		r.add("VerifyInit", be.VerifyInit(s, ecdsa, pub))
+		r.add("Verify", be.Verify(s, digest, sig))
+	}
+	// A size query claims the operation for single-part use; a multi-part
+	// call then ends it.
+	r.add("SignInit", be.SignInit(s, ecdsa, priv))
+	_, n, err := be.Sign(s, digest, -1)
+	r.add("Sign(size)", n, err)
+	r.add("SignUpdate(after a size query)", be.SignUpdate(s, digest))
+	_, _, err = be.Sign(s, digest, 64)
+	r.add("Sign(ended)", err)
+	_, n, err = be.Sign(s, digest, -1)
+	r.add("Sign(size, ended)", n, err)
+	// No operation: the size query is an error.
+	r.add("SignInit(wrong key)", be.SignInit(s, ecdsa, pub))
+	_, n, err = be.Sign(s, digest, -1)
+	r.add("Sign(size, none)", n, err)
+	// A second C_SignInit while one is live.
+	r.add("SignInit", be.SignInit(s, ecdsa, priv))
+	_, n, err = be.Sign(s, digest, -1)
+	r.add("Sign(size)", n, err)
+	r.add("SignInit(active)", be.SignInit(s, ecdsa, priv))
+	_, n, err = be.Sign(s, digest, -1)
+	r.add("Sign(size, after)", n, err)
+	r.add("SessionCancel(sign)", be.SessionCancel(s, ck.CKF_SIGN))
+	_, n, err = be.Sign(s, digest, -1)
+	r.add("Sign(size, cancelled)", n, err)
+	// Encryption: the answer depends on the input's length.
+	cbc := ck.Mechanism{Type: ck.CKM_AES_CBC_PAD, Param: make([]byte, 16)}
+	for _, l := range []int{16, 16, 17, 16, 0} {
+		r.add("EncryptInit(CBC-PAD)", be.EncryptInit(s, cbc, aes))
+		_, n, err := be.Encrypt(s, make([]byte, l), -1)
+		r.add("Encrypt(size)", l, n, err)
+		ct, n, err := be.Encrypt(s, make([]byte, l), n)
+		r.add("Encrypt", l, n, random(ct), err)
+	}
+	r.add("DecryptInit(CBC-PAD)", be.DecryptInit(s, cbc, aes))
+	_, n, err = be.Decrypt(s, make([]byte, 32), -1)
+	r.add("Decrypt(size)", n, err)
+	r.add("DecryptUpdate(after a size query)", func() error { _, _, err := be.DecryptUpdate(s, make([]byte, 16), 64); return err }())
 }
 
 // localEngine is an engine in this process on its own store.
