@@ -6,7 +6,7 @@ export CGO_ENABLED = 1
 
 GOFILES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
 
-.PHONY: all build deps deps-run run test test-go test-race test-clients test-gosuites test-remote test-fixture test-clients-softhsm conformance bench bench-report bench-chost bench-fixture bench-remote torture fuzz vet install clean hashmldsa-vectors
+.PHONY: all build deps deps-run run test test-go test-race test-clients test-gosuites test-remote test-fixture test-clients-softhsm conformance bench bench-report bench-chost bench-fixture bench-remote bench-gateway torture cluster-torture cluster-clients cluster-bench fuzz vet install clean hashmldsa-vectors
 
 all: build
 
@@ -46,7 +46,7 @@ test-go:
 # The store's crash-safety runs (kill -9 of child processes, the 100,000-
 # object token) test durability, not races, and already ran in test-go.
 test-race:
-	$(GO) test -race -count=1 ./hsm ./pkcs11shim ./firmware-sim/...
+	$(GO) test -race -count=1 ./hsm ./pkcs11shim ./firmware-sim/... ./gateway/...
 	$(GO) test -race -count=1 -skip 'TestTorture$$|TestCrashKill9|TestLargeToken|TestScaleOpenFind' ./tokens
 
 # Real PKCS#11 clients (pkcs11-tool, p11tool, OpenSSL, Java, PyKCS11, OpenSSH,
@@ -130,10 +130,45 @@ bench-remote: deps build
 bench-fixture: deps build
 	$(BUILD)/gohsm fixture bench -n 11 -md docs/fixture.md -commands "make build; make bench-fixture"
 
+# The crypto gateway against OpenBao Transit (issue 12; not in make test,
+# about 2 minutes per server): one fasthttp load generator speaking the
+# Transit API, encrypt 64 B and ECDSA P-256 sign at batch 1 and 100, 32
+# connections, three rounds of 3 s per cell, server CPU from /proc, p99 at
+# half the peak rate. Starts `gohsm serve --dev --http`;
+# OPENBAO=/path/to/bao adds `bao server -dev` with a transit mount
+# (scripts/build-openbao.sh builds one from source). With linux-perf installed, one more window per cell
+# profiles gohsm's server (where its CPU goes). Writes docs/bench-gateway.md.
+bench-gateway: deps build
+	$(GO) build -o $(BUILD)/gohsm-bench-gateway ./bench/cmd/gohsm-bench-gateway
+	$(BUILD)/gohsm-bench-gateway -gohsm $(BUILD)/gohsm $(if $(OPENBAO),-openbao $(OPENBAO)) -repeats 3 -duration 3s \
+		-md docs/bench-gateway.md -json $(BUILD)/bench-gateway.json -perf $(BUILD)/bench-gateway-perf \
+		-commands "make build; make bench-gateway$(if $(OPENBAO), OPENBAO=$(OPENBAO))"
+
 # The long crash-safety run: 200 kill -9 of a writing process (make test
 # runs 40).
 torture:
 	GOHSM_TORTURE_KILLS=200 $(GO) test -count=1 -run 'TestTorture$$' -v ./tokens
+
+# High availability (docs/cluster.md): GOHSM_CLUSTER_SCHEDULES schedules
+# (default 20) of three `gohsm serve --dev --raft` processes under client
+# load, each with a SIGKILL of the leader, a SIGSTOP/SIGCONT of another
+# member (the new leader in half of them) and a restart of the killed one,
+# every history checked for linearizability with porcupine (make test runs
+# one schedule). About 10 s per schedule.
+GOHSM_CLUSTER_SCHEDULES ?= 20
+cluster-torture:
+	GOHSM_CLUSTER_SCHEDULES=$(GOHSM_CLUSTER_SCHEDULES) $(GO) test -count=1 -timeout 30m -run 'TestClusterLinearizable$$' -v ./cmd/gohsm
+
+# The real-client suite through libgohsm.so pointed at a three-member
+# cluster for every fresh store (tests/clients/lib.sh, cluster mode).
+cluster-clients: deps build
+	@REMOTE=1 CLUSTER=1 RESULTS_OUT=$(CURDIR)/$(BUILD)/test-results/clients-cluster.txt tests/clients/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
+
+# Object-create and sign rates with no cluster, 1 and 3 members; failover
+# times over 20 leader kills; signing from 32 sessions through a leader kill
+# (docs/cluster.md, "Measured"). About 2 minutes.
+cluster-bench:
+	GOHSM_CLUSTER_BENCH=1 $(GO) test -count=1 -timeout 30m -run 'TestClusterBench$$|TestClusterFailoverTimes$$|TestClusterFailoverSigning$$' -v ./cmd/gohsm
 
 # Coverage-guided fuzzing of every parser of caller or disk input; their seed
 # corpora already run in make test. FUZZTIME per target.
@@ -142,7 +177,13 @@ FUZZ := ./hsm/attr:FuzzDecodeTemplate ./hsm/mech:FuzzKeyParse ./hsm/mech:FuzzPKC
 	./internal/conf:FuzzParse ./tokens:FuzzDecodeAttrs \
 	./firmware-sim/wire:FuzzFrame ./firmware-sim/wire:FuzzHandshake ./firmware-sim/wire:FuzzValue \
 	./firmware-sim/wire:FuzzParam ./firmware-sim/wire:FuzzCallArgs ./firmware-sim/wire:FuzzResult \
-	./firmware-sim/audit:FuzzParseRecord ./firmware-sim/faults:FuzzParse
+	./firmware-sim/audit:FuzzParseRecord ./firmware-sim/faults:FuzzParse \
+	./firmware-sim/cluster:FuzzDecodeEntry ./firmware-sim/cluster:FuzzDecodeSnapshot ./firmware-sim/device/shamir:FuzzCombine
+# The crypto gateway: the whole gate (every route's decoder), a few decoders alone, the audit verifier, policies.
+FUZZ += ./gateway/server:FuzzGate ./gateway/server:FuzzEncryptBody ./gateway/server:FuzzSignBody \
+	./gateway/server:FuzzTokenCreateBody ./gateway/audit:FuzzVerify ./gateway/policy:FuzzParse
+# The gateway's records on tokens (any holder of the user PIN can write data objects there).
+FUZZ += ./gateway/kv:FuzzDecode
 fuzz:
 	@for t in $(FUZZ); do pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg)"; \
 		$(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
@@ -155,3 +196,62 @@ install: build
 
 clean:
 	rm -rf $(BUILD)
+
+# Issue 15 (docs/rsaz.md): RSA's private-key operation on AVX-512 IFMA
+# (hsm/mech/rsaz). rsaz-test is the package's tests and the mechanism's RSA
+# tests on both paths (IFMA, and crypto/rsa with GOHSM_RSAZ=off); the
+# conformance vectors run through the C ABI with rsaz-vectors.
+.PHONY: rsaz-test rsaz-vectors rsaz-diff rsaz-dudect rsaz-bench
+rsaz-test:
+	$(GO) test -count=1 ./hsm/mech/rsaz/
+	$(GO) test -count=1 -run RSA ./hsm/mech/
+	GOHSM_RSAZ=off $(GO) test -count=1 ./hsm/mech/rsaz/
+	GOHSM_RSAZ=off $(GO) test -count=1 -run RSA ./hsm/mech/
+
+RSAZ_WYCHEPROOF = $(shell $(GO) env GOMODCACHE)/github.com/!c2!s!p/wycheproof@v0.0.0-20250901140545-b51abcfb8daf
+rsaz-vectors: build
+	$(GO) run ./cmd/gohsm conformance -doc '' -filter vectors.rsa -wycheproof '$(RSAZ_WYCHEPROOF)' -out $(BUILD)/rsaz/conf-ifma $(BUILD)/libgohsm.so
+	GOHSM_RSAZ=off $(GO) run ./cmd/gohsm conformance -doc '' -filter vectors.rsa -wycheproof '$(RSAZ_WYCHEPROOF)' -out $(BUILD)/rsaz/conf-off $(BUILD)/libgohsm.so
+
+# The long differential run: RSAZ_DIFF (default 10^6) random (modulus,
+# base, exponent) triples per size against math/big, one size a subtest
+# (RSAZ_DIFF_SIZES, default all three). Hours on two cores for 10^6.
+RSAZ_DIFF ?= 1000000
+RSAZ_DIFF_SIZES ?= 1024|1536|2048
+RSAZ_DIFF_OUT ?= $(BUILD)/rsaz-diff.txt
+rsaz-diff:
+	@mkdir -p $(BUILD)
+	GOHSM_RSAZ_DIFF=$(RSAZ_DIFF) $(GO) test -count=1 -timeout 0 -v -run 'TestDifferential$$/^($(RSAZ_DIFF_SIZES))$$' ./hsm/mech/rsaz/ | tee $(RSAZ_DIFF_OUT)
+
+# The dudect-style timing test: RSAZ_DUDECT (default 10^6) measurements per
+# case, Welch's t on fixed against random inputs; fails at |t| >= 4.5.
+# RSAZ_DUDECT_CASES picks cases (exp, exp-zero, private), RSAZ_DUDECT_OUT
+# the log, so that cases can run as separate processes.
+RSAZ_DUDECT ?= 1000000
+RSAZ_DUDECT_CASES ?= exp|exp-zero|private
+RSAZ_DUDECT_OUT ?= $(BUILD)/rsaz-dudect.txt
+rsaz-dudect:
+	@mkdir -p $(BUILD)
+	GOHSM_RSAZ_DUDECT=$(RSAZ_DUDECT) $(GO) test -count=1 -timeout 0 -v -run 'TestDudect$$/^($(RSAZ_DUDECT_CASES))$$' ./hsm/mech/rsaz/ | tee $(RSAZ_DUDECT_OUT)
+
+# RSA through the C ABI against SoftHSMv2, IFMA on and off (GOHSM_RSAZ=off),
+# with openssl speed rsa2048 (IFMA, and IFMA masked) before and after, in one
+# run; the module is built to build/rsaz so a concurrent make build does not
+# swap it mid-run. Tables in build/rsaz/, copied into docs/rsaz.md by hand.
+RSAZ_OPS = rsa2048-pkcs1-sign,rsa2048-pss-sign,rsa3072-pkcs1-sign,rsa4096-pkcs1-sign,rsa2048-oaep-dec,rsa2048-x509-dec
+RSAZ_BENCH = $(GO) run ./bench/cmd/gohsm-bench run -q -module gohsm=$(BUILD)/rsaz/libgohsm.so \
+	-module softhsm2=/usr/lib/softhsm/libsofthsm2.so -op $(RSAZ_OPS) -threads 1,2 -duration 2s -repeats 3
+# openssl speed counts CPU time unless -elapsed; the bench counts wall time,
+# so on a shared machine only the -elapsed figures compare like with like.
+RSAZ_SPEED = { for el in "" -elapsed; do echo "openssl speed $$el rsa2048 (IFMA):"; openssl speed $$el -seconds 10 rsa2048 2>/dev/null | tail -1; \
+	echo "openssl speed $$el rsa2048 (IFMA masked, OPENSSL_ia32cap=:~0x200000):"; \
+	OPENSSL_ia32cap=":~0x200000" openssl speed $$el -seconds 10 rsa2048 2>/dev/null | tail -1; done; }
+rsaz-bench: deps
+	@mkdir -p $(BUILD)/rsaz
+	$(GO) build -buildmode=c-shared -trimpath -o $(BUILD)/rsaz/libgohsm.so ./pkcs11shim && rm -f $(BUILD)/rsaz/libgohsm.h
+	$(RSAZ_SPEED) > $(BUILD)/rsaz/openssl-before.txt
+	$(RSAZ_BENCH) -json $(BUILD)/rsaz/bench-ifma.json -md $(BUILD)/rsaz/bench-ifma.md -commands "make rsaz-bench"
+	GOHSM_RSAZ=off $(RSAZ_BENCH) -json $(BUILD)/rsaz/bench-off.json -md $(BUILD)/rsaz/bench-off.md -commands "make rsaz-bench (GOHSM_RSAZ=off)"
+	$(RSAZ_SPEED) > $(BUILD)/rsaz/openssl-after.txt
+	$(GO) test -run '^$$' -bench Private -benchtime 3s ./hsm/mech/rsaz/ > $(BUILD)/rsaz/gobench.txt
+	@cat $(BUILD)/rsaz/openssl-before.txt $(BUILD)/rsaz/openssl-after.txt $(BUILD)/rsaz/gobench.txt

@@ -8,7 +8,8 @@ set -euo pipefail
 pkgs=(gcc opensc libengine-pkcs11-openssl openssl)
 if [ "${1:-test}" = test ]; then
   pkgs+=(binutils libp11-kit-dev softhsm2 gnutls-bin python3-pykcs11 python3-cryptography
-         libnss3-tools openssh-client p11-kit p11-kit-modules default-jdk-headless)
+         libnss3-tools openssh-client p11-kit p11-kit-modules default-jdk-headless
+         python3-hvac)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,7 +14,7 @@ import (
 
 const auditUsage = `usage: gohsm audit verify FILE [--key-file K] [--head SEQ:HASH]
 
-verify    check the hash chain of an appliance audit log (every record's
+verify    check the hash chain of an appliance or crypto gateway audit log (every record's
           form, sequence number, link and hash): print the number of records
           and "ok", or name the first broken record and exit 1.
 
@@ -92,6 +92,9 @@ func auditVerify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	if isGatewayAuditLog(f) { // the crypto gateway's log (cmd/gohsm/audit_gateway.go)
+		return verifyGatewayAudit(f, files[0], key, headSeq, headHash, stdout)
+	}
 	var chain, last string
 	var lastSeq uint64
 	headSeen := false

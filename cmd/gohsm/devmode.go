@@ -92,8 +92,10 @@ type devFlags struct {
 	dir    string
 	listen string
 	module string
-	faces  []devFace
-	names  []string // the flags only dev mode takes
+	// cluster: --raft, --join, --pki, --node-id (cmd/gohsm/cluster.go)
+	cluster devCluster
+	faces   []devFace
+	names   []string // the flags only dev mode takes
 }
 
 func (d *devFlags) register(fs *flag.FlagSet) {
@@ -103,6 +105,7 @@ func (d *devFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.dir, "dir", "", "dev mode: the directory for everything (default: the module's default store, as gohsm run)")
 	fs.StringVar(&d.listen, "listen", devListen, "dev mode: the appliance's address, loopback only (port 0: any free port)")
 	fs.StringVar(&d.module, "module", "", "dev mode: libgohsm.so's path for the printed lines (default: next to the gohsm binary)")
+	d.cluster.register(fs)
 	for _, mk := range devFaces {
 		f := mk()
 		f.Flags(fs)
@@ -201,13 +204,30 @@ func runDev(ctx context.Context, d *devFlags, sio serveIO, logger *log.Logger) e
 	if env.Module, err = filepath.Abs(env.Module); err != nil {
 		return err
 	}
+	if d.cluster.pki != "" {
+		if env.PKI.dir, err = filepath.Abs(d.cluster.pki); err != nil {
+			return err
+		}
+	}
 	if err := devPKI(env.PKI.dir, logger); err != nil {
 		return err
 	}
-	if env.Token, env.TokenMade, err = ensureKnownToken(&conf.Config{Dir: dir, Profile: ck.DefaultProfile}, devToken, demoToken); err != nil {
+	var member *devMember
+	if d.cluster.on() {
+		// A cluster member: the tokens are the replicated store's.
+		if member, env.Token, env.TokenMade, err = startDevMember(&d.cluster, dir, env.PKI.dir, logger); err != nil {
+			return err
+		}
+		defer member.close()
+	} else if d.cluster.join != "" {
+		return errors.New("--join needs --raft")
+	} else if env.Token, env.TokenMade, err = ensureKnownToken(&conf.Config{Dir: dir, Profile: ck.DefaultProfile}, devToken, demoToken); err != nil {
 		return fmt.Errorf("dev token: %w", err)
 	}
 	cfg := devServeConfig(env, d.listen)
+	if member != nil {
+		cfg.storage = member.storage
+	}
 	env.Open = func() (hsm.Backend, error) { return openEngine(cfg) }
 	a, err := startAppliance(cfg, logger)
 	if err != nil {

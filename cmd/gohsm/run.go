@@ -114,6 +114,12 @@ func ensureKnownToken(cfg *conf.Config, want knownToken, also ...knownToken) (kn
 		return knownToken{}, false, err
 	}
 	defer st.Close()
+	return ensureKnownTokenIn(st, cfg, want, also...)
+}
+
+// ensureKnownTokenIn is ensureKnownToken on any storage (a cluster
+// member's replicated store: cmd/gohsm/cluster.go).
+func ensureKnownTokenIn(st hsm.Storage, cfg *conf.Config, want knownToken, also ...knownToken) (knownToken, bool, error) {
 	hc := hsm.DefaultConfig(st)
 	hc.Profile = cfg.Profile
 	if cfg.KDFIterations > 0 {

@@ -102,14 +102,28 @@ func serveMain(ctx context.Context, args []string, sio serveIO) error {
 		if err != nil {
 			return err
 		}
+		if cfg.Cluster.Raft != "" {
+			// A cluster member (docs/cluster.md): the engines use the
+			// replicated store.
+			m, err := startConfigMember(cfg, logger)
+			if err != nil {
+				return err
+			}
+			defer m.close()
+			cfg.storage = m.storage
+		}
 		a, err := startAppliance(cfg, logger)
 		if err != nil {
 			return err
 		}
+		stopGateway, err := startConfiguredGateway(cfg, logger) // the http* keys: serve_gateway_conf.go
+		if err != nil {
+			return errors.Join(err, a.shutdown())
+		}
 		if sio.ready != nil {
 			sio.ready(a)
 		}
-		return a.run(ctx, nil)
+		return a.run(ctx, stopGateway)
 	}
 	if f.config != "" {
 		return errors.New("--dev and --config exclude each other: dev mode makes its own configuration")
@@ -461,7 +475,7 @@ func engineOpener(cfg *serveConfig) func(identity string) (hsm.Backend, error) {
 // hsm.Config.DeviceKey) in every engine; nil is none.
 func engineOpenerKey(cfg *serveConfig, deviceKey []byte) func(identity string) (hsm.Backend, error) {
 	policy, _ := hsm.ParsePolicy(cfg.Policy) // checked when the file was read
-	return server.StoreOpener(cfg.Dir, func(hc *hsm.Config) {
+	configure := func(hc *hsm.Config) {
 		hc.DeviceKey = deviceKey
 		hc.Profile = cfg.Profile
 		if cfg.KDFIterations > 0 {
@@ -471,8 +485,39 @@ func engineOpenerKey(cfg *serveConfig, deviceKey []byte) func(identity string) (
 			hc.MaxPINTries = cfg.MaxPINTries
 		}
 		hc.Policy = policy
-	})
+	}
+	if cfg.storage != nil {
+		return storageOpener(cfg.storage, configure)
+	}
+	return server.StoreOpener(cfg.Dir, configure)
 }
+
+// storageOpener is server.StoreOpener over other storage (a cluster
+// member's replicated store): an engine per identity over its own view,
+// closed after Finalize.
+func storageOpener(open func() (hsm.Storage, io.Closer, error), configure func(*hsm.Config)) func(identity string) (hsm.Backend, error) {
+	return func(identity string) (hsm.Backend, error) {
+		st, closer, err := open()
+		if err != nil {
+			return nil, err
+		}
+		hc := hsm.DefaultConfig(st)
+		configure(&hc)
+		m, err := hsm.New(hc)
+		if err != nil {
+			closer.Close()
+			return nil, err
+		}
+		return &closingBackend{Module: m, closer: closer}, nil
+	}
+}
+
+type closingBackend struct {
+	*hsm.Module
+	closer io.Closer
+}
+
+func (b *closingBackend) Close() error { return b.closer.Close() }
 
 // openEngine is one engine of engineOpener; the caller Finalizes and
 // Closes it.

@@ -67,6 +67,14 @@ type serveConfig struct {
 	Source            string // the file, "" in dev mode
 	Dev               bool   // dev mode: no audit log required
 	clientOrder       []string
+	// Cluster: raft, raft_join, cluster_ca, member_cert, member_key,
+	// node_id (docs/cluster.md); Raft "" is no cluster.
+	Cluster clusterConf
+	// storage, if set, gives each engine its storage instead of Dir's
+	// token files (a cluster member's replicated store: cluster.go).
+	storage func() (hsm.Storage, io.Closer, error)
+	// Gateway: the crypto gateway's http* keys (serve_gateway_conf.go).
+	Gateway gatewayConf
 }
 
 const defaultShutdownTimeout = 30 * time.Second
@@ -338,7 +346,12 @@ func (c *serveConfig) set(key, name, raw string, line int) error {
 		return durationValue(key, val, &c.ShutdownTimeout)
 	case "faults":
 		return nonEmpty(&c.Faults)
+	case "raft", "raft_join", "cluster_ca", "member_cert", "member_key", "node_id":
+		return c.Cluster.set(key, val)
 	default:
+		if ok, err := c.Gateway.set(key, val); ok {
+			return err
+		}
 		return fmt.Errorf("unknown key %q", key)
 	}
 	return nil
@@ -450,7 +463,8 @@ func sizeValue(key, val string, dst *int) error {
 }
 
 func (c *serveConfig) resolvePaths(base string) {
-	for _, p := range []*string{&c.Dir, &c.TLSCert, &c.TLSKey, &c.ClientCA, &c.AuditLog, &c.AuditKeyFile, &c.Faults} {
+	for _, p := range []*string{&c.Dir, &c.TLSCert, &c.TLSKey, &c.ClientCA, &c.AuditLog, &c.AuditKeyFile, &c.Faults,
+		&c.Cluster.CA, &c.Cluster.Cert, &c.Cluster.Key} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -482,6 +496,7 @@ func (c *serveConfig) check() error {
 	if c.AuditKeyFile != "" && c.AuditLog == "" {
 		errs = append(errs, errors.New("audit_key_file without audit_log"))
 	}
+	errs = append(errs, c.Cluster.check(c.Dev)...)
 	usable := 0
 	for _, cn := range c.clientOrder {
 		e := c.Clients[cn]

@@ -209,3 +209,37 @@ func TestServeConfigAuthorize(t *testing.T) {
 		t.Error("no certificate was let in")
 	}
 }
+
+// The cluster keys (docs/cluster.md): all or nothing beside raft.
+func TestServeConfigCluster(t *testing.T) {
+	base := strings.Replace(goodServeConf, "admin.provisioner = yes-no-maybe\n", "", 1)
+	c := newServeConfig()
+	if err := c.parse(strings.NewReader(base + "raft = 127.0.0.1:7451\nraft_join = 127.0.0.1:7450\ncluster_ca = c.pem\nmember_cert = m.pem\nmember_key = m.key\nnode_id = a\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.resolvePaths("/etc/gohsm")
+	if c.Cluster.Raft != "127.0.0.1:7451" || c.Cluster.Join != "127.0.0.1:7450" || c.Cluster.CA != "/etc/gohsm/c.pem" || c.Cluster.NodeID != "a" {
+		t.Fatalf("cluster %+v", c.Cluster)
+	}
+	if err := c.check(); err != nil {
+		t.Fatal(err)
+	}
+	c = newServeConfig()
+	if err := c.parse(strings.NewReader(base + "raft = 127.0.0.1:7451\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(); err == nil || !strings.Contains(err.Error(), "member_cert is required") {
+		t.Fatalf("raft without certificates: %v", err)
+	}
+	c = newServeConfig()
+	if err := c.parse(strings.NewReader(base + "raft_join = 127.0.0.1:7451\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.check(); err == nil || !strings.Contains(err.Error(), "need raft") {
+		t.Fatalf("raft_join without raft: %v", err)
+	}
+	c = newServeConfig()
+	if err := c.parse(strings.NewReader(base + "raft = nope\n")); err == nil {
+		t.Fatal("bad raft address accepted")
+	}
+}

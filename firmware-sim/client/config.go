@@ -7,14 +7,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"time"
 )
 
 // Config is what a Client is built from.
 type Config struct {
-	// Address is the appliance, host:port.
+	// Address is the appliance, host:port, or the members of a cluster,
+	// host:port,host:port,... (docs/cluster.md): each client starts on a
+	// member picked at random (so many clients spread over the members)
+	// and, when its connection fails, reconnects to the next member that
+	// answers; the sessions follow (the reconnection re-opens and
+	// re-logs in them, and token object handles are the same on every
+	// member).
 	Address string
 	// TLS is the client side of the mutual TLS: the client certificate and
 	// RootCAs, the appliance's CA. TLS 1.3 is enforced on a clone.
@@ -80,8 +89,12 @@ func (c *Config) Validate() error {
 	if c.Dialer == nil {
 		if c.Address == "" {
 			errs = append(errs, errors.New("no address"))
-		} else if _, _, err := net.SplitHostPort(c.Address); err != nil {
-			errs = append(errs, fmt.Errorf("address %q: %w", c.Address, err))
+		} else {
+			for _, a := range c.addresses() {
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					errs = append(errs, fmt.Errorf("address %q: %w", a, err))
+				}
+			}
 		}
 		if c.TLS == nil {
 			errs = append(errs, errors.New("no TLS configuration"))
@@ -129,7 +142,9 @@ func LoadTLS(caFile, certFile, keyFile, serverName, address string) (*tls.Config
 	if err != nil {
 		return nil, fmt.Errorf("client certificate: %w", err)
 	}
-	if serverName == "" {
+	if serverName == "" && strings.Contains(address, ",") {
+		// A cluster: each member's own host (the dialer sets it).
+	} else if serverName == "" {
 		host, _, err := net.SplitHostPort(address)
 		if err != nil {
 			return nil, fmt.Errorf("address %q: %w", address, err)
@@ -153,21 +168,80 @@ func (c *Config) clientTLS() *tls.Config {
 	return t
 }
 
-// tcpDialer dials the appliance over TCP and TLS 1.3.
+// addresses is Address as a list (one entry for a single appliance).
+func (c *Config) addresses() []string {
+	var out []string
+	for _, a := range strings.Split(c.Address, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// tcpDialer dials the appliance over TCP and TLS 1.3. With several
+// addresses (a cluster) it starts at a random one and stays on a member
+// while it answers; a dial that fails moves on to the next, so a
+// reconnection after a member's death lands on a live one.
 func (c *Config) tcpDialer() func(ctx context.Context) (io.ReadWriteCloser, error) {
 	tcfg := c.clientTLS()
-	addr := c.Address
+	addrs := c.addresses()
+	var mu sync.Mutex
+	cur := mrand.IntN(len(addrs))
 	return func(ctx context.Context) (io.ReadWriteCloser, error) {
-		d := tls.Dialer{Config: tcfg, NetDialer: &net.Dialer{KeepAlive: 15 * time.Second}}
-		nc, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		if tc, ok := nc.(*tls.Conn); ok {
-			if tcp, ok := tc.NetConn().(*net.TCPConn); ok {
-				tcp.SetNoDelay(true)
+		mu.Lock()
+		start := cur
+		mu.Unlock()
+		var errs []error
+		for i := range addrs {
+			k := (start + i) % len(addrs)
+			nc, err := dialTLS(ctx, tcfg, addrs[k], len(addrs) > 1)
+			if err == nil {
+				mu.Lock()
+				cur = k
+				mu.Unlock()
+				return nc, nil
+			}
+			if len(addrs) == 1 {
+				return nil, err
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", addrs[k], err))
+			if ctx.Err() != nil {
+				break
 			}
 		}
-		return nc, nil
+		mu.Lock()
+		cur = (start + 1) % len(addrs) // next time, begin elsewhere
+		mu.Unlock()
+		return nil, errors.Join(errs...)
 	}
+}
+
+// dialTLS dials one appliance. In a list each member is dialed with at most
+// a third of the attempt's time, so that a dead (not refusing) member does
+// not use up the whole attempt.
+func dialTLS(ctx context.Context, tcfg *tls.Config, addr string, member bool) (io.ReadWriteCloser, error) {
+	conf := tcfg
+	if conf.ServerName == "" {
+		conf = tcfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			conf.ServerName = host
+		}
+	}
+	if dl, ok := ctx.Deadline(); ok && member {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, max(time.Until(dl)/3, 100*time.Millisecond))
+		defer cancel()
+	}
+	d := tls.Dialer{Config: conf, NetDialer: &net.Dialer{KeepAlive: 15 * time.Second}}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		if tcp, ok := tc.NetConn().(*net.TCPConn); ok {
+			tcp.SetNoDelay(true)
+		}
+	}
+	return nc, nil
 }

@@ -285,9 +285,13 @@ func setConfig(cfg *Config, key, val string) error {
 		}
 		cfg.Policy = val
 	case "address":
-		host, port, err := net.SplitHostPort(val)
-		if err != nil || host == "" || port == "" {
-			return fmt.Errorf("address %q: want host:port", val)
+		// One appliance, or the members of a cluster: a:1,b:2,c:3
+		// (docs/cluster.md); the client spreads and fails over.
+		for _, a := range strings.Split(val, ",") {
+			host, port, err := net.SplitHostPort(strings.TrimSpace(a))
+			if err != nil || host == "" || port == "" {
+				return fmt.Errorf("address %q: want host:port, or a list host:port,host:port,...", val)
+			}
 		}
 		cfg.Address = val
 	case "ca", "cert", "key":

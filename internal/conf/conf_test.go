@@ -46,6 +46,8 @@ func TestParseConfigErrors(t *testing.T) {
 		"mode = local\nmode = remote",
 		"address = nohostport",
 		"address = :5696",
+		"address = 127.0.0.1:1,nohostport",
+		"address = 127.0.0.1:1,",
 		"ca =",
 		"timeout = 5",
 		"timeout = -1s",
@@ -160,5 +162,16 @@ func TestFaultsConfig(t *testing.T) {
 		if err := Parse(strings.NewReader(in), &Config{}); err == nil {
 			t.Errorf("%q: no error", in)
 		}
+	}
+}
+
+// A cluster: the members' addresses as one list (docs/cluster.md).
+func TestAddressList(t *testing.T) {
+	var cfg Config
+	if err := Parse(strings.NewReader("address = 127.0.0.1:7441, 127.0.0.1:7442,[::1]:7443\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Address != "127.0.0.1:7441, 127.0.0.1:7442,[::1]:7443" {
+		t.Fatalf("address %q", cfg.Address)
 	}
 }

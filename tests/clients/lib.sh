@@ -101,6 +101,10 @@ new_store() {
 # $STORE/appliance-NAME. Sets APPLIANCE_CONF (the module's remote.conf) and
 # APPLIANCE_PID.
 start_appliance() {
+	if [ -n "${CLUSTER:-}" ]; then
+		start_cluster_appliance "$@"
+		return
+	fi
 	local dir=$1 name=$2 a addr pid i
 	shift 2
 	local bin=${GOHSM_BIN:-$(dirname "$MODULE")/gohsm}
@@ -131,6 +135,64 @@ start_appliance() {
 	printf 'mode = remote\naddress = %s\nca = %s\ncert = %s\nkey = %s\n' \
 		"$addr" "$WORK/pki/ca.pem" "$WORK/pki/client.pem" "$WORK/pki/client.key" >"$a/remote.conf"
 	APPLIANCE_CONF=$a/remote.conf APPLIANCE_PID=$pid
+}
+
+# --- cluster mode (REMOTE=1 CLUSTER=1: docs/cluster.md) ----------------------
+# The first start_appliance on a store makes a cluster of three members
+# (gohsm serve --config with raft = ..., one raft data directory each, a
+# cluster CA of the run's own in $WORK/cluster-pki) and the module's
+# remote.conf lists all three appliances. A later start_appliance on the
+# same store (policy_conf) adds a member with its extra configuration lines,
+# and its remote.conf names that member only.
+declare -A CLUSTER_JOIN
+start_cluster_appliance() {
+	local dir=$1 name=$2 a addrs="" join i n bin pid addr raddr cn
+	shift 2
+	bin=${GOHSM_BIN:-$(dirname "$MODULE")/gohsm}
+	[ -x "$bin" ] || { echo "cluster mode: no gohsm binary at $bin" >&2; return 1; }
+	if [ ! -f "$WORK/pki/client.key" ]; then
+		"$bin" pki init "$WORK/pki" >"$WORK/pki-init.log" 2>&1 || { cat "$WORK/pki-init.log" >&2; return 1; }
+	fi
+	if [ ! -f "$WORK/cluster-pki/ca.key" ]; then
+		"$bin" pki init "$WORK/cluster-pki" >"$WORK/cluster-pki-init.log" 2>&1 || { cat "$WORK/cluster-pki-init.log" >&2; return 1; }
+	fi
+	join=${CLUSTER_JOIN[$dir]:-}
+	n=3
+	[ -n "$join" ] && n=1
+	for i in $(seq $n); do
+		a=$STORE/appliance-$name-m$i
+		mkdir -p "$a"
+		cn=$(basename "$STORE")-$name-m$i
+		"$bin" pki client "$WORK/cluster-pki" "$cn" >"$a/pki.log" 2>&1 || { cat "$a/pki.log" >&2; return 1; }
+		{
+			printf 'listen = 127.0.0.1:0\ndir = %s\naudit_log = %s\n' "$a/store" "$a/audit.log"
+			printf 'tls_cert = %s\ntls_key = %s\nclient_ca = %s\n' "$WORK/pki/server.pem" "$WORK/pki/server.key" "$WORK/pki/ca.pem"
+			printf 'client.dev-client = *\nadmin.dev-client = true\nshutdown_timeout = 10s\n'
+			printf 'raft = 127.0.0.1:0\nnode_id = %s-m%d\ncluster_ca = %s\n' "$name" "$i" "$WORK/cluster-pki/ca.pem"
+			printf 'member_cert = %s\nmember_key = %s\n' "$WORK/cluster-pki/$cn.pem" "$WORK/cluster-pki/$cn.key"
+			[ -n "$join" ] && printf 'raft_join = %s\n' "$join"
+			printf '%s\n' "$@"
+		} >"$a/serve.conf"
+		"$bin" serve --config "$a/serve.conf" >"$a/serve.log" 2>&1 &
+		pid=$!
+		at_exit "stop_appliance $pid"
+		( while kill -0 $$ 2>/dev/null; do sleep 2; done; kill "$pid" 2>/dev/null ) >/dev/null 2>&1 </dev/null &
+		addr="" raddr=""
+		for _ in $(seq 600); do
+			raddr=$(sed -n 's/.*cluster: member [^ ]* on \([^ ]*\) (raft.*/\1/p' "$a/serve.log")
+			addr=$(sed -n 's/.*listening on \([^ ]*\) (.*/\1/p' "$a/serve.log")
+			[ -n "$addr" ] && break
+			kill -0 $pid 2>/dev/null || break
+			sleep 0.1
+		done
+		[ -n "$addr" ] || { echo "cluster mode: member $i did not start:" >&2; cat "$a/serve.log" >&2; return 1; }
+		[ -z "$join" ] && join=$raddr
+		addrs=${addrs:+$addrs,}$addr
+	done
+	CLUSTER_JOIN[$dir]=$join
+	printf 'mode = remote\naddress = %s\nca = %s\ncert = %s\nkey = %s\n' \
+		"$addrs" "$WORK/pki/ca.pem" "$WORK/pki/client.pem" "$WORK/pki/client.key" >"$STORE/appliance-$name-m1/remote.conf"
+	APPLIANCE_CONF=$STORE/appliance-$name-m1/remote.conf APPLIANCE_PID=$pid
 }
 
 # stop_appliance PID: SIGTERM (in-flight calls finish, the store closes), then

@@ -9,6 +9,8 @@
 #   KEEP=1 ...                                          (keep the scratch folder; kept anyway on failure)
 #   REMOTE=1 ...                                        (libgohsm.so in remote mode: each store behind a
 #                                                        gohsm serve of its own; see lib.sh, new_store)
+#   REMOTE=1 CLUSTER=1 ...                              (each store a cluster of three gohsm serve members,
+#                                                        the module pointed at all three: docs/cluster.md)
 #   RESULTS_OUT=FILE ...                                (a copy of the PASS/FAIL lines)
 #
 # Prints PASS/FAIL per step and ends with "N passed, N failed"; exits non-zero

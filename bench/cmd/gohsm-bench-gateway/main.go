@@ -1,0 +1,160 @@
+// Command gohsm-bench-gateway measures Transit servers with one load
+// generator (bench/gateway): gohsm's gateway (started here with
+// `gohsm serve --dev --http`), OpenBao (`bao server -dev`, started here),
+// or any running server given with -target.
+//
+//	gohsm-bench-gateway -gohsm build/gohsm [-openbao /path/to/bao] -md docs/bench-gateway.md
+//	gohsm-bench-gateway -target name=vault,url=http://127.0.0.1:8200,token=root,pid=1234
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gohsm/gohsm/bench/gateway"
+)
+
+type targetFlags []*gateway.Target
+
+func (t *targetFlags) String() string { return fmt.Sprint(len(*t)) }
+
+// Set parses name=N,url=U,token=T[,pid=P][,mount=M].
+func (t *targetFlags) Set(v string) error {
+	tg := &gateway.Target{Mount: "transit"}
+	for _, kv := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("%q: want key=value", kv)
+		}
+		switch k {
+		case "name":
+			tg.Name = val
+		case "url":
+			tg.URL = val
+		case "token":
+			tg.Token = val
+		case "mount":
+			tg.Mount = val
+		case "pid":
+			p, err := strconv.Atoi(val)
+			if err != nil {
+				return fmt.Errorf("pid: %w", err)
+			}
+			tg.PID = p
+		default:
+			return fmt.Errorf("unknown key %q", k)
+		}
+	}
+	if tg.Name == "" || tg.URL == "" {
+		return errors.New("a target needs name= and url=")
+	}
+	tg.Title = tg.URL
+	*t = append(*t, tg)
+	return nil
+}
+
+func main() {
+	var targets targetFlags
+	gohsm := flag.String("gohsm", "", "the gohsm binary: start `gohsm serve --dev --dir D --http ADDR` and measure it")
+	bao := flag.String("openbao", "", "the bao binary: start `bao server -dev` and measure it")
+	flag.Var(&targets, "target", "a running server: name=N,url=http://H:P,token=T[,pid=P][,mount=M] (repeatable)")
+	conns := flag.Int("conns", 32, "connections")
+	duration := flag.Duration("duration", 5*time.Second, "timed window per cell")
+	warmup := flag.Duration("warmup", time.Second, "warm-up per cell")
+	repeats := flag.Int("repeats", 1, "rounds (median round per cell)")
+	ops := flag.String("ops", "", "operations, comma-separated (encrypt,sign); empty: all")
+	batches := flag.String("batches", "1,100", "batch sizes")
+	md := flag.String("md", "", "write the Markdown report here")
+	js := flag.String("json", "", "write the results as JSON here")
+	commands := flag.String("commands", "", "how to reproduce, for the report")
+	perfDir := flag.String("perf", "", "profile the servers with linux-perf, one extra window per cell, data kept in this directory")
+	profile := flag.String("profile", "gohsm", "with -perf: the targets to profile, comma-separated (empty: all)")
+	var notes []string
+	flag.Func("note", "a note line for the report (repeatable)", func(s string) error { notes = append(notes, s); return nil })
+	flag.Parse()
+
+	cfg := gateway.Config{Conns: *conns, Duration: *duration, Warmup: *warmup, Repeats: *repeats, PerfDir: *perfDir}
+	if *profile != "" {
+		cfg.Profile = strings.Split(*profile, ",")
+	}
+	if *ops != "" {
+		cfg.Ops = strings.Split(*ops, ",")
+	}
+	for _, b := range strings.Split(*batches, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(b))
+		if err != nil || n < 1 || n > 10000 {
+			fatal(fmt.Errorf("-batches: %q", b))
+		}
+		cfg.Batches = append(cfg.Batches, n)
+	}
+
+	var servers []*gateway.Server
+	stopAll := func() {
+		for _, s := range servers {
+			s.Stop()
+		}
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sig; stopAll(); os.Exit(130) }()
+
+	if *gohsm != "" {
+		s, err := gateway.StartGohsm(*gohsm)
+		if err != nil {
+			stopAll()
+			fatal(err)
+		}
+		servers = append(servers, s)
+		targets = append(targets, s.Target)
+	}
+	if *bao != "" {
+		s, err := gateway.StartOpenBao(*bao)
+		if err != nil {
+			stopAll()
+			fatal(err)
+		}
+		servers = append(servers, s)
+		targets = append(targets, s.Target)
+	}
+	if len(targets) == 0 {
+		fatal(errors.New("nothing to measure: give -gohsm, -openbao or -target"))
+	}
+	rep, err := gateway.Run(targets, cfg, os.Stderr)
+	stopAll()
+	if err != nil {
+		fatal(err)
+	}
+	rep.Commands = *commands
+	rep.Notes = notes
+	if *md != "" {
+		f, err := os.Create(*md)
+		if err != nil {
+			fatal(err)
+		}
+		rep.Markdown(f)
+		if err := f.Close(); err != nil {
+			fatal(err)
+		}
+	} else {
+		rep.Markdown(os.Stdout)
+	}
+	if *js != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*js, b, 0o644); err != nil {
+			fatal(err)
+		}
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "gohsm-bench-gateway:", err)
+	os.Exit(1)
+}

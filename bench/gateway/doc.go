@@ -1,0 +1,31 @@
+// Package gateway is the crypto gateway's benchmark: a load generator
+// that speaks Vault Transit's HTTP API (github.com/valyala/fasthttp's
+// client) to any server that serves it, gohsm's gateway or OpenBao/Vault,
+// so both are measured by the same client, in the same run, on the same
+// machine.
+//
+// Method. Each cell is one operation (encrypt 64 B, ECDSA P-256 sign of
+// 32 B) at one batch size (1 or 100 items per request) against one
+// server:
+//
+//   - peak: a closed loop of Conns workers, each with one request in
+//     flight on its own keep-alive connection, for Duration after Warmup;
+//     requests/s, items/s, and latency percentiles of every request;
+//   - server CPU: utime+stime of the server process (/proc/PID/stat)
+//     read before and after the timed window, per request and per 1,000
+//     items. The load generator shares the machine's cores; its own CPU
+//     is reported beside (/proc/self/stat);
+//   - half peak: an open loop at half the peak's requests/s, requests
+//     sent on a fixed schedule over the same connections, latency timed
+//     from each request's scheduled start (so a stalled server is charged
+//     for the requests it delayed: no coordinated omission); its p99.
+//
+// Targets are interleaved cell by cell (A, B, A, B, ...) so that drift on
+// a shared machine hits both alike. Every response is checked: status 200
+// and one ciphertext or signature per item; the first response of each
+// cell is decoded fully. A cell with any failed request says so.
+//
+// Concurrency: a run is sequential, cell by cell; inside a cell the
+// workers share one fasthttp.HostClient (safe for concurrent use), and
+// each worker owns its request and response objects.
+package gateway

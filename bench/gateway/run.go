@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"time"
+)
+
+// Report is a run: conditions and one result per cell.
+type Report struct {
+	Date, CPU, GoVersion string
+	Cores                int
+	LoadStart, LoadEnd   string
+	Config               Config
+	Commands             string
+	Targets              []*Target
+	Results              []*Result
+	Profiles             []*Profile
+	// Notes are free lines for the report (how OpenBao was built, ...).
+	Notes []string
+}
+
+// Run measures every cell on every target, interleaving targets cell by
+// cell; with Repeats > 1 each cell keeps the round with the median
+// requests/s.
+func Run(targets []*Target, cfg Config, log io.Writer) (*Report, error) {
+	if cfg.Conns <= 0 {
+		cfg.Conns = 32
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 5 * time.Second
+	}
+	if cfg.Warmup <= 0 {
+		cfg.Warmup = time.Second
+	}
+	if len(cfg.Batches) == 0 {
+		cfg.Batches = []int{1, 100}
+	}
+	if cfg.Repeats <= 0 {
+		cfg.Repeats = 1
+	}
+	var ops []*Op
+	for _, op := range Ops {
+		if len(cfg.Ops) == 0 || slices.Contains(cfg.Ops, op.Key) {
+			ops = append(ops, op)
+		}
+	}
+	rep := &Report{
+		Date: time.Now().UTC().Format("2006-01-02 15:04"), CPU: cpuModel(), GoVersion: runtime.Version(),
+		Cores: runtime.NumCPU(), LoadStart: loadAvg(), Config: cfg, Targets: targets,
+	}
+	for _, t := range targets {
+		if err := t.Setup(cfg.Conns); err != nil {
+			return nil, err
+		}
+	}
+	rounds := map[string][]*Result{}
+	var order []string
+	for r := 0; r < cfg.Repeats; r++ {
+		for _, op := range ops {
+			for _, b := range cfg.Batches {
+				for i := range targets {
+					// Alternate who goes first, round by round.
+					t := targets[(i+r)%len(targets)]
+					res, err := Measure(t, op, b, cfg)
+					if err != nil {
+						return nil, err
+					}
+					key := fmt.Sprintf("%s|%s|%d", t.Name, op.Key, b)
+					if _, ok := rounds[key]; !ok {
+						order = append(order, key)
+					}
+					rounds[key] = append(rounds[key], res)
+					fmt.Fprintf(log, "%-8s %-8s batch %3d: %8.0f req/s %9.0f items/s p50 %v p99 %v cpu/req %v | half %0.f/s p99 %v (failed %d+%d)\n",
+						t.Name, op.Key, b, res.ReqPerSec, res.ItemsPerSec, res.P50.Round(time.Microsecond), res.P99.Round(time.Microsecond),
+						res.CPUPerReq().Round(time.Microsecond), res.HalfRate, res.HalfP99.Round(time.Microsecond), res.Failed, res.HalfFailed)
+				}
+			}
+		}
+	}
+	for _, k := range order {
+		rs := rounds[k]
+		slices.SortFunc(rs, func(a, b *Result) int {
+			switch {
+			case a.ReqPerSec < b.ReqPerSec:
+				return -1
+			case a.ReqPerSec > b.ReqPerSec:
+				return 1
+			}
+			return 0
+		})
+		rep.Results = append(rep.Results, rs[len(rs)/2])
+	}
+	if cfg.PerfDir != "" && perfAvailable() {
+		pc := cfg
+		if pc.Duration > profileWindow {
+			pc.Duration = profileWindow
+		}
+		for _, t := range targets {
+			if len(cfg.Profile) > 0 && !slices.Contains(cfg.Profile, t.Name) {
+				continue
+			}
+			for _, op := range ops {
+				for _, b := range cfg.Batches {
+					p, err := profileCell(t, op, b, pc)
+					if err != nil {
+						fmt.Fprintf(log, "profile %s %s batch %d: %v\n", t.Name, op.Key, b, err)
+						continue
+					}
+					rep.Profiles = append(rep.Profiles, p)
+				}
+			}
+		}
+	}
+	rep.LoadEnd = loadAvg()
+	return rep, nil
+}
+
+// Find is the result of a cell.
+func (r *Report) Find(target, opKey string, batch int) *Result {
+	for _, op := range Ops {
+		if op.Key != opKey {
+			continue
+		}
+		for _, res := range r.Results {
+			if res.Target == target && res.Op == op.Name && res.Batch == batch {
+				return res
+			}
+		}
+	}
+	return nil
+}

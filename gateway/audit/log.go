@@ -1,0 +1,454 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Format is the genesis record's format member: what `gohsm audit verify`
+// recognises a gateway log by.
+const Format = "gohsm-gateway-audit/1"
+
+// MaxLine bounds a record (a 10,000-item batch with every item HMAC'd is
+// about 1.5 MB).
+const MaxLine = 64 << 20
+
+const zeroHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// Record types.
+const (
+	TypeGenesis  = "genesis"
+	TypeOpen     = "open"
+	TypeRequest  = "request"
+	TypeResponse = "response"
+)
+
+// Auth is who made a request.
+type Auth struct {
+	// ClientToken is the secret sent (HMAC'd before it is written; empty
+	// for a certificate identity or no token).
+	ClientToken string
+	Accessor    string // HMAC'd
+	DisplayName string
+	Policies    []string
+	TokenType   string
+}
+
+// Entry is one request or response to record.
+type Entry struct {
+	Type       string // TypeRequest or TypeResponse
+	Time       time.Time
+	ID         string
+	Operation  string
+	Path       string
+	RemoteAddr string
+	Auth       *Auth
+	// Body is the raw request body or the response's data object (JSON);
+	// it is parsed and its secrets HMAC'd. Data, if not nil, is used
+	// instead (a value encoding/json's decoder could produce).
+	Body   []byte
+	Data   any
+	Status int
+	Error  string
+	// Deferred: the record of a request without side effects (encrypt,
+	// sign, a read). Under SyncAlways it is written before Write returns
+	// but not fsynced on its own: the fsync of its response record, which
+	// covers the whole file, makes it durable before the answer leaves.
+	// One fsync per such request instead of two.
+	Deferred bool
+}
+
+// SyncMode is the fsync policy (doc.go).
+type SyncMode int
+
+const (
+	SyncAlways   SyncMode = iota // fsync before Write returns (group commit)
+	SyncInterval                 // fsync every Options.Interval in the background
+	SyncNone                     // never fsync; the kernel writes back
+)
+
+// Options tune a Log. The zero value is SyncAlways.
+type Options struct {
+	Sync     SyncMode
+	Interval time.Duration // SyncInterval's period (default 100 ms)
+	Now      func() time.Time
+	// WrapFile, for tests, stands between the Log and its file.
+	WrapFile func(File) File
+}
+
+// File is what a Log writes to.
+type File interface {
+	io.Writer
+	Sync() error
+}
+
+// Log is an open gateway audit log. Safe for concurrent use.
+type Log struct {
+	path string
+	f    *os.File
+	w    File
+	h    *hasher
+	opts Options
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	seq      uint64 // last record numbered
+	head     string // its hash
+	queue    []byte // records numbered, not yet written
+	written  uint64 // last record written (and synced under SyncAlways)
+	flushing bool
+	failed   error
+	closed   bool
+	dirty    bool // written since the last background fsync
+	needSync bool // a queued record must be fsynced before its Write returns
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// Open opens (or creates) the log at path with the default options: see
+// OpenWith.
+func Open(path string, hmacKey []byte) (*Log, error) { return OpenWith(path, hmacKey, Options{}) }
+
+// OpenWith opens the log at path, creating it (0600) with a genesis
+// record, or verifying an existing one whole and continuing its chain
+// with an open record (a torn last line, from a crash mid-write, is cut
+// and the cut noted). hmacKey (at least 32 bytes) HMACs the secrets.
+func OpenWith(path string, hmacKey []byte, opts Options) (*Log, error) {
+	if len(hmacKey) < 32 {
+		return nil, fmt.Errorf("audit: an HMAC key of %d bytes; at least 32 are needed", len(hmacKey))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 100 * time.Millisecond
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l := &Log{path: path, f: f, w: f, h: newHasher(hmacKey), opts: opts}
+	l.cond = sync.NewCond(&l.mu)
+	if opts.WrapFile != nil {
+		l.w = opts.WrapFile(f)
+	}
+	var first []byte
+	if fi.Size() == 0 {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		var id [16]byte
+		rand.Read(id[:])
+		first = fmt.Appendf(nil, `"type":%q,"format":%q,"chain":%q,"key_id":%q`, TypeGenesis, Format, hex.EncodeToString(id[:]), KeyID(hmacKey))
+		l.head = zeroHash
+	} else {
+		st, err := Verify(io.NewSectionReader(f, 0, fi.Size()))
+		var be *BrokenError
+		switch {
+		case err == nil:
+		case errors.As(err, &be) && be.Torn:
+			if err := f.Truncate(st.End); err != nil {
+				return nil, fmt.Errorf("audit: cutting a torn tail: %w", err)
+			}
+		default:
+			return nil, fmt.Errorf("audit: refusing to open %s: %w", path, err)
+		}
+		if st.KeyID != KeyID(hmacKey) {
+			return nil, fmt.Errorf("audit: %s was made under another audit key (key id %s, this key %s)", path, st.KeyID, KeyID(hmacKey))
+		}
+		note := ""
+		if fi.Size() != st.End {
+			note = fmt.Sprintf("cut a torn last line of %d bytes after record %d", fi.Size()-st.End, st.Records)
+		}
+		first = fmt.Appendf(nil, `"type":%q`, TypeOpen)
+		if note != "" {
+			first = fmt.Appendf(first, `,"note":%q`, note)
+		}
+		l.seq, l.head, l.written = st.Records, st.Head, st.Records
+	}
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	if err := l.append(first, true, true); err != nil {
+		return nil, err
+	}
+	if opts.Sync == SyncInterval {
+		l.stop, l.done = make(chan struct{}), make(chan struct{})
+		go l.syncLoop()
+	}
+	ok = true
+	return l, nil
+}
+
+// KeyID names an audit key without revealing it.
+func KeyID(key []byte) string {
+	h := sha256.New()
+	h.Write([]byte("gohsm-gateway-audit-key-id\x00"))
+	h.Write(key)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Hash is HashValue under this log's key.
+func (l *Log) Hash(s string) string { return l.h.hash(s) }
+
+// Write records e and returns once it is written (and fsynced under
+// SyncAlways). An error means the record is not known to be written: the
+// caller must fail the request (fail closed).
+func (l *Log) Write(e Entry) error {
+	b, err := l.encode(&e)
+	if err != nil {
+		return err
+	}
+	err = l.append(b.Bytes(), false, !e.Deferred)
+	putBuf(b)
+	return err
+}
+
+// encode builds the members between seq and prev into a pooled buffer
+// (give it back with putBuf once the record is queued).
+func (l *Log) encode(e *Entry) (*bytes.Buffer, error) {
+	t := e.Time
+	if t.IsZero() {
+		t = l.opts.Now()
+	}
+	b := getBuf()
+	b.WriteString(`"time":"`)
+	b.Write(t.UTC().AppendFormat(b.AvailableBuffer(), time.RFC3339Nano))
+	b.WriteString(`","type":`)
+	writeString(b, e.Type)
+	if e.ID != "" {
+		b.WriteString(`,"id":`)
+		writeString(b, e.ID)
+	}
+	if e.Operation != "" {
+		b.WriteString(`,"op":`)
+		writeString(b, e.Operation)
+	}
+	b.WriteString(`,"path":`)
+	writeString(b, e.Path)
+	if e.RemoteAddr != "" {
+		b.WriteString(`,"remote":`)
+		writeString(b, e.RemoteAddr)
+	}
+	if a := e.Auth; a != nil {
+		b.WriteString(`,"auth":{`)
+		b.WriteString(`"accessor":`)
+		l.writeHashOrEmpty(b, a.Accessor)
+		b.WriteString(`,"client_token":`)
+		l.writeHashOrEmpty(b, a.ClientToken)
+		b.WriteString(`,"display_name":`)
+		writeString(b, a.DisplayName)
+		b.WriteString(`,"policies":[`)
+		for i, p := range a.Policies {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeString(b, p)
+		}
+		b.WriteString(`],"token_type":`)
+		writeString(b, a.TokenType)
+		b.WriteByte('}')
+	}
+	switch {
+	case e.Data != nil:
+		b.WriteString(`,"data":`)
+		b.Write(l.h.redactValue(e.Data))
+	case len(e.Body) > 0:
+		mark := b.Len()
+		b.WriteString(`,"data":`)
+		if red, ok := l.h.appendRedacted(b.AvailableBuffer(), e.Body); ok {
+			b.Write(red)
+		} else {
+			b.Truncate(mark)
+			b.WriteString(`,"body_hmac":`)
+			b.Write(l.h.appendHash(b.AvailableBuffer(), e.Body))
+			b.WriteString(`,"body_bytes":`)
+			b.WriteString(strconv.Itoa(len(e.Body)))
+		}
+	}
+	if e.Status != 0 {
+		b.WriteString(`,"status":`)
+		b.WriteString(strconv.Itoa(e.Status))
+	}
+	if e.Error != "" {
+		b.WriteString(`,"error":`)
+		writeString(b, e.Error)
+	}
+	if b.Len() > MaxLine-200 {
+		n := b.Len()
+		putBuf(b)
+		return nil, fmt.Errorf("audit: a record of %d bytes, more than %d", n, MaxLine)
+	}
+	return b, nil
+}
+
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuf() *bytes.Buffer {
+	b := bufs.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 4<<20 {
+		bufs.Put(b)
+	}
+}
+
+// writeHashOrEmpty writes s HMAC'd as a JSON string, or "" for "".
+func (l *Log) writeHashOrEmpty(b *bytes.Buffer, s string) {
+	if s == "" {
+		b.WriteString(`""`)
+		return
+	}
+	b.Write(l.h.appendHash(b.AvailableBuffer(), s))
+}
+
+// append numbers, chains and queues one record, then waits until it is
+// written (the first waiter writes the whole queue: group commit).
+func (l *Log) append(members []byte, opening, durable bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		return l.failed
+	}
+	if l.closed && !opening {
+		return errors.New("audit: log closed")
+	}
+	seq := l.seq + 1
+	line := make([]byte, 0, len(members)+200)
+	line = append(line, `{"seq":`...)
+	line = strconv.AppendUint(line, seq, 10)
+	line = append(line, ',')
+	line = append(line, members...)
+	line = append(line, `,"prev":"`...)
+	line = append(line, l.head...)
+	line = append(line, `"}`...)
+	sum := sha256.Sum256(line)
+	h := hex.EncodeToString(sum[:])
+	line = append(line[:len(line)-1], `,"hash":"`...)
+	line = append(line, h...)
+	line = append(line, "\"}\n"...)
+	l.seq, l.head = seq, h
+	l.queue = append(l.queue, line...)
+	l.needSync = l.needSync || durable
+	for l.written < seq && l.failed == nil {
+		if l.flushing {
+			l.cond.Wait()
+			continue
+		}
+		l.flushing = true
+		data, upto, sync := l.queue, l.seq, l.needSync && l.opts.Sync == SyncAlways
+		l.queue, l.needSync = nil, false
+		l.mu.Unlock()
+		_, err := l.w.Write(data)
+		if err == nil && sync {
+			err = l.w.Sync()
+		}
+		l.mu.Lock()
+		l.flushing = false
+		if err != nil {
+			l.failed = fmt.Errorf("audit: writing %s failed, every further request is refused until a restart: %w", l.path, err)
+		} else {
+			l.written = upto
+			l.dirty = true
+		}
+		l.cond.Broadcast()
+	}
+	if l.written >= seq {
+		return nil
+	}
+	return l.failed
+}
+
+func (l *Log) syncLoop() {
+	defer close(l.done)
+	t := time.NewTicker(l.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			l.mu.Lock()
+			dirty := l.dirty && l.failed == nil
+			l.dirty = false
+			l.mu.Unlock()
+			if dirty {
+				if err := l.w.Sync(); err != nil {
+					l.mu.Lock()
+					l.failed = fmt.Errorf("audit: fsync of %s failed, every further request is refused until a restart: %w", l.path, err)
+					l.mu.Unlock()
+				}
+			}
+		}
+	}
+}
+
+// Head returns the last record's number and hash (keep it elsewhere to
+// detect a log cut short).
+func (l *Log) Head() (uint64, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq, l.head
+}
+
+// Err reports why the log failed (nil while it works).
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
+// Path is the log's file.
+func (l *Log) Path() string { return l.path }
+
+// Close syncs and closes the file; later Writes fail.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	for l.flushing {
+		l.cond.Wait()
+	}
+	l.mu.Unlock()
+	if l.stop != nil {
+		close(l.stop)
+		<-l.done
+	}
+	err := l.f.Sync()
+	return errors.Join(err, l.f.Close())
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
