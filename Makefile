@@ -179,9 +179,9 @@ FUZZ := ./hsm/attr:FuzzDecodeTemplate ./hsm/mech:FuzzKeyParse ./hsm/mech:FuzzPKC
 	./firmware-sim/wire:FuzzParam ./firmware-sim/wire:FuzzCallArgs ./firmware-sim/wire:FuzzResult \
 	./firmware-sim/audit:FuzzParseRecord ./firmware-sim/faults:FuzzParse \
 	./firmware-sim/cluster:FuzzDecodeEntry ./firmware-sim/cluster:FuzzDecodeSnapshot ./firmware-sim/device/shamir:FuzzCombine
-# The crypto gateway: the whole gate (every route's decoder), a few decoders alone, the audit verifier, policies.
+# The crypto gateway: the whole gate (every route's decoder), a few decoders alone, the audit verifier and redaction, policies.
 FUZZ += ./gateway/server:FuzzGate ./gateway/server:FuzzEncryptBody ./gateway/server:FuzzSignBody \
-	./gateway/server:FuzzTokenCreateBody ./gateway/audit:FuzzVerify ./gateway/policy:FuzzParse
+	./gateway/server:FuzzTokenCreateBody ./gateway/audit:FuzzVerify ./gateway/audit:FuzzRedactDifferential ./gateway/policy:FuzzParse
 # The gateway's records on tokens (any holder of the user PIN can write data objects there).
 FUZZ += ./gateway/kv:FuzzDecode
 fuzz:

@@ -90,7 +90,7 @@ func StartGohsm(bin string) (*Server, error) {
 	if err := WaitReady(s.Target.URL, 30*time.Second); err != nil {
 		return nil, fmt.Errorf("gohsm gateway: %v; output:\n%s", err, s.output())
 	}
-	s.Target.Title = "gohsm gateway (" + bin + " serve --dev: in-process engine token)"
+	s.Target.Title = "gohsm gateway (" + bin + " serve --dev: in-process engine token; audit log on, every response record fsynced before the answer, group commit: --http-audit-sync always, the default)"
 	return s, nil
 }
 
@@ -113,9 +113,9 @@ func StartOpenBao(bin string) (*Server, error) {
 		return nil, fmt.Errorf("bao server -dev: %v; output:\n%s", err, s.output())
 	}
 	if v, err := exec.Command(bin, "version").Output(); err == nil {
-		s.Target.Title = strings.TrimSpace(string(v)) + " (server -dev: in-memory storage)"
+		s.Target.Title = strings.TrimSpace(string(v)) + " (server -dev: in-memory storage, no audit device)"
 	} else {
-		s.Target.Title = "OpenBao (server -dev)"
+		s.Target.Title = "OpenBao (server -dev, no audit device)"
 	}
 	return s, nil
 }

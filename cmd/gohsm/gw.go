@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -62,7 +63,17 @@ type gatewayRun struct {
 	quit   chan struct{}
 }
 
+// gatewayGCPercent is the garbage collector's target when the gateway
+// runs and GOGC is not set: a request's garbage is short-lived and the
+// live heap small (tens of MB), so letting the heap grow to 5x the live
+// heap before a cycle instead of 2x cuts the collector's CPU per request
+// by most of it, for a few tens of MB.
+const gatewayGCPercent = 400
+
 func startGateway(sp gatewaySpec) (_ *gatewayRun, err error) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gatewayGCPercent)
+	}
 	var cleanup []func() error
 	defer func() {
 		if err != nil {

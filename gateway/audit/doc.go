@@ -58,10 +58,17 @@
 // # Durability (fsync policy)
 //
 // Write returns once its record is written to the file and, under
-// SyncAlways (the default), fsynced. Concurrent writers share one write and
-// one fsync (group commit): the first waiter writes every record queued so
-// far and fsyncs once, the others wait for it, so a busy gateway pays one
-// fsync per group, not per request. SyncInterval writes before returning
+// SyncAlways (the default), fsynced. Concurrent writers share writes and
+// fsyncs (group commit), which are separate steps. A deferred record
+// (Entry.Deferred) is written at once: a waiter that finds no write in
+// flight writes every record queued so far, and never waits for an fsync
+// in flight. A durable record that finds no fsync in flight is written
+// (with everything queued) and fsynced; one that arrives while an fsync is
+// in flight waits queued, since that fsync began before it and cannot
+// cover it, and the first such waiter then writes the whole group and
+// fsyncs once. An fsync answers exactly the records written before it
+// began. A busy gateway pays one write and one fsync per group of
+// responses, not per request. SyncInterval writes before returning
 // and fsyncs at most every Options.Interval in the background (a crash can
 // lose the last interval's records; a background fsync error fails the log,
 // so later requests are refused); SyncNone leaves it to the kernel (as
@@ -73,8 +80,22 @@
 //
 // # Concurrency
 //
-// A Log is safe for concurrent use. Building a record (parsing and HMACing
-// the data) happens outside the lock; numbering, chaining and queueing are
-// under one mutex; writing and fsyncing are done by one writer at a time
-// outside it.
+// A Log is safe for concurrent use. Building a record (scanning and
+// HMACing the data) happens outside the lock; numbering, chaining and
+// queueing are under one mutex; writing is done by one writer at a time
+// and fsyncing by one syncer at a time, both outside it (a write and an
+// fsync may overlap). Waiters read the progress (last record written,
+// last fsynced) atomically and sleep on the channel of the round in
+// flight, so a round's end wakes its waiters without a lock convoy.
+//
+// # Redaction
+//
+// A raw body is redacted in one pass over its bytes (scan.go): a strict
+// JSON scanner copies the structure, sorts each object's members by name
+// (the last of duplicate names kept), writes numbers as written and
+// replaces strings by their HMAC, with one HMAC state and pooled buffers
+// per record. Its output is byte for byte that of decoding the body with
+// encoding/json (UseNumber) and writing the value back with sorted keys,
+// and it accepts exactly the bodies that decoder accepts as one object;
+// FuzzRedactDifferential and TestRedactRandom hold it to that.
 package audit

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,6 +43,37 @@ type Auth struct {
 	DisplayName string
 	Policies    []string
 	TokenType   string
+
+	// hashed keeps the HMACs of ClientToken and Accessor made for the
+	// first record, so a request's response record reuses them.
+	hashed atomic.Pointer[authHashes]
+}
+
+// authHashes are an Auth's HMAC'd members under one log's key, with the
+// values they were made from (checked on reuse).
+type authHashes struct {
+	h                     *hasher
+	token, accessor       string
+	tokenHMAC, accessHMAC []byte // quoted JSON strings
+}
+
+// hashes returns a's HMAC'd token and accessor under h, made once.
+func (a *Auth) hashes(h *hasher) *authHashes {
+	if p := a.hashed.Load(); p != nil && p.h == h && p.token == a.ClientToken && p.accessor == a.Accessor {
+		return p
+	}
+	p := &authHashes{h: h, token: a.ClientToken, accessor: a.Accessor}
+	p.tokenHMAC = hashOrEmpty(h, a.ClientToken)
+	p.accessHMAC = hashOrEmpty(h, a.Accessor)
+	a.hashed.Store(p)
+	return p
+}
+
+func hashOrEmpty(h *hasher, s string) []byte {
+	if s == "" {
+		return []byte(`""`)
+	}
+	return h.appendHash(nil, s)
 }
 
 // Entry is one request or response to record.
@@ -100,19 +132,27 @@ type Log struct {
 	h    *hasher
 	opts Options
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	seq      uint64 // last record numbered
-	head     string // its hash
-	queue    []byte // records numbered, not yet written
-	written  uint64 // last record written (and synced under SyncAlways)
-	flushing bool
-	failed   error
-	closed   bool
-	dirty    bool // written since the last background fsync
-	needSync bool // a queued record must be fsynced before its Write returns
-	stop     chan struct{}
-	done     chan struct{}
+	mu     sync.Mutex
+	seq    uint64 // last record numbered
+	head   string // its hash
+	queue  []byte // records numbered, not yet written
+	spare  []byte // the last written queue's memory, for the next
+	failed error
+	closed bool
+	dirty  bool // written since the last background fsync
+	// Writing and fsyncing are separate (doc.go): one writer at a time
+	// writes the queue, one syncer at a time writes the queue and fsyncs
+	// (covering what was written when it began); a deferred record's
+	// write never waits for an fsync in flight. Their progress is read
+	// without the lock by the waiters; each round's channel is closed
+	// when it ends, waking its waiters only.
+	written   atomic.Uint64 // last record written to the file
+	synced    atomic.Uint64 // last record fsynced
+	writing   chan struct{} // not nil: a write in flight, closed when done
+	syncing   chan struct{} // not nil: an fsync in flight, closed when done
+	failedErr atomic.Pointer[error]
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 // Open opens (or creates) the log at path with the default options: see
@@ -148,7 +188,6 @@ func OpenWith(path string, hmacKey []byte, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	l := &Log{path: path, f: f, w: f, h: newHasher(hmacKey), opts: opts}
-	l.cond = sync.NewCond(&l.mu)
 	if opts.WrapFile != nil {
 		l.w = opts.WrapFile(f)
 	}
@@ -184,7 +223,9 @@ func OpenWith(path string, hmacKey []byte, opts Options) (*Log, error) {
 		if note != "" {
 			first = fmt.Appendf(first, `,"note":%q`, note)
 		}
-		l.seq, l.head, l.written = st.Records, st.Head, st.Records
+		l.seq, l.head = st.Records, st.Head
+		l.written.Store(st.Records)
+		l.synced.Store(st.Records)
 	}
 	if _, err := f.Seek(0, io.SeekEnd); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
@@ -252,10 +293,11 @@ func (l *Log) encode(e *Entry) (*bytes.Buffer, error) {
 	}
 	if a := e.Auth; a != nil {
 		b.WriteString(`,"auth":{`)
+		ah := a.hashes(l.h)
 		b.WriteString(`"accessor":`)
-		l.writeHashOrEmpty(b, a.Accessor)
+		b.Write(ah.accessHMAC)
 		b.WriteString(`,"client_token":`)
-		l.writeHashOrEmpty(b, a.ClientToken)
+		b.Write(ah.tokenHMAC)
 		b.WriteString(`,"display_name":`)
 		writeString(b, a.DisplayName)
 		b.WriteString(`,"policies":[`)
@@ -316,70 +358,145 @@ func putBuf(b *bytes.Buffer) {
 	}
 }
 
-// writeHashOrEmpty writes s HMAC'd as a JSON string, or "" for "".
-func (l *Log) writeHashOrEmpty(b *bytes.Buffer, s string) {
-	if s == "" {
-		b.WriteString(`""`)
-		return
-	}
-	b.Write(l.h.appendHash(b.AvailableBuffer(), s))
-}
-
 // append numbers, chains and queues one record, then waits until it is
-// written (the first waiter writes the whole queue: group commit).
+// written (the first waiter writes the whole queue: group commit) and,
+// if durable under SyncAlways, fsynced (waitSynced: one write and one
+// fsync per group).
 func (l *Log) append(members []byte, opening, durable bool) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.failed != nil {
+		l.mu.Unlock()
 		return l.failed
 	}
 	if l.closed && !opening {
+		l.mu.Unlock()
 		return errors.New("audit: log closed")
 	}
 	seq := l.seq + 1
-	line := make([]byte, 0, len(members)+200)
-	line = append(line, `{"seq":`...)
-	line = strconv.AppendUint(line, seq, 10)
-	line = append(line, ',')
-	line = append(line, members...)
-	line = append(line, `,"prev":"`...)
-	line = append(line, l.head...)
-	line = append(line, `"}`...)
-	sum := sha256.Sum256(line)
-	h := hex.EncodeToString(sum[:])
-	line = append(line[:len(line)-1], `,"hash":"`...)
-	line = append(line, h...)
-	line = append(line, "\"}\n"...)
+	start := len(l.queue)
+	q := append(l.queue, `{"seq":`...)
+	q = strconv.AppendUint(q, seq, 10)
+	q = append(q, ',')
+	q = append(q, members...)
+	q = append(q, `,"prev":"`...)
+	q = append(q, l.head...)
+	q = append(q, `"}`...)
+	sum := sha256.Sum256(q[start:])
+	q = append(q[:len(q)-1], `,"hash":"`...)
+	q = hex.AppendEncode(q, sum[:])
+	h := string(q[len(q)-2*sha256.Size:])
+	q = append(q, "\"}\n"...)
+	l.queue = q
 	l.seq, l.head = seq, h
-	l.queue = append(l.queue, line...)
-	l.needSync = l.needSync || durable
-	for l.written < seq && l.failed == nil {
-		if l.flushing {
-			l.cond.Wait()
+	l.mu.Unlock()
+
+	if durable && l.opts.Sync == SyncAlways {
+		return l.waitSynced(seq)
+	}
+	return l.waitWritten(seq)
+}
+
+// fail marks the log failed (under l.mu).
+func (l *Log) fail(err error) {
+	if l.failed == nil {
+		l.failed = err
+		l.failedErr.Store(&err)
+	}
+}
+
+// failure is the log's error, read without the lock.
+func (l *Log) failure() error {
+	if p := l.failedErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// waitWritten returns once record seq is written, writing the queue
+// itself if no one else is.
+func (l *Log) waitWritten(seq uint64) error {
+	for {
+		if l.written.Load() >= seq {
+			return nil
+		}
+		if err := l.failure(); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		if l.written.Load() >= seq || l.failed != nil {
+			l.mu.Unlock()
 			continue
 		}
-		l.flushing = true
-		data, upto, sync := l.queue, l.seq, l.needSync && l.opts.Sync == SyncAlways
-		l.queue, l.needSync = nil, false
+		if ch := l.writing; ch != nil {
+			l.mu.Unlock()
+			<-ch
+			continue
+		}
+		ch := make(chan struct{})
+		l.writing = ch
+		data, upto := l.queue, l.seq
+		l.queue = l.spare[:0]
+		l.spare = nil
 		l.mu.Unlock()
 		_, err := l.w.Write(data)
-		if err == nil && sync {
+		l.mu.Lock()
+		if err != nil {
+			l.fail(fmt.Errorf("audit: writing %s failed, every further request is refused until a restart: %w", l.path, err))
+		} else {
+			l.written.Store(upto)
+			l.dirty = true
+		}
+		if cap(data) <= 1<<20 {
+			l.spare = data[:0]
+		}
+		l.writing = nil
+		l.mu.Unlock()
+		close(ch)
+	}
+}
+
+// waitSynced returns once record seq is written and fsynced. While an
+// fsync is in flight the record waits queued (that fsync cannot cover it
+// anyway): the waiter that starts the next fsync first writes everything
+// queued, so the records that arrived during one fsync share one write
+// and the next fsync.
+func (l *Log) waitSynced(seq uint64) error {
+	for {
+		if l.synced.Load() >= seq {
+			return nil
+		}
+		if err := l.failure(); err != nil {
+			return err
+		}
+		l.mu.Lock()
+		if l.synced.Load() >= seq || l.failed != nil {
+			l.mu.Unlock()
+			continue
+		}
+		if ch := l.syncing; ch != nil {
+			l.mu.Unlock()
+			<-ch
+			continue
+		}
+		ch := make(chan struct{})
+		l.syncing = ch
+		l.mu.Unlock()
+		werr := l.waitWritten(seq) // a write error fails the log
+		upto := l.written.Load()   // >= seq: what this fsync covers
+		var err error
+		if werr == nil {
 			err = l.w.Sync()
 		}
 		l.mu.Lock()
-		l.flushing = false
 		if err != nil {
-			l.failed = fmt.Errorf("audit: writing %s failed, every further request is refused until a restart: %w", l.path, err)
-		} else {
-			l.written = upto
-			l.dirty = true
+			l.fail(fmt.Errorf("audit: fsync of %s failed, every further request is refused until a restart: %w", l.path, err))
+		} else if werr == nil && upto > l.synced.Load() {
+			l.synced.Store(upto)
 		}
-		l.cond.Broadcast()
+		l.syncing = nil
+		l.mu.Unlock()
+		close(ch)
 	}
-	if l.written >= seq {
-		return nil
-	}
-	return l.failed
 }
 
 func (l *Log) syncLoop() {
@@ -398,7 +515,7 @@ func (l *Log) syncLoop() {
 			if dirty {
 				if err := l.w.Sync(); err != nil {
 					l.mu.Lock()
-					l.failed = fmt.Errorf("audit: fsync of %s failed, every further request is refused until a restart: %w", l.path, err)
+					l.fail(fmt.Errorf("audit: fsync of %s failed, every further request is refused until a restart: %w", l.path, err))
 					l.mu.Unlock()
 				}
 			}
@@ -432,8 +549,16 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
-	for l.flushing {
-		l.cond.Wait()
+	for l.writing != nil || l.syncing != nil {
+		w, sy := l.writing, l.syncing
+		l.mu.Unlock()
+		if w != nil {
+			<-w
+		}
+		if sy != nil {
+			<-sy
+		}
+		l.mu.Lock()
 	}
 	l.mu.Unlock()
 	if l.stop != nil {

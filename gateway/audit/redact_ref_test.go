@@ -28,4 +28,3 @@ func (h *hasher) redactJSONRef(body []byte) (json.RawMessage, bool) {
 	h.writeValue(&buf, obj, false)
 	return buf.Bytes(), true
 }
-

@@ -36,6 +36,9 @@ type call struct {
 	tok    *auth.Token
 	secret string // the token sent; never logged
 	acl    *policy.ACL
+	remote string      // the client's address, for the audit records
+	aa     *audit.Auth // who asked, for both audit records (its HMACs made once)
+	aaDone bool
 }
 
 // param returns the path parameter name ("" if absent).
@@ -208,6 +211,14 @@ func tokenFrom(ctx *fasthttp.RequestCtx) string {
 }
 
 func (s *Server) auditAuth(c *call) *audit.Auth {
+	if !c.aaDone {
+		c.aa, c.aaDone = s.newAuditAuth(c), true
+		c.remote = c.ctx.RemoteAddr().String()
+	}
+	return c.aa
+}
+
+func (s *Server) newAuditAuth(c *call) *audit.Auth {
 	if c.tok == nil {
 		if c.secret == "" {
 			return nil
@@ -222,8 +233,9 @@ func (s *Server) auditRequest(c *call, op string, deferred bool) bool {
 	if s.cfg.Audit == nil {
 		return true
 	}
+	a := s.auditAuth(c) // sets c.remote
 	e := audit.Entry{Type: audit.TypeRequest, ID: c.id, Operation: opName(c.method), Path: c.path,
-		RemoteAddr: c.ctx.RemoteAddr().String(), Auth: s.auditAuth(c), Body: c.body, Deferred: deferred}
+		Auth: a, RemoteAddr: c.remote, Body: c.body, Deferred: deferred}
 	if err := s.cfg.Audit.Write(e); err != nil {
 		s.cfg.Metrics.AuditFailure(false)
 		s.cfg.Logf("audit: %v", err)
@@ -236,8 +248,9 @@ func (s *Server) auditResponse(c *call, op string, status int, data []byte, msg 
 	if s.cfg.Audit == nil {
 		return true
 	}
+	a := s.auditAuth(c) // sets c.remote
 	e := audit.Entry{Type: audit.TypeResponse, ID: c.id, Operation: opName(c.method), Path: c.path,
-		RemoteAddr: c.ctx.RemoteAddr().String(), Auth: s.auditAuth(c), Body: data, Status: status, Error: msg}
+		Auth: a, RemoteAddr: c.remote, Body: data, Status: status, Error: msg}
 	if err := s.cfg.Audit.Write(e); err != nil {
 		s.cfg.Metrics.AuditFailure(true)
 		s.cfg.Logf("audit: %v", err)
@@ -338,26 +351,25 @@ func (s *Server) respond(c *call, rt *route, res *result, err error, auditf func
 	if res.auth != nil {
 		authJSON, _ = json.Marshal(res.auth)
 	}
-	w := ctx.Response.BodyWriter()
-	b := make([]byte, 0, len(data)+len(authJSON)+200)
-	b = append(b, `{"request_id":"`...)
-	b = append(b, c.id...)
-	b = append(b, `","lease_id":"","renewable":false,"lease_duration":0,"data":`...)
+	// Appended piece by piece to the response's pooled body buffer.
+	r := &ctx.Response
+	r.AppendBodyString(`{"request_id":"`)
+	r.AppendBodyString(c.id)
+	r.AppendBodyString(`","lease_id":"","renewable":false,"lease_duration":0,"data":`)
 	if data == nil {
 		data = []byte("null")
 	}
-	b = append(b, data...)
-	b = append(b, `,"wrap_info":null,"warnings":null,"auth":`...)
+	r.AppendBody(data)
+	r.AppendBodyString(`,"wrap_info":null,"warnings":null,"auth":`)
 	if authJSON == nil {
 		authJSON = []byte("null")
 	}
-	b = append(b, authJSON...)
-	b = append(b, `,"mount_type":"`...)
+	r.AppendBody(authJSON)
+	r.AppendBodyString(`,"mount_type":"`)
 	if c.mount != nil {
-		b = append(b, c.mount.Type...)
+		r.AppendBodyString(c.mount.Type)
 	}
-	b = append(b, "\"}\n"...)
-	w.Write(b)
+	r.AppendBodyString("\"}\n")
 	return status
 }
 
@@ -453,6 +465,15 @@ func newUUID() string {
 	rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], b[10:16])
+	return string(out[:])
 }

@@ -3,6 +3,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -266,9 +267,13 @@ func (s *backendSession) Seal(dst []byte, mech ck.MechanismType, key ck.ObjectHa
 				return nil, err
 			}
 		}
-		var iv [NonceSize]byte
-		var tag [TagSize]byte
-		p := &ck.GCMMessageParams{IV: iv[:], IVGenerator: ck.CKG_GENERATE_RANDOM, Tag: tag[:], TagBits: TagSize * 8}
+		// One buffer for nonce || ciphertext || tag; the token is given
+		// its nonce and tag parts for the IV and tag it returns.
+		n := len(dst)
+		dst = slices.Grow(dst, NonceSize+len(plaintext)+TagSize)[:n+NonceSize+len(plaintext)+TagSize]
+		out := dst[n:]
+		p := &ck.GCMMessageParams{IV: out[:NonceSize:NonceSize], IVGenerator: ck.CKG_GENERATE_RANDOM,
+			Tag: out[len(out)-TagSize : len(out) : len(out)], TagBits: TagSize * 8}
 		ct, _, err := s.be.EncryptMessage(s.h, p, aad, plaintext, len(plaintext))
 		if err != nil {
 			if RV(err) == ck.CKR_KEY_EXHAUSTED {
@@ -277,12 +282,13 @@ func (s *backendSession) Seal(dst []byte, mech ck.MechanismType, key ck.ObjectHa
 			}
 			return nil, err
 		}
-		if len(p.IV) != NonceSize || len(p.Tag) != TagSize {
-			return nil, fmt.Errorf("token returned IV %d bytes, tag %d: %w", len(p.IV), len(p.Tag), ck.CKR_DEVICE_ERROR)
+		if len(p.IV) != NonceSize || len(p.Tag) != TagSize || len(ct) != len(plaintext) {
+			return nil, fmt.Errorf("token returned IV %d bytes, tag %d, ciphertext %d for %d: %w", len(p.IV), len(p.Tag), len(ct), len(plaintext), ck.CKR_DEVICE_ERROR)
 		}
-		dst = append(dst, p.IV...)
-		dst = append(dst, ct...)
-		return append(dst, p.Tag...), nil
+		copy(out[:NonceSize], p.IV) // no-op when written in place
+		copy(out[NonceSize:], ct)
+		copy(out[NonceSize+len(plaintext):], p.Tag)
+		return dst, nil
 	}
 	nonce, err := s.be.GenerateRandom(s.h, NonceSize)
 	if err != nil {

@@ -202,13 +202,58 @@ type ecdsaSig struct{ R, S *big.Int }
 
 func (e *Engine) encodeSig(kt *keyType, o *signOpts, raw []byte) string {
 	if n := coordSize[kt.kind][kt.name]; n > 0 && !o.jws && len(raw) == 2*n {
-		der, _ := asn1.Marshal(ecdsaSig{new(big.Int).SetBytes(raw[:n]), new(big.Int).SetBytes(raw[n:])})
-		return enc64(der)
+		return enc64(derECDSASig(raw[:n], raw[n:]))
 	}
 	if o.jws {
 		return base64.RawURLEncoding.EncodeToString(raw)
 	}
 	return enc64(raw)
+}
+
+// derECDSASig is asn1.Marshal(ecdsaSig{r, s}) for the unsigned big-endian
+// r and s, without big.Int or reflection: SEQUENCE { INTEGER r, INTEGER s }
+// in DER (minimal, non-negative integers; a length over 127 in long form).
+func derECDSASig(r, s []byte) []byte {
+	trim := func(b []byte) (body []byte, pad int) {
+		for len(b) > 0 && b[0] == 0 {
+			b = b[1:]
+		}
+		if len(b) == 0 || b[0]&0x80 != 0 {
+			return b, 1 // a leading zero byte (or the zero integer's one byte)
+		}
+		return b, 0
+	}
+	rb, rp := trim(r)
+	sb, sp := trim(s)
+	appendLen := func(dst []byte, n int) []byte {
+		if n < 0x80 {
+			return append(dst, byte(n))
+		}
+		return append(dst, 0x81, byte(n)) // n < 256 for every curve here
+	}
+	lenLen := func(n int) int {
+		if n < 0x80 {
+			return 1
+		}
+		return 2
+	}
+	ri, si := len(rb)+rp, len(sb)+sp
+	body := 1 + lenLen(ri) + ri + 1 + lenLen(si) + si
+	out := make([]byte, 0, 1+lenLen(body)+body)
+	out = append(out, 0x30)
+	out = appendLen(out, body)
+	out = append(out, 0x02)
+	out = appendLen(out, ri)
+	if rp == 1 {
+		out = append(out, 0)
+	}
+	out = append(out, rb...)
+	out = append(out, 0x02)
+	out = appendLen(out, si)
+	if sp == 1 {
+		out = append(out, 0)
+	}
+	return append(out, sb...)
 }
 
 // decodeSig is encodeSig's inverse: the token's raw form, or ok false for

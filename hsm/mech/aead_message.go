@@ -235,9 +235,20 @@ func newGCMMessages(k *Key, param any, encrypt bool) (MessageCipher, error) {
 	if err := messageInitParam[ck.GCMMessageParams](ck.CKM_AES_GCM, param); err != nil {
 		return nil, err
 	}
+	// The usual shape (96-bit IV, 128-bit tag) gets one cipher.AEAD for
+	// the whole message operation instead of one per message: it holds
+	// only the key schedule and the GHASH key, and is safe for reuse.
+	std, err := cipher.NewGCM(b)
+	if err != nil {
+		return nil, fmt.Errorf("GCM: %v: %w", err, ck.CKR_MECHANISM_PARAM_INVALID)
+	}
 	return &aeadMessages{
 		name: "CKM_AES_GCM", enc: encrypt, view: gcmMessageParam,
 		seal: func(iv, aad, pt []byte, tagLen int) ([]byte, []byte, error) {
+			if len(iv) == std.NonceSize() && tagLen == std.Overhead() {
+				out := std.Seal(nil, iv, pt, aad)
+				return out[:len(pt)], out[len(pt):], nil
+			}
 			g, err := newGCMCipher(b, ck.GCMParams{IV: iv, AAD: aad, TagBits: ck.ULong(tagLen * 8)}, true)
 			if err != nil {
 				return nil, nil, err
@@ -246,6 +257,14 @@ func newGCMMessages(k *Key, param any, encrypt bool) (MessageCipher, error) {
 			return out[:len(pt)], out[len(pt):], nil
 		},
 		open: func(iv, aad, ct, tag []byte) ([]byte, error) {
+			if len(iv) == std.NonceSize() && len(tag) == std.Overhead() {
+				in := make([]byte, 0, len(ct)+len(tag))
+				out, err := std.Open(nil, iv, append(append(in, ct...), tag...), aad)
+				if err != nil {
+					return nil, fmt.Errorf("GCM: %w", ck.CKR_ENCRYPTED_DATA_INVALID)
+				}
+				return out, nil
+			}
 			g, err := newGCMCipher(b, ck.GCMParams{IV: iv, AAD: aad, TagBits: ck.ULong(len(tag) * 8)}, false)
 			if err != nil {
 				return nil, err
