@@ -23,6 +23,9 @@ var oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
 
 // mechFor3 lists the mechanisms of the 3.x ops; ok is false for other ops.
 func mechFor3(name string) (codes []uint, ok bool) {
+	if codes, ok := mechForRSABig(name); ok {
+		return codes, true
+	}
 	switch name {
 	case "ed25519-sign":
 		return []uint{ckmECEdwardsKeyPairGen, ckmEdDSA}, true
@@ -37,6 +40,10 @@ func mechFor3(name string) (codes []uint, ok bool) {
 // prepare3 makes the keys of a 3.x op and, for the KEM, finds the 3.2
 // function list.
 func (pm *p11Module) prepare3(op *Op) error {
+	if o, ok := rsaBigOps[op.Name]; ok {
+		_, err := pm.keysFor(o.kind)
+		return err
+	}
 	switch op.Name {
 	case "ed25519-sign":
 		_, err := pm.keysFor("ed25519")
@@ -60,6 +67,9 @@ func (pm *p11Module) prepare3(op *Op) error {
 
 // makeKeys3 generates the long-lived pair of a 3.x kind and checks it once.
 func (pm *p11Module) makeKeys3(kind string, tok bool) (*p11Keys, error) {
+	if k, ok, err := pm.makeKeysRSABig(kind, tok); ok {
+		return k, err
+	}
 	ctx, sh := pm.ctx, pm.setup
 	var gen uint
 	var pubT, privT []*pkcs11.Attribute
@@ -167,6 +177,9 @@ func checkMLDSA65(pub *mldsa65.PublicKey, sig []byte) error {
 // bind3 builds one worker of a 3.x op on session sh; ok is false for
 // other ops.
 func (pm *p11Module) bind3(op *Op, sh pkcs11.SessionHandle) (w *worker, ok bool, err error) {
+	if w, ok, err := pm.bindRSABig(op, sh); ok {
+		return w, true, err
+	}
 	ctx := pm.ctx
 	switch op.Name {
 	case "ed25519-sign", "mldsa65-sign":

@@ -19,9 +19,13 @@ type rawKeys3 struct {
 	mldsaPub  *mldsa65.PublicKey
 	mlkemPub  kem.PublicKey
 	mlkemPriv kem.PrivateKey
+	rsaBig    rawRSABig
 }
 
 func (r *rawTarget) prepare3(op *Op) error {
+	if ok, err := r.k3.rsaBig.prepare(op); ok {
+		return err
+	}
 	var err error
 	switch op.Name {
 	case "ed25519-sign":
@@ -46,6 +50,9 @@ func (r *rawTarget) prepare3(op *Op) error {
 // and circl's ML-KEM-768 Encapsulate.
 func (r *rawTarget) newWorker3(op *Op) (*worker, bool) {
 	k := &r.k3
+	if w, ok := k.rsaBig.newWorker(op); ok {
+		return w, true
+	}
 	switch op.Name {
 	case "ed25519-sign":
 		return simple(func() ([]byte, error) { return ed25519.Sign(k.ed, signDigest[:]), nil },

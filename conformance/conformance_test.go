@@ -140,6 +140,10 @@ var minVectors = map[string]int{
 	"vectors.aes-cmac": 311, "vectors.hmac-sm3": 174, "vectors.hkdf-sha256": 86,
 	"vectors.mldsa-44": 80, "vectors.mldsa-65": 83, "vectors.mldsa-87": 76, "vectors.mlkem": 39,
 	"vectors.rsa-oaep-2048-sha256": 37, "vectors.sm4-gcm": 104,
+	"vectors.rsa-pkcs1-sig-gen-1024": 33, "vectors.rsa-pkcs1-sig-gen-1536": 32, "vectors.rsa-pkcs1-sig-gen-2048": 43,
+	"vectors.rsa-pkcs1-sig-gen-3072": 26, "vectors.rsa-pkcs1-sig-gen-4096": 24,
+	"vectors.rsa-oaep-2048-sha1": 36, "vectors.rsa-oaep-2048-sha512": 33, "vectors.rsa-oaep-3072-sha256": 37,
+	"vectors.rsa-oaep-4096-sha256": 37, "vectors.rsa-oaep-4096-sha512": 36, "vectors.rsa-oaep-misc": 395,
 	// NIST ACVP (internal/vectors.ACVPVersion): every case of the files,
 	// those PKCS#11 cannot express included.
 	"vectors.acvp.ml-dsa": 21, "vectors.acvp.ml-kem": 6, "vectors.acvp.eddsa": 3,

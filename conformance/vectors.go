@@ -33,7 +33,8 @@ func vectorsChecks() []check {
 	cs = append(cs, vecSymChecks()...)
 	cs = append(cs, vecPQCChecks()...)
 	cs = append(cs, vecMiscChecks()...)
-	cs = append(cs, vecACVPChecks()...) // NIST ACVP: Options.ACVPDir
+	cs = append(cs, vecRSAPrivChecks()...) // issue 15: the RSA private-key operation
+	cs = append(cs, vecACVPChecks()...)    // NIST ACVP: Options.ACVPDir
 	return cs
 }
 

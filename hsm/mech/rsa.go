@@ -7,11 +7,16 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"math/big"
+	"runtime"
+	"sync"
+	"weak"
 
 	"github.com/gohsm/gohsm/hsm/attr"
 	"github.com/gohsm/gohsm/hsm/ck"
+	"github.com/gohsm/gohsm/hsm/mech/rsaz"
 )
 
 // RSA (PKCS#11 2.40 Current Mechanisms, "RSA"). Sizes are modulus bits.
@@ -25,7 +30,9 @@ import (
 // Go's crypto/rsa does every private-key operation in constant time except
 // the two it has no API for, which this file does with math/big, blinded
 // and checked (rsaRawPrivate): CKM_RSA_X_509 decrypt/sign and PSS with a
-// zero-length salt.
+// zero-length salt. On CPUs with AVX-512 IFMA every private-key operation
+// but PKCS #1 v1.5 decryption goes to hsm/mech/rsaz instead (constant
+// time, blinded, checked; see the end of this file and docs/rsaz.md).
 const (
 	rsaMinBits    = 1024
 	rsaMaxBits    = 16384
@@ -460,7 +467,12 @@ func rsaOAEPDecrypt(k *Key, param any) (Cipher, error) {
 		if len(src) != n {
 			return nil, fmt.Errorf("rsa oaep decrypt: %d bytes: %w", len(src), ck.CKR_ENCRYPTED_DATA_LEN_RANGE)
 		}
-		out, err := priv.Decrypt(nil, src, opts)
+		var out []byte
+		if fk := rsaFast(priv); fk != nil {
+			out, err = rsaFastOAEPDecrypt(fk, src, opts)
+		} else {
+			out, err = priv.Decrypt(nil, src, opts)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("rsa oaep decrypt: %w", ck.CKR_ENCRYPTED_DATA_INVALID)
 		}
@@ -582,6 +594,9 @@ func rsaPKCSSigner(m ck.MechanismType, h crypto.Hash, k *Key, param any) (Signer
 		if h == 0 && len(digest) > n-11 {
 			return nil, fmt.Errorf("%v: %d bytes: %w", m, len(digest), ck.CKR_DATA_LEN_RANGE)
 		}
+		if fk := rsaFast(priv); fk != nil && (h == 0 || pkcs1Prefix[h] != nil) {
+			return rsaFastPKCS1Sign(fk, m, h, digest)
+		}
 		sig, err := rsa.SignPKCS1v15(nil, priv, h, digest)
 		if err != nil {
 			return nil, fmt.Errorf("%v: %v: %w", m, err, ck.CKR_FUNCTION_FAILED)
@@ -661,6 +676,9 @@ func rsaPSSSigner(m ck.MechanismType, fixed crypto.Hash, k *Key, param any) (Sig
 			}
 			return rsaRawPrivate(priv, em)
 		}
+		if fk := rsaFast(priv); fk != nil {
+			return rsaFastPSSSign(fk, m, h, sLen, priv.N.BitLen()-1, digest)
+		}
 		sig, err := rsa.SignPSS(rand.Reader, priv, h, digest, &rsa.PSSOptions{SaltLength: sLen})
 		if err != nil {
 			return nil, fmt.Errorf("%v: %v: %w", m, err, ck.CKR_FUNCTION_FAILED)
@@ -724,18 +742,25 @@ func mgf1XOR(out, seed []byte, h crypto.Hash) {
 
 // emsaPSSEncode is RFC 8017 §9.1.1 with an empty salt.
 func emsaPSSEncode(mHash []byte, emBits int, h crypto.Hash) ([]byte, error) {
+	return emsaPSSEncodeSalt(mHash, nil, emBits, h)
+}
+
+// emsaPSSEncodeSalt is RFC 8017 §9.1.1 with the given salt.
+func emsaPSSEncodeSalt(mHash, salt []byte, emBits int, h crypto.Hash) ([]byte, error) {
 	hLen := h.Size()
 	emLen := (emBits + 7) / 8
-	if emLen < hLen+2 {
+	if emLen < hLen+len(salt)+2 {
 		return nil, fmt.Errorf("key too small for PSS with %v", h)
 	}
 	d := h.New()
 	d.Write(make([]byte, 8))
 	d.Write(mHash)
+	d.Write(salt)
 	H := d.Sum(nil)
 	em := make([]byte, emLen)
 	db := em[:emLen-hLen-1]
-	db[len(db)-1] = 0x01
+	db[len(db)-len(salt)-1] = 0x01
+	copy(db[len(db)-len(salt):], salt)
 	mgf1XOR(db, H, h)
 	db[0] &= 0xFF >> (8*emLen - emBits)
 	copy(em[emLen-hLen-1:], H)
@@ -808,6 +833,9 @@ func rsaRawPrivate(priv *rsa.PrivateKey, x []byte) ([]byte, error) {
 	if c.Cmp(n) >= 0 {
 		return nil, fmt.Errorf("rsa: input not below the modulus: %w", ck.CKR_DATA_INVALID)
 	}
+	if fk := rsaFast(priv); fk != nil {
+		return rsaFastPrivate(fk, leftPad(x, fk.Size()))
+	}
 	e := big.NewInt(int64(priv.E))
 	var r, rInv *big.Int
 	for {
@@ -841,4 +869,157 @@ func rsaRawPrivate(priv *rsa.PrivateKey, x []byte) ([]byte, error) {
 		return nil, fmt.Errorf("rsa: private operation failed its check: %w", ck.CKR_FUNCTION_FAILED)
 	}
 	return m.FillBytes(make([]byte, priv.Size())), nil
+}
+
+// ---- the IFMA path (hsm/mech/rsaz) ----
+//
+// On CPUs with AVX-512 IFMA (and unless GOHSM_RSAZ=off) the private-key
+// operation of two-prime keys runs in rsaz: both CRT halves in the lanes
+// of one constant-time exponentiation, the result checked against the
+// public key before it leaves. The encodings around it are done here
+// (EMSA-PKCS1-v1_5, EMSA-PSS, EME-OAEP decoding in constant time);
+// everything else, PKCS #1 v1.5 decryption and unwrap included, stays on
+// crypto/rsa. docs/rsaz.md has the design and the measurements.
+
+// rsazKeys maps a parsed key (weakly) to its rsaz form, or to nil when
+// rsaz does not take it. An entry is dropped, and its secrets zeroised,
+// when the *rsa.PrivateKey is collected.
+var rsazKeys sync.Map // weak.Pointer[rsa.PrivateKey] -> *rsaz.PrivateKey
+
+// rsaFast is the rsaz key for priv, or nil: use crypto/rsa.
+func rsaFast(priv *rsa.PrivateKey) *rsaz.PrivateKey {
+	if !rsaz.Enabled() {
+		return nil
+	}
+	wp := weak.Make(priv)
+	if v, ok := rsazKeys.Load(wp); ok {
+		return v.(*rsaz.PrivateKey)
+	}
+	fk, err := rsaz.NewPrivateKey(priv)
+	if err != nil {
+		fk = nil
+	}
+	v, loaded := rsazKeys.LoadOrStore(wp, fk)
+	if loaded {
+		if fk != nil {
+			fk.Destroy()
+		}
+	} else {
+		runtime.AddCleanup(priv, func(wp weak.Pointer[rsa.PrivateKey]) {
+			if v, ok := rsazKeys.LoadAndDelete(wp); ok && v.(*rsaz.PrivateKey) != nil {
+				v.(*rsaz.PrivateKey).Destroy()
+			}
+		}, wp)
+	}
+	return v.(*rsaz.PrivateKey)
+}
+
+func rsaFastPrivate(fk *rsaz.PrivateKey, x []byte) ([]byte, error) {
+	out, err := fk.Private(x)
+	switch {
+	case errors.Is(err, rsaz.ErrDecryption):
+		return nil, fmt.Errorf("rsa: input not below the modulus: %w", ck.CKR_DATA_INVALID)
+	case err != nil:
+		return nil, fmt.Errorf("rsa: private operation failed its check: %w", ck.CKR_FUNCTION_FAILED)
+	}
+	return out, nil
+}
+
+// pkcs1Prefix is the DER DigestInfo header before each digest (RFC 8017
+// §9.2, note 1).
+var pkcs1Prefix = map[crypto.Hash][]byte{
+	crypto.SHA1:     {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14},
+	crypto.SHA224:   {0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x04, 0x05, 0x00, 0x04, 0x1c},
+	crypto.SHA256:   {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20},
+	crypto.SHA384:   {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30},
+	crypto.SHA512:   {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40},
+	crypto.SHA3_224: {0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x07, 0x05, 0x00, 0x04, 0x1c},
+	crypto.SHA3_256: {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x08, 0x05, 0x00, 0x04, 0x20},
+	crypto.SHA3_384: {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x09, 0x05, 0x00, 0x04, 0x30},
+	crypto.SHA3_512: {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x0a, 0x05, 0x00, 0x04, 0x40},
+}
+
+// rsaFastPKCS1Sign is RFC 8017 §8.2.1 with EMSA-PKCS1-v1_5 (h == 0: the
+// caller's DigestInfo as is).
+func rsaFastPKCS1Sign(fk *rsaz.PrivateKey, m ck.MechanismType, h crypto.Hash, digest []byte) ([]byte, error) {
+	var prefix []byte
+	if h != 0 {
+		var ok bool
+		if prefix, ok = pkcs1Prefix[h]; !ok || len(digest) != h.Size() {
+			return nil, fmt.Errorf("%v: digest of %d bytes: %w", m, len(digest), ck.CKR_FUNCTION_FAILED)
+		}
+	}
+	k := fk.Size()
+	tLen := len(prefix) + len(digest)
+	if k < tLen+11 {
+		return nil, fmt.Errorf("%v: key too short: %w", m, ck.CKR_FUNCTION_FAILED)
+	}
+	em := make([]byte, k)
+	em[1] = 1
+	for i := 2; i < k-tLen-1; i++ {
+		em[i] = 0xff
+	}
+	copy(em[k-tLen:], prefix)
+	copy(em[k-len(digest):], digest)
+	sig, err := fk.Private(em)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %v: %w", m, err, ck.CKR_FUNCTION_FAILED)
+	}
+	return sig, nil
+}
+
+// rsaFastPSSSign is RFC 8017 §8.1.1 with a random salt of sLen bytes.
+func rsaFastPSSSign(fk *rsaz.PrivateKey, m ck.MechanismType, h crypto.Hash, sLen, emBits int, digest []byte) ([]byte, error) {
+	salt := make([]byte, sLen)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, fmt.Errorf("%v: %v: %w", m, err, ck.CKR_FUNCTION_FAILED)
+	}
+	em, err := emsaPSSEncodeSalt(digest, salt, emBits, h)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %v: %w", m, err, ck.CKR_FUNCTION_FAILED)
+	}
+	sig, err := fk.Private(leftPad(em, fk.Size()))
+	if err != nil {
+		return nil, fmt.Errorf("%v: %v: %w", m, err, ck.CKR_FUNCTION_FAILED)
+	}
+	return sig, nil
+}
+
+// rsaFastOAEPDecrypt is RFC 8017 §7.1.2. The decoding runs in constant
+// time and fails with one error whatever went wrong, so that it is no
+// oracle (Manger's attack).
+func rsaFastOAEPDecrypt(fk *rsaz.PrivateKey, src []byte, opts *rsa.OAEPOptions) ([]byte, error) {
+	h, mh := opts.Hash, opts.MGFHash
+	if mh == 0 {
+		mh = h
+	}
+	k, hLen := fk.Size(), h.Size()
+	if k < 2*hLen+2 {
+		return nil, rsa.ErrDecryption
+	}
+	em, err := fk.Private(src)
+	if err != nil {
+		return nil, rsa.ErrDecryption
+	}
+	defer zero(em)
+	d := h.New()
+	d.Write(opts.Label)
+	lHash := d.Sum(nil)
+	seed, db := em[1:1+hLen], em[1+hLen:]
+	mgf1XOR(seed, db, mh)
+	mgf1XOR(db, seed, mh)
+	good := subtle.ConstantTimeByteEq(em[0], 0) & subtle.ConstantTimeCompare(db[:hLen], lHash)
+	// After lHash: zeros, then 0x01, then the message.
+	rest := db[hLen:]
+	looking, index, invalid := 1, 0, 0
+	for i, b := range rest {
+		is0, is1 := subtle.ConstantTimeByteEq(b, 0), subtle.ConstantTimeByteEq(b, 1)
+		index = subtle.ConstantTimeSelect(looking&is1, i, index)
+		looking = subtle.ConstantTimeSelect(is1, 0, looking)
+		invalid = subtle.ConstantTimeSelect(looking&^is0, 1, invalid)
+	}
+	if good&^invalid&^looking != 1 {
+		return nil, rsa.ErrDecryption
+	}
+	return append([]byte(nil), rest[index+1:]...), nil
 }
