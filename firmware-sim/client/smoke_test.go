@@ -26,8 +26,10 @@ func TestSmokePipe(t *testing.T) {
 
 func smoke(t *testing.T, plain bool) {
 	dir := newStore(t, "alpha")
-	a := newAppliance(t, dir, identities{"app": {"alpha"}}, func(c *server.Config) { c.IdleTimeout = 600 * time.Millisecond })
-	c := a.pipeClient("app")
+	a := newAppliance(t, dir, identities{"app": {"alpha"}}, func(c *server.Config) { c.IdleTimeout = time.Second })
+	// A generous call bound: under a loaded make test (other packages'
+	// tests on the same cores) a call once waited out a 2 s bound here.
+	c := a.pipeClient("app", func(cfg *Config) { cfg.Timeout = 10 * time.Second })
 	if plain {
 		cert := a.ca.Issue("app", false, time.Time{})
 		var err error
@@ -59,7 +61,7 @@ func smoke(t *testing.T, plain bool) {
 	// keep the connection (and the session) alive: no reconnection.
 	epoch := func() uint64 { c.mu.Lock(); defer c.mu.Unlock(); return c.epoch }
 	before := epoch()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	info, err := c.GetSessionInfo(s)
 	must(t, err)
 	if info.State != ck.CKS_RW_USER_FUNCTIONS {
