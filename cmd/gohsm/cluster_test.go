@@ -39,15 +39,32 @@ type procMember struct {
 	log                *syncBuffer
 }
 
+// freePort is a loopback address no other caller of freePort in this
+// process got: the kernel may hand the port of a listener just closed out
+// again at once, and a member whose appliance and raft ports were the same
+// could not start.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !freePorts.given[addr] {
+			freePorts.given[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+var freePorts = struct {
+	sync.Mutex
+	given map[string]bool
+}{given: map[string]bool{}}
 
 type procCluster struct {
 	t       testing.TB
