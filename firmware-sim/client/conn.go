@@ -661,6 +661,10 @@ func (cn *conn) writeLoop() {
 				c.kill(cn, err)
 				return
 			}
+			// A caller that queued a call while this PING held wmu found
+			// the lock taken and left its call to the writer (flush):
+			// send it now, or it waits in the queue for its deadline.
+			cn.flush()
 			continue
 		case <-cn.done:
 			return
