@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -50,7 +51,6 @@ func TestBadInput(t *testing.T) {
 		{"unknown key decrypt", "POST", "/v1/transit/decrypt/nope", mustJSON(map[string]any{"ciphertext": ct}), 0, "not found"},
 		{"wrong key type", "POST", "/v1/transit/encrypt/sig", []byte(`{"plaintext": "aGk="}`), 400, "encrypt"},
 		{"unknown key type", "POST", "/v1/transit/keys/new", []byte(`{"type": "rot13"}`), 400, "rot13"},
-		{"oversized body", "POST", "/v1/transit/encrypt/k", bytes.Repeat([]byte("a"), 2<<20), 413, "request body too large"},
 		{"10,000-item batch", "POST", "/v1/transit/encrypt/k", huge, 400, "batch"},
 		{"tampered ciphertext", "POST", "/v1/transit/decrypt/k", mustJSON(map[string]any{"ciphertext": tampered, "context": b64("ctx-a")}), 400, ""},
 		{"wrong context", "POST", "/v1/transit/decrypt/k", mustJSON(map[string]any{"ciphertext": ct, "context": b64("ctx-b")}), 400, ""},
@@ -72,13 +72,31 @@ func TestBadInput(t *testing.T) {
 		} else {
 			t.Logf("%-22s -> %d %s", c.name, st, msg)
 		}
-		if c.status != 413 && msg == "" {
+		if msg == "" {
 			t.Errorf("%s: no message", c.name)
 		}
 		// The server is unharmed: a good request still works.
 		if got := str(t, mustWrite(t, root, "transit/decrypt/k", map[string]any{"ciphertext": ct, "context": b64("ctx-a")}), "plaintext"); got != b64("data") {
 			t.Fatalf("after %s: decrypt gives %q", c.name, got)
 		}
+	}
+	// An oversized body is refused on its Content-Length, before the body
+	// is read. Sent over a raw socket: an HTTP client still writing the 2 MiB
+	// body may see the server's close as a reset before it reads the 413, so
+	// the test sends the head and a little of the body, then reads.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.addr, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /v1/transit/encrypt/k HTTP/1.1\r\nHost: x\r\nX-Vault-Token: %s\r\nContent-Length: %d\r\n\r\n{\"plaintext\": \"", g.root, 2<<20)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, _ := io.ReadAll(conn)
+	conn.Close()
+	if !bytes.HasPrefix(resp, []byte("HTTP/1.1 413")) {
+		t.Errorf("oversized body: got %q, want a 413", resp)
+	}
+	if got := str(t, mustWrite(t, root, "transit/decrypt/k", map[string]any{"ciphertext": ct, "context": b64("ctx-a")}), "plaintext"); got != b64("data") {
+		t.Fatalf("after the oversized body: decrypt gives %q", got)
 	}
 	// Nothing lost: the key still has its one version and decrypts.
 	rk, _ := root.Logical().Read("transit/keys/k")
