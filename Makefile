@@ -159,10 +159,15 @@ GOHSM_CLUSTER_SCHEDULES ?= 20
 cluster-torture:
 	GOHSM_CLUSTER_SCHEDULES=$(GOHSM_CLUSTER_SCHEDULES) $(GO) test -count=1 -timeout 30m -run 'TestClusterLinearizable$$' -v ./cmd/gohsm
 
-# The real-client suite through libgohsm.so pointed at a three-member
-# cluster for every fresh store (tests/clients/lib.sh, cluster mode).
+# The real-client suite, crypto11's and miekg's Go suites and the
+# conformance suite through libgohsm.so pointed at a three-member cluster
+# for every fresh store (tests/clients/lib.sh cluster mode; conformance
+# -members 3). About 5 minutes.
 cluster-clients: deps build
 	@REMOTE=1 CLUSTER=1 RESULTS_OUT=$(CURDIR)/$(BUILD)/test-results/clients-cluster.txt tests/clients/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
+	@REMOTE=1 CLUSTER=1 RESULTS_OUT=$(CURDIR)/$(BUILD)/test-results/gosuites-cluster.txt tests/gosuites/run.sh $(CURDIR)/$(BUILD)/libgohsm.so
+	GOHSM_CONFORMANCE_MODULE=$(CURDIR)/$(BUILD)/libgohsm.so GOHSM_CONFORMANCE_APPLIANCE=$(CURDIR)/$(BUILD)/gohsm GOHSM_CONFORMANCE_MEMBERS=3 \
+		GOHSM_CONFORMANCE_RESULTS=$(CURDIR)/$(BUILD)/test-results/conformance-cluster.json $(GO) test -count=1 -run '^TestConformance$$' ./conformance
 
 # Object-create and sign rates with no cluster, 1 and 3 members; failover
 # times over 20 leader kills; signing from 32 sessions through a leader kill

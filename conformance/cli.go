@@ -27,10 +27,12 @@ func Main(self []string, args []string, stdout, stderr io.Writer) error {
 	wycheproof := fs.String("wycheproof", "", "Wycheproof directory (module root or testvectors_v1): runs the vectors group")
 	acvp := fs.String("acvp", "", "NIST ACVP test data directory (holding vectors/ and expected/): runs the vectors.acvp checks")
 	appliance := fs.String("appliance", "", "a gohsm binary: judge libgohsm.so in remote mode, through a `gohsm serve` on loopback (results as <module>-remote)")
+	keep := fs.String("dir", "", "with -single: make the isolated store (and the appliance's logs) here and keep it")
+	members := fs.Int("members", 1, "with -appliance: serve the store by a cluster of this many members (docs/cluster.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	opts := Options{Filter: *filter, WycheproofDir: *wycheproof, ACVPDir: *acvp, Appliance: *appliance}
+	opts := Options{Filter: *filter, WycheproofDir: *wycheproof, ACVPDir: *acvp, Appliance: *appliance, Members: *members, TokenDir: *keep}
 	if *verbose {
 		opts.Logf = func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
 	}

@@ -91,11 +91,18 @@ func judge(t *testing.T, name string, rs []Result) {
 // TestConformance runs the suite against our module (or the one named by
 // GOHSM_CONFORMANCE_MODULE / -conformance.module); with
 // GOHSM_CONFORMANCE_APPLIANCE (a gohsm binary) in remote mode, through an
-// appliance on loopback. GOHSM_CONFORMANCE_RESULTS names a file for the
+// appliance on loopback (with GOHSM_CONFORMANCE_MEMBERS=3, a cluster of
+// three members). GOHSM_CONFORMANCE_RESULTS names a file for the
 // results' JSON (make test compares the local and the remote run's).
 func TestConformance(t *testing.T) {
 	path := modulePath(t)
 	opts := Options{TokenDir: t.TempDir(), Logf: t.Logf, Appliance: os.Getenv("GOHSM_CONFORMANCE_APPLIANCE")}
+	if n := os.Getenv("GOHSM_CONFORMANCE_MEMBERS"); n != "" {
+		var err error
+		if opts.Members, err = strconv.Atoi(n); err != nil || opts.Members < 1 {
+			t.Fatalf("GOHSM_CONFORMANCE_MEMBERS=%q: want a member count", n)
+		}
+	}
 	gohsm := ModuleName(path) == "gohsm"
 	if opts.Appliance != "" {
 		if !gohsm {

@@ -49,6 +49,10 @@ type Options struct {
 	// by `gohsm serve` on loopback, and GOHSM_CONF points the module at it
 	// (appliance.go).
 	Appliance string
+	// Members > 1 (with Appliance) serves the store by a cluster of that
+	// many members instead of one appliance, the module's configuration
+	// listing them all (appliance.go; docs/cluster.md).
+	Members int
 }
 
 // CheckInfo describes a check without running it.
@@ -111,7 +115,7 @@ func Run(modulePath string, opts Options) (_ []Result, err error) {
 		return nil, err
 	}
 	if opts.Appliance != "" {
-		a, err := startAppliance(opts.Appliance, filepath.Join(dir, "gohsm"), filepath.Join(dir, "appliance"), opts.Logf)
+		a, err := startAppliance(opts.Appliance, filepath.Join(dir, "gohsm"), filepath.Join(dir, "appliance"), opts.Members, opts.Logf)
 		if err != nil {
 			return nil, err
 		}
