@@ -97,6 +97,9 @@ func judge(t *testing.T, name string, rs []Result) {
 func TestConformance(t *testing.T) {
 	path := modulePath(t)
 	opts := Options{TokenDir: t.TempDir(), Logf: t.Logf, Appliance: os.Getenv("GOHSM_CONFORMANCE_APPLIANCE")}
+	if d := os.Getenv("GOHSM_CONFORMANCE_DIR"); d != "" {
+		opts.TokenDir = d // kept: the store and the appliance's logs, for a failure's post-mortem
+	}
 	if n := os.Getenv("GOHSM_CONFORMANCE_MEMBERS"); n != "" {
 		var err error
 		if opts.Members, err = strconv.Atoi(n); err != nil || opts.Members < 1 {
