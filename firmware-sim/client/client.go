@@ -28,13 +28,25 @@
 // as once (wire.Safe), and otherwise answers CKR_DEVICE_ERROR. While the
 // appliance is unreachable every call returns within Config.Timeout.
 //
+// With several addresses (a cluster, docs/cluster.md) the connection goes
+// to the least loaded member that can serve, learnt by probing the members
+// at each connection (members.go); a rebalancing goroutine probes again
+// every Config.Rebalance and moves the connection to a recovered or less
+// busy member when the move loses nothing (no session object, no operation
+// in progress, no call in flight: objects.go), and an answer flagged
+// TRY_ELSEWHERE (the member cannot reach its leader) moves it at once
+// (rebalance.go). A move is the reconnection above, to a chosen member.
+//
 // Concurrency model: all methods are safe for concurrent use. Client.mu
 // guards the queue, the session table and the held logins; each connection
 // has a reader and a writer goroutine and its own mutex for its table of
 // calls in flight (lock order: conn.wmu, then Client.mu, then conn.mu;
 // wmu, held while writing, is only ever tried by callers, never waited
 // for). A calling goroutine encodes its own arguments and decodes its own
-// results; whoever writes only copies bytes.
+// results; whoever writes only copies bytes. A move pauses the connection
+// by setting Client.cur to nil under Client.mu (calls then wait in the
+// queue) and marks it conn.moving (also under Client.mu), so that one move
+// at a time is decided; members has its own mutex for its avoid list.
 package client
 
 import (
@@ -60,19 +72,26 @@ const clientMaxFrame = 64 << 20
 type Client struct {
 	cfg  Config
 	dial func(ctx context.Context) (io.ReadWriteCloser, error)
+	// members: the cluster's members, with several addresses and no
+	// Dialer (members.go); nil otherwise, and dial is used.
+	members *members
 
-	mu       sync.Mutex
-	running  bool
-	ctx      context.Context // cancelled by Finalize
-	cancel   context.CancelFunc
-	mgrDone  chan struct{}
-	cur      *conn  // the connection calls go to; nil while there is none
-	epoch    uint64 // the epoch of the newest connection (its restore)
-	epochSeq uint64
-	queue    []*request
-	sessions map[ck.SessionHandle]*session
-	nextApp  ck.SessionHandle
-	logins   map[ck.SlotID]*login
+	mu      sync.Mutex
+	running bool
+	ctx     context.Context // cancelled by Finalize
+	cancel  context.CancelFunc
+	mgrDone chan struct{}
+	cur     *conn // the connection calls go to; nil while there is none (or a move is being decided)
+	target  int   // the member the next connection goes to (a move), or -1
+	// lastLeave: when the client last looked for another member after a
+	// TRY_ELSEWHERE answer (rebalance.go), to do it at most once a while.
+	lastLeave time.Time
+	epoch     uint64 // the epoch of the newest connection (its restore)
+	epochSeq  uint64
+	queue     []*request
+	sessions  map[ck.SessionHandle]*session
+	nextApp   ck.SessionHandle
+	logins    map[ck.SlotID]*login
 	// sizeGen and sizes: size queries answered here (sizes.go).
 	sizeGen uint64
 	sizes   map[sizeKey]int
@@ -105,6 +124,12 @@ type session struct {
 	// track: what the client knows of its operations (sizes.go), in
 	// sizeOps' order.
 	track [3]opTrack
+	// open: operations in progress on the appliance, and objects: the
+	// session objects this session made (objects.go); while either is
+	// not empty the client does not move to another member of its own
+	// accord.
+	open    wire.Op
+	objects map[ck.ObjectHandle]bool
 }
 
 // login is a token's login, kept to log re-opened sessions back in.
@@ -126,8 +151,11 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, dial: cfg.Dialer}
+	c := &Client{cfg: cfg, dial: cfg.Dialer, target: -1}
 	if c.dial == nil {
+		if addrs := cfg.addresses(); len(addrs) > 1 {
+			c.members = newMembers(addrs, cfg.clientTLS(), cfg.Name)
+		}
 		c.dial = cfg.tcpDialer()
 	}
 	return c, nil
@@ -389,6 +417,7 @@ func (c *Client) result(r *request) ([]any, error) {
 	if r.flags&wire.FlagNotRun != 0 {
 		return nil, rvError(res.RV)
 	}
+	c.track(r, res.Values, res.RV)
 	for j, i := range r.call.InOut {
 		if j < len(res.Changed) && res.Changed[j] {
 			if !wire.UpdateParam(paramOf(r.args[i]), res.Params[j]) {
@@ -444,11 +473,15 @@ func (c *Client) Initialize() error {
 	c.logins = map[ck.SlotID]*login{}
 	c.limit = wire.DefaultMaxFrame
 	c.lastErr = nil
+	c.target = -1
 	connected := c.connected
 	refused := make(chan struct{})
 	c.refused = refused
 	c.mu.Unlock()
 	go c.manage()
+	if every := c.cfg.rebalanceEvery(); c.members != nil && every > 0 {
+		go c.rebalanceLoop(c.ctx, every)
+	}
 	t := time.NewTimer(c.cfg.Timeout)
 	defer t.Stop()
 	select {

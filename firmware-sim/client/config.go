@@ -18,12 +18,13 @@ import (
 // Config is what a Client is built from.
 type Config struct {
 	// Address is the appliance, host:port, or the members of a cluster,
-	// host:port,host:port,... (docs/cluster.md): each client starts on a
-	// member picked at random (so many clients spread over the members)
-	// and, when its connection fails, reconnects to the next member that
-	// answers; the sessions follow (the reconnection re-opens and
-	// re-logs in them, and token object handles are the same on every
-	// member).
+	// host:port,host:port,... (docs/cluster.md): the client connects to
+	// the least loaded member that can serve (members.go: each member's
+	// load, probed at every connection), moves to another when its member
+	// dies or cannot reach its cluster's leader, and returns to a
+	// recovered or less busy member at a safe moment (Rebalance); the
+	// sessions follow (the reconnection re-opens and re-logs in them, and
+	// token object handles are the same on every member).
 	Address string
 	// TLS is the client side of the mutual TLS: the client certificate and
 	// RootCAs, the appliance's CA. TLS 1.3 is enforced on a clone.
@@ -54,6 +55,13 @@ type Config struct {
 	// better default: see the package documentation). Tests and
 	// measurements only.
 	CoalesceDelay time.Duration
+	// Rebalance is how often a client of a cluster (several addresses)
+	// probes the members' liveness and load, to return to a recovered
+	// member or leave one busier than another by a clear margin; it moves
+	// only when it loses nothing (no session object, no operation in
+	// progress, no call in flight: rebalance.go). 0 means 30 s; negative
+	// turns it off. Unused with one address or a Dialer.
+	Rebalance time.Duration
 	// RetryBusy re-sends, with backoff, a call the appliance answered busy
 	// (not run), until the call's Timeout; the application then sees
 	// CKR_DEVICE_MEMORY. Off, the busy answer is returned at once.
@@ -75,12 +83,30 @@ func DefaultConfig() Config {
 	}
 	return Config{
 		Timeout:     5 * time.Second,
+		Rebalance:   defaultRebalance,
 		BackoffMin:  50 * time.Millisecond,
 		BackoffMax:  2 * time.Second,
 		MaxInFlight: 256,
 		RetryBusy:   true,
 		Name:        name,
 	}
+}
+
+// defaultRebalance is the rebalancing check's default interval: a probe
+// of every member (a TLS handshake each, no engine) per client per interval
+// costs the members little, and a recovered member gets its share back
+// within about a minute.
+const defaultRebalance = 30 * time.Second
+
+// rebalanceEvery is the rebalancing interval, 0 when off.
+func (c *Config) rebalanceEvery() time.Duration {
+	switch {
+	case c.Rebalance < 0:
+		return 0
+	case c.Rebalance == 0:
+		return defaultRebalance
+	}
+	return c.Rebalance
 }
 
 // Validate reports a configuration the client cannot run with.
@@ -179,10 +205,11 @@ func (c *Config) addresses() []string {
 	return out
 }
 
-// tcpDialer dials the appliance over TCP and TLS 1.3. With several
-// addresses (a cluster) it starts at a random one and stays on a member
-// while it answers; a dial that fails moves on to the next, so a
-// reconnection after a member's death lands on a live one.
+// tcpDialer dials the appliance over TCP and TLS 1.3. The client uses it
+// for one address; with several (a cluster) it uses members.go, which
+// chooses by load. Given several addresses it starts at a random one and
+// stays on a member while it answers; a dial that fails moves on to the
+// next.
 func (c *Config) tcpDialer() func(ctx context.Context) (io.ReadWriteCloser, error) {
 	tcfg := c.clientTLS()
 	addrs := c.addresses()

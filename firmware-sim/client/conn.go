@@ -24,10 +24,16 @@ import (
 
 // conn is one connection to the appliance.
 type conn struct {
-	c         *Client
-	rwc       io.ReadWriteCloser
-	epoch     uint64
-	welcome   wire.Welcome
+	c       *Client
+	rwc     io.ReadWriteCloser
+	epoch   uint64
+	welcome wire.Welcome
+	// member is the index of the cluster member in Config.Address (-1:
+	// one appliance, or a Dialer).
+	member int
+	// moving: a move off this connection is being decided (rebalance.go);
+	// under Client.mu.
+	moving    bool
 	maxCalls  int
 	keepAlive time.Duration
 
@@ -171,7 +177,18 @@ func (c *Client) connect() (*conn, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.Timeout)
 	defer cancel()
-	rwc, err := c.dial(ctx)
+	member := -1
+	var rwc io.ReadWriteCloser
+	var err error
+	if c.members != nil {
+		c.mu.Lock()
+		target := c.target
+		c.target = -1
+		c.mu.Unlock()
+		rwc, member, err = c.members.dial(ctx, target)
+	} else {
+		rwc, err = c.dial(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
@@ -187,7 +204,7 @@ func (c *Client) connect() (*conn, error) {
 		}
 		return nil, err
 	}
-	cn := &conn{c: c, rwc: rwc, welcome: w, pending: map[uint64]*request{},
+	cn := &conn{c: c, rwc: rwc, welcome: w, member: member, pending: map[uint64]*request{},
 		sig: make(chan struct{}, 1), done: make(chan struct{}), bw: bufio.NewWriterSize(rwc, 64<<10)}
 	cn.maxCalls = min(int(w.MaxCalls), c.cfg.MaxInFlight)
 	cn.keepAlive = c.cfg.KeepAlive
@@ -233,6 +250,11 @@ func (c *Client) connect() (*conn, error) {
 
 // handshake sends HELLO and reads WELCOME before deadline.
 func handshake(rwc io.ReadWriteCloser, name string, deadline time.Time) (wire.Welcome, error) {
+	return handshakeFlags(rwc, name, deadline, 0)
+}
+
+// handshakeFlags is handshake with HELLO flags (wire.HelloProbe).
+func handshakeFlags(rwc io.ReadWriteCloser, name string, deadline time.Time, flags byte) (wire.Welcome, error) {
 	if d, ok := rwc.(writeDeadliner); ok {
 		d.SetWriteDeadline(deadline)
 		defer d.SetWriteDeadline(time.Time{})
@@ -242,7 +264,7 @@ func handshake(rwc io.ReadWriteCloser, name string, deadline time.Time) (wire.We
 		defer d.SetReadDeadline(time.Time{})
 	}
 	hello := wire.AppendHello(nil, wire.Hello{Versions: wire.Versions, MaxFrame: clientMaxFrame, Name: name})
-	if _, err := rwc.Write(wire.AppendFrame(nil, wire.FrameHello, 0, 0, hello)); err != nil {
+	if _, err := rwc.Write(wire.AppendFrame(nil, wire.FrameHello, flags, 0, hello)); err != nil {
 		return wire.Welcome{}, fmt.Errorf("handshake: %w", err)
 	}
 	var hb [wire.HeaderSize]byte
@@ -305,6 +327,7 @@ func (c *Client) restore(cn *conn) error {
 			return err
 		}
 		c.mu.Lock()
+		s.open, s.objects = 0, nil // ended with the old connection's session
 		if res.RV != ck.CKR_OK {
 			s.broken = true
 			c.mu.Unlock()
@@ -424,6 +447,13 @@ func (cn *conn) roundTrip(call *wire.Call, args ...any) (wire.Result, error) {
 	}
 	if r.flags&wire.FlagNotRun != 0 {
 		return wire.Result{}, fmt.Errorf("%s: appliance busy", call.Name)
+	}
+	if r.flags&wire.FlagTryElsewhere != 0 && cn.member >= 0 {
+		// The member cannot reach its leader: a failed re-login here would
+		// drop the held PIN. Fail the restore; the next connection skips
+		// this member.
+		cn.c.members.avoidFor(cn.member, max(cn.c.cfg.rebalanceEvery(), 2*cn.c.cfg.Timeout))
+		return wire.Result{}, fmt.Errorf("%s: member cannot reach its cluster's leader", call.Name)
 	}
 	return call.DecodeResult(r.resp, r.flags)
 }
@@ -597,6 +627,27 @@ func (cn *conn) deliver(h wire.Header, p []byte, copyOut bool) {
 		p = append([]byte(nil), p...)
 	}
 	c := cn.c
+	if h.Flags&wire.FlagTryElsewhere != 0 && !r.priv && cn.welcome.Version >= 2 {
+		// The member cannot reach its cluster's leader: go to another
+		// (rebalance.go), and send this call again there if that is safe.
+		leaving := c.tryElsewhere(cn)
+		if leaving && r.call.Retry == wire.Safe && !r.retried && time.Now().Before(r.deadline) {
+			clear(p)
+			r.retried = true
+			r.sentOn.Store(nil)
+			r.state.Store(stQueued)
+			c.mu.Lock()
+			if c.running {
+				c.queue = append([]*request{r}, c.queue...)
+				c.mu.Unlock()
+			} else {
+				c.mu.Unlock()
+				r.tryFail(ck.CKR_CRYPTOKI_NOT_INITIALIZED)
+			}
+			cn.drainedCheck()
+			return
+		}
+	}
 	if h.Flags&wire.FlagNotRun != 0 && !r.priv && len(p) >= 8 {
 		// Not run. Busy (CKR_DEVICE_MEMORY): send it again after a
 		// backoff, within its deadline, if RetryBusy. Refused by a server

@@ -73,6 +73,21 @@ type Config struct {
 	// reading, is cut off.
 	FrameTimeout time.Duration
 
+	// Cluster hooks (docs/cluster.md); both nil for a lone appliance.
+	//
+	// Unavailable reports an engine error that means "this member cannot
+	// serve the call now, another member may": the member cannot reach
+	// its cluster's leader (cluster.Unavailable). The answer keeps its
+	// return code and, on a version-2 connection, carries
+	// wire.FlagTryElsewhere, so that a client tells it apart from a real
+	// device error and moves to another member.
+	Unavailable func(err error) bool
+	// Serving reports whether the member can serve calls that need its
+	// cluster now (it knows a leader: cluster.Node.Serving); false sets
+	// wire.StatusNoLeader in WELCOME, and clients choosing a member
+	// prefer others.
+	Serving func() bool
+
 	// Name is the appliance's name in WELCOME.
 	Name string
 	// Logf, if set, receives operational messages: connections, refusals,

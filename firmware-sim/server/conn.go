@@ -50,7 +50,8 @@ type conn struct {
 	all      bool // partitions include "*"
 	admin    bool
 	be       hsm.Backend
-	maxOut   int // the client's MaxFrame
+	maxOut   int    // the client's MaxFrame
+	version  uint16 // the protocol version chosen in WELCOME
 
 	// Outgoing frames, written by writeLoop.
 	outMu   sync.Mutex
@@ -175,9 +176,16 @@ func (c *conn) run(deadline time.Time) {
 	w := wire.Welcome{Version: wire.Choose(hello.Versions), MaxFrame: uint32(cfg.MaxFrame),
 		MaxCalls: uint32(cfg.MaxCallsPerConn), IdleMillis: uint32(cfg.IdleTimeout.Milliseconds()),
 		CallMillis: uint32(cfg.CallTimeout.Milliseconds()), Identity: c.identity, Server: cfg.Name}
+	c.version = w.Version
 	if w.Version == 0 {
 		c.writeNow(wire.AppendFrame(nil, wire.FrameWelcome, 0, 0, wire.AppendWelcome(nil, w)))
 		c.srv.logf("%s (%s): no common protocol version in %v", c.peer, c.identity, hello.Versions)
+		return
+	}
+	if w.Version >= 2 && h.Flags&wire.HelloProbe != 0 {
+		// A client measuring the members' load: WELCOME only, no engine.
+		c.srv.fillLoad(&w)
+		c.writeNow(wire.AppendFrame(nil, wire.FrameWelcome, 0, 0, wire.AppendWelcome(nil, w)))
 		return
 	}
 	eng, err := c.srv.openEngine(c.identity)
@@ -187,6 +195,11 @@ func (c *conn) run(deadline time.Time) {
 		return
 	}
 	c.eng, c.be = eng, eng.be
+	c.srv.fillLoad(&w)
+	// Counted before the client can read WELCOME: its next probe (or
+	// another client's) already sees this connection.
+	c.srv.engaged.Add(1)
+	defer c.srv.engaged.Add(-1)
 	if !c.writeNow(wire.AppendFrame(nil, wire.FrameWelcome, 0, 0, wire.AppendWelcome(nil, w))) {
 		return
 	}
@@ -562,20 +575,33 @@ func (c *conn) execute(it *item) {
 	default:
 	}
 	results, err := c.invoke(it.dec)
-	c.finish(it, hsm.ToRV(err), results, true)
+	var flags byte
+	if err != nil && c.version >= 2 && c.srv.cfg.Unavailable != nil && c.srv.cfg.Unavailable(err) {
+		// The member cannot reach its cluster's leader: another member
+		// may serve this call. The return code stays (CKR_DEVICE_ERROR,
+		// what a version-1 client sees); the flag tells them apart.
+		flags = wire.FlagTryElsewhere
+	}
+	c.finishFlags(it, hsm.ToRV(err), results, true, flags)
 }
 
 // finish answers a call (unless its deadline already did) and releases it.
 // The release comes first: the answer tells the client a slot is free, and
 // its next call may arrive before this goroutine runs again.
 func (c *conn) finish(it *item, rv ck.RV, results []any, ran bool) {
+	c.finishFlags(it, rv, results, ran, 0)
+}
+
+// finishFlags is finish with extra RESULT flags (wire.FlagTryElsewhere)
+// on an answer with values.
+func (c *conn) finishFlags(it *item, rv ck.RV, results []any, ran bool, flags byte) {
 	it.timer.Stop()
 	answer := it.state.Swap(stAnswered) != stAnswered
 	var f []byte
 	if answer && ran {
 		call := it.dec.Call
 		var off int
-		f, off = wire.BeginFrame(nil, wire.FrameResult, wire.FlagValues, it.id)
+		f, off = wire.BeginFrame(nil, wire.FrameResult, wire.FlagValues|flags, it.id)
 		f = call.AppendResult(f, rv, results, it.dec.Args, it.dec.Params)
 		if len(f)-off-wire.HeaderSize > c.maxOut {
 			// The answer cannot reach the client; the call ran, so this is

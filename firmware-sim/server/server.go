@@ -53,6 +53,9 @@ type Server struct {
 	total atomic.Int64
 	// nconns counts open connections (handshaking included).
 	nconns atomic.Int64
+	// engaged counts connections with an engine (past WELCOME): the
+	// connections WELCOME reports as load (probes and handshakes are not).
+	engaged atomic.Int64
 	// wg tracks connection goroutines.
 	wg sync.WaitGroup
 	// workers run the calls.

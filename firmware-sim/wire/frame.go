@@ -63,6 +63,13 @@ const (
 	// return code. Without it the payload is the return code alone (the
 	// call was not run, or its arguments did not decode).
 	FlagValues byte = 0x02
+	// FlagTryElsewhere (version 2): the call ran and failed (the return
+	// code says how, CKR_DEVICE_ERROR) because this member of a cluster
+	// cannot reach its leader; another member may serve it. A client may
+	// move to another member and send the call again there if it is safe
+	// to run twice (spec.md, "Retry rules"). Never set on a version-1
+	// connection.
+	FlagTryElsewhere byte = 0x04
 )
 
 // Limits.

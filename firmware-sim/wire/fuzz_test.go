@@ -47,6 +47,8 @@ func FuzzFrame(f *testing.F) {
 func FuzzHandshake(f *testing.F) {
 	f.Add(AppendHello(nil, Hello{Versions: Versions, MaxFrame: DefaultMaxFrame, Name: "seed"}))
 	f.Add(AppendWelcome(nil, Welcome{Version: 1, MaxFrame: DefaultMaxFrame, MaxCalls: 1, Identity: "i"}))
+	f.Add(AppendWelcome(nil, Welcome{Version: 2, MaxFrame: DefaultMaxFrame, MaxCalls: 1, Identity: "i",
+		Conns: 3, Calls: 7, Status: StatusNoLeader}))
 	f.Add(AppendGoAway(nil, GoAway{Reason: GoAwayShutdown, Message: "bye"}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if h, err := ParseHello(b); err == nil {

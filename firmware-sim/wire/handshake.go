@@ -9,11 +9,33 @@ import (
 // protocol is told apart at once.
 const Magic = "GHSM"
 
-// Version is the protocol version this package implements.
-const Version uint16 = 1
+// Version is the newest protocol version this package implements.
+// Version 2 is version 1 plus what a cluster's clients need to spread
+// and fail over (spec.md, "Versioning"): the load and status fields at the
+// end of WELCOME, the PROBE flag of HELLO, and the TRY_ELSEWHERE flag of
+// RESULT. Every other byte is the same in both.
+const Version uint16 = 2
 
 // Versions lists the versions this package can speak, best first.
-var Versions = []uint16{Version}
+var Versions = []uint16{2, 1}
+
+// HELLO flags (the frame header's flags byte).
+const (
+	// HelloProbe asks for WELCOME only: a server speaking version 2 answers
+	// WELCOME, opens no engine, and closes the connection. A client
+	// measures members' load this way (spec.md, "Probes"). A version-1
+	// server ignores the flag (HELLO had no flags) and opens the
+	// connection as usual; the client closes it after WELCOME.
+	HelloProbe byte = 0x01
+)
+
+// WELCOME status bits (version 2).
+const (
+	// StatusNoLeader: the member cannot reach its cluster's leader now,
+	// so calls that need the cluster (a read barrier, a write) fail; a
+	// client should prefer another member.
+	StatusNoLeader uint32 = 1 << 0
+)
 
 // MaxName bounds the free-text names in the handshake.
 const MaxName = 256
@@ -47,7 +69,19 @@ type Welcome struct {
 	Identity string
 	// Server names the appliance, for the client's log.
 	Server string
+
+	// Version 2 only (absent from a version-1 WELCOME): the appliance's
+	// load when it answered, for clients that choose among the members
+	// of a cluster. Conns is the connections it serves other than this
+	// one (those that opened an engine: probes are not counted), Calls
+	// the calls in flight over all its connections; their sum is the
+	// member's load. Status holds Status* bits.
+	Conns, Calls, Status uint32
 }
+
+// Load is the member's load as WELCOME reports it: connections plus
+// calls in flight (spec.md, "Handshake").
+func (w Welcome) Load() uint64 { return uint64(w.Conns) + uint64(w.Calls) }
 
 // AppendHello appends a HELLO payload.
 func AppendHello(dst []byte, h Hello) []byte {
@@ -109,6 +143,11 @@ func AppendWelcome(dst []byte, w Welcome) []byte {
 	e.U32(w.CallMillis)
 	e.String(w.Identity)
 	e.String(w.Server)
+	if w.Version >= 2 {
+		e.U32(w.Conns)
+		e.U32(w.Calls)
+		e.U32(w.Status)
+	}
 	return e.B
 }
 
@@ -120,6 +159,9 @@ func ParseWelcome(p []byte) (Welcome, error) {
 	}
 	w := Welcome{Version: d.U16(), MaxFrame: d.U32(), MaxCalls: d.U32(), IdleMillis: d.U32(), CallMillis: d.U32(),
 		Identity: d.String(), Server: d.String()}
+	if w.Version >= 2 {
+		w.Conns, w.Calls, w.Status = d.U32(), d.U32(), d.U32()
+	}
 	if err := d.Done(); err != nil {
 		return Welcome{}, err
 	}

@@ -320,6 +320,29 @@ func TestHandshake(t *testing.T) {
 	if err != nil || gw != w {
 		t.Fatalf("%+v %v", gw, err)
 	}
+	// Version 2 appends the load and status; version 1 has none of it, so
+	// a version-1 peer reads a version-1 WELCOME exactly as before.
+	w2 := Welcome{Version: 2, MaxFrame: 1 << 20, MaxCalls: 8, Identity: "id", Server: "s", Conns: 4, Calls: 9, Status: StatusNoLeader}
+	b2 := AppendWelcome(nil, w2)
+	if gw, err := ParseWelcome(b2); err != nil || gw != w2 || gw.Load() != 13 {
+		t.Fatalf("v2: %+v %v", gw, err)
+	}
+	w1 := w2
+	w1.Version = 1
+	b1 := AppendWelcome(nil, w1)
+	if len(b2)-len(b1) != 12 {
+		t.Fatalf("v2 WELCOME is %d bytes longer than v1, want 12", len(b2)-len(b1))
+	}
+	if gw, err := ParseWelcome(b1); err != nil || gw.Conns != 0 || gw.Status != 0 {
+		t.Fatalf("v1 carried the load: %+v %v", gw, err)
+	}
+	b1[5] = 2 // a v1 body claiming v2: the fields are missing
+	if _, err := ParseWelcome(b1); err == nil {
+		t.Fatal("short v2 WELCOME accepted")
+	}
+	if Choose([]uint16{2, 1}) != 2 || Choose([]uint16{1}) != 1 {
+		t.Fatal("a new client gets v2, an old one v1")
+	}
 	if _, err := ParseHello(AppendHello(nil, Hello{Versions: []uint16{1}, MaxFrame: 10})); err == nil {
 		t.Fatal("tiny max frame accepted")
 	}
