@@ -181,8 +181,12 @@ func (m *Module) GetInfo() (ck.Info, error) {
 }
 
 // GetSlotList is C_GetSlotList. Every slot holds a token (the free one an
-// uninitialised token), so tokenPresent does not filter.
+// uninitialised token), so tokenPresent does not filter. Tokens others
+// made since C_Initialize join the list first (newtokens.go).
 func (m *Module) GetSlotList(tokenPresent bool) ([]ck.SlotID, error) {
+	if err := m.adoptNewTokens(); err != nil {
+		return nil, err
+	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if !m.init.Load() {

@@ -62,6 +62,60 @@ func (d *Dir) Slots() ([]int, error) {
 	return nums, err
 }
 
+// NewStores implements hsm.GrowingStorage: the initialised tokens of the
+// directory that d has not opened yet — another process (or another
+// connection's engine of the appliance) made them since — in slot order,
+// tracked for Close. A token file whose record is not written yet (made,
+// not yet initialised: C_InitToken's first step) is left for a later
+// call, as is every file d opened already (Stores, Create, OpenSlot,
+// NewStores).
+func (d *Dir) NewStores() ([]hsm.Store, error) {
+	paths, nums, err := d.files()
+	if err != nil {
+		return nil, err
+	}
+	have := map[int]bool{}
+	d.mu.Lock()
+	for _, s := range d.stores {
+		have[s.Slot()] = true
+	}
+	d.mu.Unlock()
+	var out []*Store
+	fail := func(err error) ([]hsm.Store, error) {
+		for _, s := range out {
+			s.Close()
+		}
+		return nil, err
+	}
+	for i, p := range paths {
+		if have[nums[i]] {
+			continue
+		}
+		s, err := openStore(p, false)
+		if err != nil {
+			return fail(err)
+		}
+		rec, err := s.LoadToken()
+		if err != nil || rec == nil {
+			s.Close()
+			if err != nil {
+				return fail(err)
+			}
+			continue
+		}
+		s.shareChanges()
+		out = append(out, s)
+	}
+	res := make([]hsm.Store, len(out))
+	for i, s := range out {
+		d.track(s)
+		res[i] = s
+	}
+	return res, nil
+}
+
+var _ hsm.GrowingStorage = (*Dir)(nil)
+
 // OpenSlot opens the token in slot n (file NNNNNN.db), which must exist,
 // with the shared change counter, and tracks it for Close.
 func (d *Dir) OpenSlot(n int) (*Store, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/gohsm/gohsm/firmware-sim/cluster"
+	"github.com/gohsm/gohsm/firmware-sim/device"
 	"github.com/gohsm/gohsm/hsm"
 	"github.com/gohsm/gohsm/hsm/ck"
 	"github.com/gohsm/gohsm/internal/conf"
@@ -45,7 +47,7 @@ import (
 
 // devCluster are serve's cluster flags (dev mode only).
 type devCluster struct {
-	raft, join, pki, id string
+	raft, join, pki, id, init string
 }
 
 func (c *devCluster) register(fs *flag.FlagSet) {
@@ -53,6 +55,25 @@ func (c *devCluster) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.join, "join", "", "dev mode with --raft: the raft address of a member of the cluster to join (none: a new cluster)")
 	fs.StringVar(&c.pki, "pki", "", "dev mode: a PKI directory shared by the members (default D/pki); the cluster CA is made in it")
 	fs.StringVar(&c.id, "node-id", "", "dev mode with --raft: this member's id (default: kept in D/raft/node-id, else m-PORT)")
+	fs.StringVar(&c.init, "raft-init", raftInitAuto, "dev mode with --raft, no --join, no raft data yet: auto (make the cluster at once) or wait (for gohsm cluster init)")
+}
+
+// raft_init / --raft-init: what a member without raft data and without a
+// member to join does. auto makes a new cluster of itself at once (the
+// first member of dev mode, and serve --config without raft_join, as
+// before); wait starts raft empty and waits for gohsm cluster init, so
+// that a member that lost its raft_join line, or was started first by
+// mistake, never makes a second cluster by itself.
+const (
+	raftInitAuto = "auto"
+	raftInitWait = "wait"
+)
+
+func checkRaftInit(key, v string) error {
+	if v != raftInitAuto && v != raftInitWait {
+		return fmt.Errorf("%s %q: want auto or wait", key, v)
+	}
+	return nil
 }
 
 func (c *devCluster) on() bool { return c.raft != "" }
@@ -72,9 +93,12 @@ type devMember struct {
 // if missing), the member certificate, raft; then, for the member that
 // made the cluster, the dev token through the replicated store, or for a
 // joining member, waits until it has the cluster's tokens.
-func startDevMember(c *devCluster, dir, pkiDir string, logger *log.Logger) (*devMember, knownToken, bool, error) {
+func startDevMember(ctx context.Context, c *devCluster, dir, pkiDir string, logger *log.Logger) (*devMember, knownToken, bool, error) {
 	if err := checkLoopback(c.raft); err != nil {
 		return nil, knownToken{}, false, fmt.Errorf("--raft: %w", err)
+	}
+	if err := checkRaftInit("--raft-init", c.init); err != nil {
+		return nil, knownToken{}, false, err
 	}
 	rdir := filepath.Join(dir, raftSubdir)
 	if err := ensurePrivateDir(rdir); err != nil {
@@ -84,7 +108,8 @@ func startDevMember(c *devCluster, dir, pkiDir string, logger *log.Logger) (*dev
 	if err != nil {
 		return nil, knownToken{}, false, err
 	}
-	m, err := startMember(tlsConf, rdir, c.raft, c.join, c.id, true, logger)
+	m, err := startMember(ctx, memberStart{tls: tlsConf, rdir: rdir, storeDir: dir, raft: c.raft, join: c.join, id: c.id,
+		wait: c.init == raftInitWait, dev: true}, logger)
 	if err != nil {
 		return nil, knownToken{}, false, err
 	}
@@ -202,10 +227,15 @@ func clusterCmd(args []string) error { return clusterMain(args, os.Stdout) }
 
 func clusterUsage(w io.Writer) {
 	fmt.Fprint(w, `usage:
+  gohsm cluster init   --dir D [--raft ADDR]          make a new cluster of the member (one started with
+        raft_init = wait / --raft-init wait); refused on a member that is in a cluster
   gohsm cluster status --dir D [--raft ADDR]          leader, members, commit and applied index, lag
   gohsm cluster join   --dir D [--raft ADDR] --id ID --addr RADDR   add a member (a voter)
   gohsm cluster leave  --dir D [--raft ADDR] --id ID  remove a member (leaving, or dead)
   gohsm cluster metrics --dir D [--raft ADDR]         the status as Prometheus text
+  gohsm cluster device-copy (--config FILE | --dir D --pki P) --from RADDR
+        a new member (not running, no device yet) gets the cluster's device record
+        from the member at RADDR; unseal it with the same shares (docs/cluster.md, "Devices")
   gohsm cluster backup  --dir D --out F (--passphrase-file P | --recipient PUB.pem)
         the whole replicated store (sealed as stored), encrypted like a token backup
   gohsm cluster restore --dir D --in F (--passphrase-file P | --identity KEY.pem)
@@ -213,8 +243,9 @@ func clusterUsage(w io.Writer) {
 
 D is a member's directory (its D/raft holds the member certificate used to
 connect); --raft is the member to ask (default: D's own). A new cluster is
-made by its first member: gohsm serve --raft RADDR without --join (init);
-members join with --join RADDR (docs/cluster.md).
+made by its first member: gohsm serve --raft RADDR without --join, at once
+(raft_init = auto, the default) or when gohsm cluster init asks
+(raft_init = wait); members join with --join RADDR (docs/cluster.md).
 `)
 }
 
@@ -224,6 +255,9 @@ func clusterMain(args []string, out io.Writer) error {
 		return nil
 	}
 	sub := args[0]
+	if sub == "device-copy" {
+		return clusterDeviceCopy(args[1:], out)
+	}
 	fs := flag.NewFlagSet("cluster "+sub, flag.ContinueOnError)
 	dir := fs.String("dir", "", "a member's directory")
 	addr := fs.String("raft", "", "the member to ask (default: the one of --dir)")
@@ -260,11 +294,33 @@ func clusterMain(args []string, out io.Writer) error {
 	switch sub {
 	case "status", "metrics":
 		return clusterStatus(c, conf, out, sub == "metrics")
+	case "init":
+		st, err := c.Init()
+		if err != nil {
+			return fmt.Errorf("cluster init: %w", err)
+		}
+		fmt.Fprintf(out, "cluster initialised: %s (%s) leads a new cluster of one member; start the others with raft_join = %s (dev: --join %s)\n",
+			st.ID, st.Addr, st.Addr, st.Addr)
+		return nil
 	case "join":
 		if *id == "" || *raddr == "" {
 			return errors.New("join: want --id ID --addr RADDR")
 		}
-		return c.Join(*id, *raddr)
+		// The new member, running and waiting, says which device it has:
+		// the cluster refuses one whose device key differs.
+		nc, err := cluster.Dial(*raddr, conf, 5*time.Second)
+		if err != nil {
+			return fmt.Errorf("join: the new member must be running (its device is checked): %w", err)
+		}
+		nst, err := nc.Status()
+		nc.Close()
+		if err != nil {
+			return fmt.Errorf("join: %s: %w", *raddr, err)
+		}
+		if nst.ID != *id {
+			return fmt.Errorf("join: the member at %s is %q, not %q", *raddr, nst.ID, *id)
+		}
+		return c.Join(*id, *raddr, nst.Device)
 	case "leave":
 		if *id == "" {
 			return errors.New("leave: want --id ID")
@@ -339,6 +395,10 @@ func clusterStatus(c *cluster.Client, conf *tls.Config, out io.Writer, prom bool
 	st, err := c.Status()
 	if err != nil {
 		return err
+	}
+	if len(st.Members) == 0 && st.LastLogIndex == 0 && !prom {
+		fmt.Fprintf(out, "member %s (%s) is in no cluster yet: it waits for gohsm cluster init\n", st.ID, st.Addr)
+		return nil
 	}
 	views := map[string]*cluster.Status{st.ID: &st}
 	errs := map[string]error{}
@@ -451,8 +511,11 @@ func loadCAPaths(certPath, keyPath string) (*x509.Certificate, crypto.Signer, er
 //	member_cert = FILE       this member's certificate and key, from the cluster CA
 //	member_key = FILE
 //	node_id = ID             default: kept in DIR/raft/node-id, else m-PORT
+//	raft_init = auto | wait  without raft data and raft_join: make a new
+//	                         cluster at once (auto, the default) or wait for
+//	                         gohsm cluster init (wait)
 type clusterConf struct {
-	Raft, Join, CA, Cert, Key, NodeID string
+	Raft, Join, CA, Cert, Key, NodeID, Init string
 }
 
 func (c *clusterConf) set(key, val string) error {
@@ -477,6 +540,11 @@ func (c *clusterConf) set(key, val string) error {
 		c.Key = val
 	case "node_id":
 		c.NodeID = val
+	case "raft_init":
+		if err := checkRaftInit(key, val); err != nil {
+			return err
+		}
+		c.Init = val
 	}
 	return nil
 }
@@ -485,10 +553,10 @@ func (c *clusterConf) check(dev bool) []error {
 	if dev {
 		return nil
 	}
-	set := c.Join != "" || c.CA != "" || c.Cert != "" || c.Key != "" || c.NodeID != ""
+	set := c.Join != "" || c.CA != "" || c.Cert != "" || c.Key != "" || c.NodeID != "" || c.Init != ""
 	if c.Raft == "" {
 		if set {
-			return []error{errors.New("raft_join, cluster_ca, member_cert, member_key and node_id need raft = HOST:PORT")}
+			return []error{errors.New("raft_join, raft_init, cluster_ca, member_cert, member_key and node_id need raft = HOST:PORT")}
 		}
 		return nil
 	}
@@ -504,7 +572,7 @@ func (c *clusterConf) check(dev bool) []error {
 // startConfigMember starts the member of a configured appliance (serve
 // --config with raft = ...): no dev CA, no dev token; it returns once the
 // cluster has a leader and this member has caught up.
-func startConfigMember(cfg *serveConfig, logger *log.Logger) (*devMember, error) {
+func startConfigMember(ctx context.Context, cfg *serveConfig, logger *log.Logger) (*devMember, error) {
 	cc := cfg.Cluster
 	if err := checkKeyFileMode(cc.Key, "member_key"); err != nil {
 		return nil, err
@@ -539,26 +607,51 @@ func startConfigMember(cfg *serveConfig, logger *log.Logger) (*devMember, error)
 			return nil, err
 		}
 	}
-	return startMember(tlsConf, rdir, cc.Raft, cc.Join, cc.NodeID, false, logger)
+	return startMember(ctx, memberStart{tls: tlsConf, rdir: rdir, storeDir: cfg.Dir, raft: cc.Raft, join: cc.Join, id: cc.NodeID,
+		wait: cc.Init == raftInitWait}, logger)
 }
 
-// startMember starts raft for the member whose raft data is rdir and waits
-// until the store is usable: a leader, this member caught up, and for a
-// joining dev member the cluster's dev token.
-func startMember(tlsConf *tls.Config, rdir, raftAddr, join, id string, dev bool, logger *log.Logger) (*devMember, error) {
+// memberStart is what startMember needs.
+type memberStart struct {
+	tls            *tls.Config
+	rdir, storeDir string // the member's raft data; serve's dir (its device)
+	raft, join, id string
+	wait           bool // no raft data and no join: wait for gohsm cluster init
+	dev            bool
+}
+
+// startMember starts raft for the member whose raft data is ms.rdir and
+// waits until the store is usable: a leader, this member caught up, its
+// device the cluster's, and for a joining dev member the cluster's dev
+// token. A member waiting for gohsm cluster init waits until ctx ends.
+func startMember(ctx context.Context, ms memberStart, logger *log.Logger) (*devMember, error) {
+	id, rdir := ms.id, ms.rdir
 	if b, err := os.ReadFile(filepath.Join(rdir, "node-id")); err == nil && id == "" {
 		id = strings.TrimSpace(string(b))
 	}
 	if id == "" {
-		_, port, _ := net.SplitHostPort(raftAddr)
+		_, port, _ := net.SplitHostPort(ms.raft)
 		id = "m-" + port
 	}
 	if err := writeFileAtomic(filepath.Join(rdir, "node-id"), []byte(id+"\n"), 0o600); err != nil {
 		return nil, err
 	}
+	// The device key's fingerprint (never the key): every member must
+	// have the same device (firmware-sim/cluster/device.go).
+	fp, err := device.KeyFingerprint(ms.storeDir)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	node, err := cluster.Start(cluster.Config{
-		ID: id, Dir: rdir, Listen: raftAddr, TLS: tlsConf,
-		Bootstrap: join == "", Join: join,
+		ID: id, Dir: rdir, Listen: ms.raft, TLS: ms.tls,
+		Bootstrap: ms.join == "" && !ms.wait, Join: ms.join, Device: fp,
+		DeviceRecord: func() (*cluster.DeviceRecord, error) {
+			r, err := device.ExportRecord(ms.storeDir)
+			if err != nil {
+				return nil, err
+			}
+			return &cluster.DeviceRecord{State: r.State, Secret: r.Secret}, nil
+		},
 		Logf: logger.Printf,
 	})
 	if err != nil {
@@ -569,19 +662,126 @@ func startMember(tlsConf *tls.Config, rdir, raftAddr, join, id string, dev bool,
 		return nil, err
 	}
 	logger.Printf("cluster: member %s on %s (raft, mutual TLS with cluster certificates)", id, node.Addr())
+	if ms.join == "" && !node.Initialised() {
+		logger.Printf("cluster: this member has no cluster yet: waiting for gohsm cluster init --dir %s (or --raft %s)", ms.storeDir, node.Addr())
+		for !node.Initialised() {
+			select {
+			case <-ctx.Done():
+				node.Close()
+				return nil, errors.New("cluster: stopped while waiting for gohsm cluster init")
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		logger.Printf("cluster: initialised")
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		err = node.WaitLeader(time.Until(deadline))
 		if err == nil {
 			err = node.Barrier()
 		}
-		if err == nil && (!dev || join == "" || node.Status().Tokens > 0) {
+		if err == nil && (!ms.dev || ms.join == "" || node.Status().Tokens > 0) {
+			if err := node.CheckDevice(10 * time.Second); err != nil {
+				node.Close()
+				return nil, err
+			}
 			return &devMember{node: node}, nil
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			node.Close()
 			return nil, fmt.Errorf("cluster: the store did not become usable: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// clusterDeviceCopy is gohsm cluster device-copy: the device record of a
+// member (its state and secret S, over the raft port's mutual TLS) into a
+// new member's store directory, which has no device yet. The new member
+// then boots sealed and the same custodians' shares unseal it; with the
+// same record and master key its device key is the cluster's.
+func clusterDeviceCopy(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("cluster device-copy", flag.ContinueOnError)
+	config := fs.String("config", "", "the new member's serve configuration (dir, cluster_ca, member_cert, member_key)")
+	dir := fs.String("dir", "", "dev mode: the new member's directory")
+	pki := fs.String("pki", "", "dev mode: the PKI directory the members share (the cluster CA)")
+	from := fs.String("from", "", "the raft address of a member that has the device")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || (*config == "") == (*dir == "") || (*dir != "" && *pki == "") {
+		return errors.New("device-copy: want --from RADDR and either --config FILE or --dir D --pki P")
+	}
+	var (
+		storeDir string
+		conf     *tls.Config
+		err      error
+	)
+	if *config != "" {
+		cfg, err := loadServeConfig(*config)
+		if err != nil {
+			return err
+		}
+		cc := cfg.Cluster
+		if cc.Raft == "" {
+			return fmt.Errorf("%s: not a cluster member (no raft = ...)", *config)
+		}
+		pair, err := tls.LoadX509KeyPair(cc.Cert, cc.Key)
+		if err != nil {
+			return fmt.Errorf("member_cert, member_key: %w", err)
+		}
+		caPEM, err := os.ReadFile(cc.CA)
+		if err != nil {
+			return fmt.Errorf("cluster_ca: %w", err)
+		}
+		if conf, err = cluster.MemberTLS(caPEM, pair); err != nil {
+			return err
+		}
+		storeDir = cfg.Dir
+	} else {
+		if storeDir, err = filepath.Abs(*dir); err != nil {
+			return err
+		}
+		rdir := filepath.Join(storeDir, raftSubdir)
+		if err := ensurePrivateDir(rdir); err != nil {
+			return err
+		}
+		if conf, err = devMemberTLS(*pki, rdir); err != nil {
+			return err
+		}
+	}
+	if device.HasDevice(storeDir) {
+		return fmt.Errorf("%s already has a device: device-copy is for a new member", storeDir)
+	}
+	c, err := cluster.Dial(*from, conf, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.Status()
+	if err != nil {
+		return err
+	}
+	rec, err := c.DeviceRecord()
+	if err != nil {
+		return fmt.Errorf("device-copy from %s: %w", *from, err)
+	}
+	r := &device.Record{State: rec.State, Secret: rec.Secret}
+	defer r.Wipe()
+	if err := os.MkdirAll(storeDir, 0o700); err != nil {
+		return err
+	}
+	if err := device.ImportRecord(storeDir, r); err != nil {
+		return err
+	}
+	fp, err := device.KeyFingerprint(storeDir)
+	if err != nil {
+		return err
+	}
+	if fp != st.Device {
+		return fmt.Errorf("device-copy: the copy's fingerprint %s is not member %s's %s (remove %s/device)", fp, st.ID, st.Device, storeDir)
+	}
+	fmt.Fprintf(out, "device record of member %s copied into %s (device key %s)\n", st.ID, storeDir, fp)
+	fmt.Fprintf(out, "start the member; it boots sealed: gohsm unseal --dir %s SHARE_FILE... (the same custodians' shares)\n", storeDir)
+	return nil
 }

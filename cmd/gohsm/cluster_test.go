@@ -37,6 +37,7 @@ type procMember struct {
 	dir, listen, raftA string
 	cmd                *exec.Cmd
 	log                *syncBuffer
+	extra              []string // more serve flags
 }
 
 // freePort is a loopback address no other caller of freePort in this
@@ -103,6 +104,7 @@ func (pc *procCluster) start(i int, join string) {
 	if join != "" {
 		args = append(args, "--join", join)
 	}
+	args = append(args, m.extra...)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMainHelper$")
 	cmd.Env = append(os.Environ(), "GOHSM_TEST_MAIN=1", "GOHSM_TEST_ARGS="+strings.Join(args, "\x1f"))
 	stderr, err := cmd.StderrPipe()

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gohsm/gohsm/firmware-sim/cluster"
 	"github.com/gohsm/gohsm/hsm"
 	"github.com/gohsm/gohsm/hsm/ck"
 	"github.com/gohsm/gohsm/internal/conf"
@@ -92,6 +93,8 @@ type devFlags struct {
 	dir    string
 	listen string
 	module string
+	// metrics: --metrics ADDR, the Prometheus endpoint (loopback)
+	metrics string
 	// cluster: --raft, --join, --pki, --node-id (cmd/gohsm/cluster.go)
 	cluster devCluster
 	faces   []devFace
@@ -105,6 +108,7 @@ func (d *devFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.dir, "dir", "", "dev mode: the directory for everything (default: the module's default store, as gohsm run)")
 	fs.StringVar(&d.listen, "listen", devListen, "dev mode: the appliance's address, loopback only (port 0: any free port)")
 	fs.StringVar(&d.module, "module", "", "dev mode: libgohsm.so's path for the printed lines (default: next to the gohsm binary)")
+	fs.StringVar(&d.metrics, "metrics", "", "dev mode: serve Prometheus metrics on http://ADDR/metrics, loopback only (cluster members: gohsm_cluster_*)")
 	d.cluster.register(fs)
 	for _, mk := range devFaces {
 		f := mk()
@@ -168,6 +172,11 @@ func runDev(ctx context.Context, d *devFlags, sio serveIO, logger *log.Logger) e
 	if err := checkLoopback(d.listen); err != nil {
 		return err
 	}
+	if d.metrics != "" {
+		if err := checkLoopback(d.metrics); err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+	}
 	if d.dir == "" {
 		mc, err := conf.Load(os.Getenv)
 		if err != nil {
@@ -215,7 +224,11 @@ func runDev(ctx context.Context, d *devFlags, sio serveIO, logger *log.Logger) e
 	var member *devMember
 	if d.cluster.on() {
 		// A cluster member: the tokens are the replicated store's.
-		if member, env.Token, env.TokenMade, err = startDevMember(&d.cluster, dir, env.PKI.dir, logger); err != nil {
+		if member, env.Token, env.TokenMade, err = startDevMember(ctx, &d.cluster, dir, env.PKI.dir, logger); err != nil {
+			if ctx.Err() != nil {
+				logger.Printf("stopped before the member served: %v", err)
+				return nil
+			}
 			return err
 		}
 		defer member.close()
@@ -226,7 +239,7 @@ func runDev(ctx context.Context, d *devFlags, sio serveIO, logger *log.Logger) e
 	}
 	cfg := devServeConfig(env, d.listen)
 	if member != nil {
-		cfg.storage = member.storage
+		cfg.storage, cfg.member = member.storage, member.node
 	}
 	env.Open = func() (hsm.Backend, error) { return openEngine(cfg) }
 	a, err := startAppliance(cfg, logger)
@@ -235,6 +248,13 @@ func runDev(ctx context.Context, d *devFlags, sio serveIO, logger *log.Logger) e
 	}
 	env.Appliance = a
 	env.Addr = a.Addr().String()
+	var node *cluster.Node
+	if member != nil {
+		node = member.node
+	}
+	if err := a.startMetrics(d.metrics, node); err != nil {
+		return errors.Join(err, a.shutdown())
+	}
 	if err := writeFileAtomic(env.RemoteConf, []byte(remoteConf(env)), 0o600); err != nil {
 		a.shutdown()
 		return fmt.Errorf("remote.conf: %w", err)

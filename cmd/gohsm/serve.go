@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gohsm/gohsm/firmware-sim/audit"
+	"github.com/gohsm/gohsm/firmware-sim/cluster"
 	"github.com/gohsm/gohsm/firmware-sim/faults"
 	"github.com/gohsm/gohsm/firmware-sim/server"
 	"github.com/gohsm/gohsm/hsm"
@@ -102,19 +103,31 @@ func serveMain(ctx context.Context, args []string, sio serveIO) error {
 		if err != nil {
 			return err
 		}
+		if cfg.Listen == "" { // http and no listen: the gateway alone (gateway_remote.go)
+			return serveGatewayAlone(ctx, cfg, logger, sio)
+		}
+		var node *cluster.Node
 		if cfg.Cluster.Raft != "" {
 			// A cluster member (docs/cluster.md): the engines use the
 			// replicated store.
-			m, err := startConfigMember(cfg, logger)
+			m, err := startConfigMember(ctx, cfg, logger)
 			if err != nil {
+				if ctx.Err() != nil {
+					logger.Printf("stopped before the member served: %v", err)
+					return nil
+				}
 				return err
 			}
 			defer m.close()
-			cfg.storage = m.storage
+			cfg.storage, cfg.member = m.storage, m.node
+			node = m.node
 		}
 		a, err := startAppliance(cfg, logger)
 		if err != nil {
 			return err
+		}
+		if err := a.startMetrics(cfg.Metrics, node); err != nil {
+			return errors.Join(err, a.shutdown())
 		}
 		stopGateway, err := startConfiguredGateway(cfg, logger) // the http* keys: serve_gateway_conf.go
 		if err != nil {
@@ -146,6 +159,9 @@ type appliance struct {
 	// device is the firmware (cmd/gohsm/device.go): self-tests,
 	// lifecycle, admin socket.
 	device *applianceDevice
+	// metrics is the Prometheus endpoint (cluster_metrics.go), nil if
+	// none was asked for.
+	metrics *metricsServer
 }
 
 // startAppliance checks everything the configuration names, opens the audit
@@ -205,6 +221,12 @@ func startAppliance(cfg *serveConfig, logger *log.Logger) (_ *appliance, err err
 
 	sc := cfg.serverConfig()
 	sc.TLS = tlsConf
+	if cfg.member != nil {
+		// A member without a leader says so (WELCOME) and answers its
+		// calls with TRY_ELSEWHERE: clients move to another member.
+		sc.Unavailable = cluster.Unavailable
+		sc.Serving = cfg.member.Serving
+	}
 	sc.Authorize = cfg.authorize
 	sc.Open = engineOpener(cfg)
 	// The device (firmware-sim/device, docs/firmware.md): power-on
@@ -363,6 +385,12 @@ func (a *appliance) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout())
 	defer cancel()
 	var errs []error
+	if a.metrics != nil {
+		if err := a.metrics.stop(); err != nil {
+			errs = append(errs, fmt.Errorf("metrics: %w", err))
+		}
+		a.metrics = nil
+	}
 	if a.stopFaults != nil {
 		a.stopFaults()
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gohsm/gohsm/firmware-sim/cluster"
 	"github.com/gohsm/gohsm/firmware-sim/wire"
 	"github.com/gohsm/gohsm/hsm"
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -63,6 +64,7 @@ type serveConfig struct {
 	IdleTimeout       time.Duration
 	ShutdownTimeout   time.Duration // 0: defaultShutdownTimeout
 	Faults            string        // a fault plan file (firmware-sim/faults); dev mode: D/faults.json
+	Metrics           string        // the Prometheus endpoint's HOST:PORT (cluster_metrics.go); "" none
 	Clients           map[string]*clientEntry
 	Source            string // the file, "" in dev mode
 	Dev               bool   // dev mode: no audit log required
@@ -73,6 +75,10 @@ type serveConfig struct {
 	// storage, if set, gives each engine its storage instead of Dir's
 	// token files (a cluster member's replicated store: cluster.go).
 	storage func() (hsm.Storage, io.Closer, error)
+	// member is the cluster member whose store storage is (nil: none):
+	// the server tells clients when it cannot serve (server.Config
+	// Unavailable, Serving; firmware-sim/cluster health.go).
+	member *cluster.Node
 	// Gateway: the crypto gateway's http* keys (serve_gateway_conf.go).
 	Gateway gatewayConf
 }
@@ -346,7 +352,12 @@ func (c *serveConfig) set(key, name, raw string, line int) error {
 		return durationValue(key, val, &c.ShutdownTimeout)
 	case "faults":
 		return nonEmpty(&c.Faults)
-	case "raft", "raft_join", "cluster_ca", "member_cert", "member_key", "node_id":
+	case "metrics":
+		if _, _, err := net.SplitHostPort(val); err != nil {
+			return fmt.Errorf("metrics %q: want HOST:PORT (%v)", val, err)
+		}
+		c.Metrics = val
+	case "raft", "raft_join", "raft_init", "cluster_ca", "member_cert", "member_key", "node_id":
 		return c.Cluster.set(key, val)
 	default:
 		if ok, err := c.Gateway.set(key, val); ok {
@@ -473,6 +484,9 @@ func (c *serveConfig) resolvePaths(base string) {
 
 // check reports what is missing or contradictory, all at once.
 func (c *serveConfig) check() error {
+	if c.Listen == "" && c.Gateway.HTTP != "" && !c.Dev {
+		return c.checkGatewayAlone() // the gateway alone: gateway_remote.go
+	}
 	var errs []error
 	req := func(key, v string) {
 		if v == "" {

@@ -47,6 +47,19 @@
 // barrier after Config.ReadTimeout with CKR_DEVICE_ERROR rather than serve
 // a possibly stale view (a key made non-extractable, a destroyed key).
 //
+// # Membership, devices, new tokens, metrics
+//
+// A member without raft state bootstraps a cluster of itself
+// (Config.Bootstrap), joins one (Config.Join), or waits for Init (gohsm
+// cluster init; init.go), which refuses a member that has raft state.
+// Members compare device key fingerprints, never keys (device.go): a
+// joiner whose device differs is refused, a restarted member checks
+// against the leader, and a new member can fetch the device record over
+// the raft port (gohsm cluster device-copy). An engine adopts tokens made
+// elsewhere at its next C_GetSlotList (Storage.NewStores,
+// hsm.GrowingStorage). Collector (metrics.go) is the member's own view for
+// Prometheus.
+//
 // # Transport
 //
 // The raft port speaks mutual TLS 1.3 with certificates from the cluster
@@ -65,5 +78,7 @@
 // the state machine's writes (SQLite WAL: readers never wait for the
 // writer). Read-index requests are coalesced (batcher): concurrent callers
 // share one round trip that started after they arrived. Storage and Store
-// are safe for concurrent use (Store's id block has its own mutex).
+// are safe for concurrent use (Store's id block has its own mutex;
+// Storage's mutex guards the slots it gave its engine, and is held across
+// Create's write so that NewStores never offers a token twice).
 package cluster

@@ -38,10 +38,12 @@ type Config struct {
 	// TLS is MemberTLS's configuration (cluster CA, member certificate).
 	TLS *tls.Config
 	// Bootstrap makes a new cluster of this one member when Dir has no
-	// raft state (gohsm cluster init; serve --raft without --join).
+	// raft state (serve --raft without --join).
 	Bootstrap bool
 	// Join is a member's raft address to ask for admission when Dir has no
-	// raft state; the member forwards the request to the leader.
+	// raft state; the member forwards the request to the leader. With
+	// neither Bootstrap nor Join, a member without raft state waits for
+	// Init (gohsm cluster init; init.go).
 	Join string
 	// WriteTimeout bounds a write (from the engine's call to its commit
 	// and local apply); ReadTimeout bounds the read barrier that a read
@@ -53,6 +55,15 @@ type Config struct {
 	HeartbeatTimeout, ElectionTimeout time.Duration
 	// SnapshotThreshold and TrailingLogs are raft's (0: 1024 and 2048).
 	SnapshotThreshold, TrailingLogs uint64
+	// Device is the fingerprint of the member's device key
+	// (firmware-sim/device KeyFingerprint; "" without a device). Records
+	// are sealed under the device key, so every member must have the same
+	// one: a member refuses to admit one whose Device differs (device.go).
+	Device string
+	// DeviceRecord, if set, gives the member's device record (its state
+	// and secret S) to another member asking over the raft port
+	// (gohsm cluster device-copy; device.go).
+	DeviceRecord func() (*DeviceRecord, error)
 	// Logf gets the member's own messages; RaftLog, if set, raft's.
 	Logf    func(format string, args ...any)
 	RaftLog io.Writer
@@ -218,24 +229,46 @@ func Start(cfg Config) (*Node, error) {
 }
 
 // askToJoin asks the member at addr (which forwards to the leader) to add
-// this one as a voter, retrying for WriteTimeout*4.
+// this one as a voter, retrying for WriteTimeout*4 — or for up to
+// initWait while addr answers that it waits for gohsm cluster init, so
+// that the members of a new cluster may start in any order.
 func (n *Node) askToJoin(addr string) error {
-	deadline := time.Now().Add(4 * n.cfg.WriteTimeout)
+	start := time.Now()
+	deadline := start.Add(4 * n.cfg.WriteTimeout)
 	var err error
+	var logged time.Time
 	for time.Now().Before(deadline) {
 		var c *rpc.Client
 		if c, err = n.client(addr); err == nil {
-			err = callTimeout(c, "Member.Join", JoinRequest{ID: n.cfg.ID, Addr: n.addr}, &struct{}{}, n.cfg.WriteTimeout)
+			err = callTimeout(c, "Member.Join", JoinRequest{ID: n.cfg.ID, Addr: n.addr, Device: n.cfg.Device}, &struct{}{}, n.cfg.WriteTimeout)
 			if err == nil {
 				n.cfg.Logf("cluster: joined through %s as %s (%s)", addr, n.cfg.ID, n.addr)
 				return nil
 			}
-			n.dropClient(addr, c)
+			if err = rpcErr(err); errors.Is(err, ErrDeviceMismatch) {
+				return fmt.Errorf("cluster: join through %s: %w", addr, err)
+			} else if errors.Is(err, ErrNotInitialised) {
+				deadline = start.Add(initWait)
+				if time.Since(logged) > 10*time.Second {
+					n.cfg.Logf("cluster: %s waits for gohsm cluster init; asking again (up to %s in all)", addr, initWait)
+					logged = time.Now()
+				}
+			} else {
+				n.dropClient(addr, c)
+			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-n.done:
+			return fmt.Errorf("cluster: join through %s: stopped", addr)
+		}
 	}
 	return fmt.Errorf("cluster: join through %s: %w", addr, err)
 }
+
+// initWait bounds how long a joining member waits for the member it asks
+// to be initialised.
+const initWait = 10 * time.Minute
 
 // ID and Addr are the member's id and advertised raft address.
 func (n *Node) ID() string   { return n.cfg.ID }

@@ -16,8 +16,9 @@ import (
 // certificate (transport.go).
 type memberRPC struct{ n *Node }
 
-// JoinRequest asks the leader to add a voter.
-type JoinRequest struct{ ID, Addr string }
+// JoinRequest asks the leader to add a voter. Device is the joiner's
+// device key fingerprint (Config.Device).
+type JoinRequest struct{ ID, Addr, Device string }
 
 // Apply appends a forwarded write (the entry's bytes) on the leader and
 // returns its result once committed and applied on the leader. A member
@@ -70,6 +71,12 @@ func (m *memberRPC) ReadIndex(timeout time.Duration, idx *uint64) error {
 // Join adds a voter (forwarded to the leader by a follower).
 func (m *memberRPC) Join(req JoinRequest, _ *struct{}) error {
 	if err := m.n.started(); err != nil {
+		return err
+	}
+	if !m.n.Initialised() {
+		return ErrNotInitialised
+	}
+	if err := m.n.sameDevice(req.ID, req.Device); err != nil {
 		return err
 	}
 	return m.n.forwardMembership("Member.Join", req, func() error {
@@ -153,6 +160,7 @@ type Status struct {
 	Members          []MemberInfo
 	Tokens           int
 	Broken           string
+	Device           string // Config.Device
 }
 
 // MemberInfo is one server of the raft configuration.
@@ -163,7 +171,7 @@ func (n *Node) Status() Status {
 	a, id := n.raft.LeaderWithID()
 	st := Status{ID: n.cfg.ID, Addr: n.addr, State: n.raft.State().String(), Leader: string(a), LeaderID: string(id),
 		LastLogIndex: n.raft.LastIndex(), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(),
-		StoreApplied: n.fsm.Applied(), Tokens: len(n.fsm.Slots())}
+		StoreApplied: n.fsm.Applied(), Tokens: len(n.fsm.Slots()), Device: n.cfg.Device}
 	fmt.Sscan(n.raft.Stats()["term"], &st.Term)
 	if err := n.fsm.Broken(); err != nil {
 		st.Broken = err.Error()
@@ -280,9 +288,14 @@ func (c *Client) Status() (Status, error) {
 	return st, err
 }
 
-// Join adds the member id at raft address addr as a voter.
-func (c *Client) Join(id, addr string) error {
-	return callTimeout(c.c, "Member.Join", JoinRequest{ID: id, Addr: addr}, &struct{}{}, c.timeout)
+// Join adds the member id at raft address addr as a voter; device is its
+// device key fingerprint ("" without a device).
+func (c *Client) Join(id, addr, device string) error {
+	err := callTimeout(c.c, "Member.Join", JoinRequest{ID: id, Addr: addr, Device: device}, &struct{}{}, c.timeout)
+	if err != nil {
+		err = rpcErr(err)
+	}
+	return err
 }
 
 // Remove removes the member id from the configuration.

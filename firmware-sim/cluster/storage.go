@@ -18,6 +18,11 @@ import (
 type Storage struct {
 	n   *Node
 	dir *tokens.Dir
+
+	// mu guards handed: the slots this view gave its engine (Stores,
+	// Create, NewStores), so that NewStores gives each token once.
+	mu     sync.Mutex
+	handed map[int]bool
 }
 
 // Storage returns a new view for one engine; Close releases it.
@@ -26,7 +31,7 @@ func (n *Node) Storage() (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Storage{n: n, dir: d}, nil
+	return &Storage{n: n, dir: d, handed: map[int]bool{}}, nil
 }
 
 // Close closes the view's handles.
@@ -40,19 +45,82 @@ func (s *Storage) Stores() ([]hsm.Store, error) {
 	if err := s.n.Barrier(); err != nil {
 		s.n.cfg.Logf("cluster: engine start without a read barrier: %v", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.handed)
 	var out []hsm.Store
 	for _, slot := range s.n.fsm.Slots() {
 		st, err := s.dir.OpenSlot(slot)
 		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
 			return nil, err
 		}
+		s.handed[slot] = true
 		out = append(out, &Store{n: s.n, slot: slot, local: st})
 	}
 	return out, nil
 }
 
+// NewStores returns the initialised tokens this view has not given its
+// engine yet (hsm.GrowingStorage): tokens made through other members, or
+// other engines of this one, since the engine started. It looks after a
+// read barrier, so a token whose C_InitToken returned anywhere before the
+// call is among them. A member that knows no leader answers at once from
+// its own copy, and one whose barrier fails answers from it after the
+// barrier's timeout: a token list that may lack the newest token shows
+// nothing stale (every use of a token still passes the barrier), and
+// C_GetSlotList keeps working on a member cut off from its cluster.
+func (s *Storage) NewStores() ([]hsm.Store, error) {
+	if _, _, err := s.n.leader(); err == nil {
+		if err := s.n.Barrier(); err != nil {
+			s.n.cfg.Logf("cluster: token list without a read barrier: %v", err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []hsm.Store
+	for _, slot := range s.n.fsm.Slots() {
+		if s.handed[slot] {
+			continue
+		}
+		// A token is made (opCreateToken) and then initialised
+		// (opReinit) by two entries: one without its record yet is not
+		// offered, or the engine would show it as a second free slot.
+		fst := s.n.fsm.store(slot)
+		if fst == nil {
+			continue
+		}
+		rec, err := fst.LoadToken()
+		if err != nil {
+			return closeAll(out, err)
+		}
+		if rec == nil {
+			continue
+		}
+		st, err := s.dir.OpenSlot(slot)
+		if err != nil {
+			return closeAll(out, err)
+		}
+		s.handed[slot] = true
+		out = append(out, &Store{n: s.n, slot: slot, local: st})
+	}
+	return out, nil
+}
+
+func closeAll(sts []hsm.Store, err error) ([]hsm.Store, error) {
+	for _, st := range sts {
+		st.Close()
+	}
+	return nil, err
+}
+
 // Create makes a new token in the next slot, on every member.
 func (s *Storage) Create() (hsm.Store, error) {
+	// Under mu: the new slot is marked given before NewStores can see it.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	res, err := s.n.write(&entry{Op: opCreateToken})
 	if err != nil {
 		return nil, err
@@ -61,10 +129,11 @@ func (s *Storage) Create() (hsm.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.handed[res.Slot] = true
 	return &Store{n: s.n, slot: res.Slot, local: st}, nil
 }
 
-var _ hsm.Storage = (*Storage)(nil)
+var _ hsm.GrowingStorage = (*Storage)(nil)
 
 // Store is one replicated token (hsm.SharedStore). Its methods are safe for
 // concurrent use: reads go to the local handle, writes are raft entries.
