@@ -36,6 +36,10 @@ type gatewaySpec struct {
 	Open  func() (hsm.Backend, error)
 	Label string // the token the gateway uses
 	PIN   string
+	// OpenTokens, if set, replaces Open, Label and PIN: the gateway's
+	// tokens, logged in; the first holds its state, and several make a
+	// pool whose keys are cloned between them (gateway_remote.go).
+	OpenTokens func() ([]token.Token, error)
 	// Listener is where it serves: plain HTTP, or HTTPS with TLS (whose
 	// ClientCAs, if set, admit client certificates mapped by Certs).
 	Listener net.Listener
@@ -82,36 +86,26 @@ func startGateway(sp gatewaySpec) (_ *gatewayRun, err error) {
 			}
 		}
 	}()
-	be, err := sp.Open()
-	if err != nil {
-		return nil, fmt.Errorf("gateway: opening the store: %w", err)
+	if sp.OpenTokens == nil {
+		sp.OpenTokens = sp.openEngineToken
 	}
-	if err := be.Initialize(); err != nil {
-		if c, ok := be.(io.Closer); ok {
-			c.Close()
+	toks, err := sp.OpenTokens()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	closeAll := func() {
+		for _, t := range toks {
+			t.Close()
 		}
-		return nil, fmt.Errorf("gateway: initialising the engine: %w", err)
 	}
-	release := func() error {
-		be.Finalize()
-		if c, ok := be.(io.Closer); ok {
-			return c.Close()
-		}
-		return nil
-	}
-	tok, err := token.FromBackend(be, sp.Label, []byte(sp.PIN), release)
+	store, err := kv.OnToken(toks[0], "gateway")
 	if err != nil {
-		release()
-		return nil, fmt.Errorf("gateway: token %q: %w", sp.Label, err)
+		closeAll()
+		return nil, fmt.Errorf("gateway: state store on token %q: %w", toks[0].Label(), err)
 	}
-	store, err := kv.OnToken(tok, "gateway")
+	p, err := pool.New(toks, pool.Config{}) // owns toks from here
 	if err != nil {
-		tok.Close()
-		return nil, fmt.Errorf("gateway: state store on token %q: %w", sp.Label, err)
-	}
-	p, err := pool.New([]token.Token{tok}, pool.Config{}) // owns tok from here
-	if err != nil {
-		tok.Close()
+		closeAll()
 		return nil, err
 	}
 	cleanup = append(cleanup, p.Close)
@@ -128,7 +122,7 @@ func startGateway(sp gatewaySpec) (_ *gatewayRun, err error) {
 	tokens, pols := gwserver.Stores(store, sp.Certs)
 	srv, err := gwserver.New(gwserver.Config{
 		Tokens: tokens, Policies: pols, KV: store,
-		NewEngine: gwserver.TransitEngines(p, store, transit.Config{}),
+		NewEngine: gwserver.TransitEngines(p, store, transit.Config{Cloneable: len(toks) > 1}),
 		Audit:     al,
 		TLS:       sp.TLS,
 		Quota:     sp.Quota,
@@ -152,6 +146,33 @@ func startGateway(sp gatewaySpec) (_ *gatewayRun, err error) {
 	go g.poolHealth()
 	go g.autoRotate(sp.Logger)
 	return g, nil
+}
+
+// openEngineToken is the token labelled Label on a new engine from Open.
+func (sp *gatewaySpec) openEngineToken() ([]token.Token, error) {
+	be, err := sp.Open()
+	if err != nil {
+		return nil, fmt.Errorf("opening the store: %w", err)
+	}
+	if err := be.Initialize(); err != nil {
+		if c, ok := be.(io.Closer); ok {
+			c.Close()
+		}
+		return nil, fmt.Errorf("initialising the engine: %w", err)
+	}
+	release := func() error {
+		be.Finalize()
+		if c, ok := be.(io.Closer); ok {
+			return c.Close()
+		}
+		return nil
+	}
+	tok, err := token.FromBackend(be, sp.Label, []byte(sp.PIN), release)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("token %q: %w", sp.Label, err)
+	}
+	return []token.Token{tok}, nil
 }
 
 // autoRotate rotates the keys whose auto_rotate_period has passed, once a

@@ -1,0 +1,146 @@
+package token
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gohsm/gohsm/firmware-sim/client"
+	"github.com/gohsm/gohsm/hsm"
+	"github.com/gohsm/gohsm/hsm/ck"
+)
+
+// OpenRemote connects the appliance's network client (firmware-sim/client)
+// with cfg and initialises it: the tokens of one appliance, or of a
+// cluster when cfg.Address lists its members (a:1,b:2,c:3), as an
+// hsm.Backend for FromBackend. The returned release finalises the client;
+// pass it to FromBackend.
+func OpenRemote(cfg client.Config) (hsm.Backend, func() error, error) {
+	c, err := client.New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.Initialize(); err != nil {
+		return nil, nil, fmt.Errorf("appliance %s: %w", cfg.Address, err)
+	}
+	return c, c.Finalize, nil
+}
+
+// OpenRemoteToken is the token labelled label on the appliance (or
+// cluster) of cfg, logged in with pin, owning its client: FromBackend over
+// OpenRemote, with the sessions made to ride out a failover.
+//
+// The client already moves to another member when its own fails, re-opens
+// and re-logs in the sessions there, and token object handles are the same
+// on every member. What it cannot hide it reports as CKR_DEVICE_ERROR, at
+// once: an operation begun before the reconnection (the message-based
+// AES-GCM operation a session keeps initialised, an Init whose call had
+// not come), and a call in flight at the drop that would not be safe to
+// send twice. For the session calls that change nothing on the token
+// (encrypt, decrypt, sign, verify, random, find, read attributes, wrap) the
+// operation is simply begun again, once, on the same session; a call that
+// creates, changes or destroys an object is never run twice, and its error
+// goes to the pool. A CKR_DEVICE_ERROR that took the client's whole
+// Timeout (no member reachable) is not tried again: that would only double
+// the wait.
+func OpenRemoteToken(cfg client.Config, label string, pin []byte) (Token, error) {
+	be, release, err := OpenRemote(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t, err := FromBackend(be, label, pin, release)
+	if err != nil {
+		release()
+		return nil, fmt.Errorf("appliance %s: %w", cfg.Address, err)
+	}
+	return &remoteToken{backendToken: t.(*backendToken), timeout: cfg.Timeout}, nil
+}
+
+// remoteToken is a backendToken over the client whose sessions retry.
+type remoteToken struct {
+	*backendToken
+	timeout time.Duration
+}
+
+// OpenSession opens a session; opening one twice only leaves a session on
+// a member that is gone.
+func (t *remoteToken) OpenSession() (Session, error) {
+	start := time.Now()
+	s, err := t.backendToken.OpenSession()
+	if err != nil && lostAtFailover(start, t.timeout, err) {
+		s, err = t.backendToken.OpenSession()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &remoteSession{backendSession: s.(*backendSession), timeout: t.timeout}, nil
+}
+
+// lostAtFailover reports whether err, from a call begun at start, is the
+// client's report of an operation a reconnection ended rather than of an
+// appliance it could not reach within timeout.
+func lostAtFailover(start time.Time, timeout time.Duration, err error) bool {
+	return RV(err) == ck.CKR_DEVICE_ERROR && time.Since(start) < timeout
+}
+
+// remoteSession is a backendSession whose read-only calls are begun again
+// once when a failover ended their operation.
+type remoteSession struct {
+	*backendSession
+	timeout time.Duration
+}
+
+// retry runs call, and once more after a failover ended its operation;
+// the message-based operations the session kept are dropped first, since
+// the reconnection ended them too.
+func retry[T any](s *remoteSession, call func() (T, error)) (T, error) {
+	start := time.Now()
+	v, err := call()
+	if err != nil && lostAtFailover(start, s.timeout, err) {
+		s.Forget()
+		v, err = call()
+	}
+	return v, err
+}
+
+func (s *remoteSession) Seal(dst []byte, mech ck.MechanismType, key ck.ObjectHandle, aad, plaintext []byte) ([]byte, error) {
+	n := len(dst)
+	return retry(s, func() ([]byte, error) { return s.backendSession.Seal(dst[:n], mech, key, aad, plaintext) })
+}
+
+func (s *remoteSession) Open(dst []byte, mech ck.MechanismType, key ck.ObjectHandle, aad, sealed []byte) ([]byte, error) {
+	n := len(dst)
+	return retry(s, func() ([]byte, error) { return s.backendSession.Open(dst[:n], mech, key, aad, sealed) })
+}
+
+func (s *remoteSession) Encrypt(m ck.Mechanism, key ck.ObjectHandle, in []byte) ([]byte, error) {
+	return retry(s, func() ([]byte, error) { return s.backendSession.Encrypt(m, key, in) })
+}
+
+func (s *remoteSession) Decrypt(m ck.Mechanism, key ck.ObjectHandle, in []byte) ([]byte, error) {
+	return retry(s, func() ([]byte, error) { return s.backendSession.Decrypt(m, key, in) })
+}
+
+func (s *remoteSession) Sign(m ck.Mechanism, key ck.ObjectHandle, in []byte) ([]byte, error) {
+	return retry(s, func() ([]byte, error) { return s.backendSession.Sign(m, key, in) })
+}
+
+func (s *remoteSession) Verify(m ck.Mechanism, key ck.ObjectHandle, in, sig []byte) error {
+	_, err := retry(s, func() (struct{}, error) { return struct{}{}, s.backendSession.Verify(m, key, in, sig) })
+	return err
+}
+
+func (s *remoteSession) WrapKey(m ck.Mechanism, wrapping, key ck.ObjectHandle) ([]byte, error) {
+	return retry(s, func() ([]byte, error) { return s.backendSession.WrapKey(m, wrapping, key) })
+}
+
+func (s *remoteSession) Random(n int) ([]byte, error) {
+	return retry(s, func() ([]byte, error) { return s.backendSession.Random(n) })
+}
+
+func (s *remoteSession) FindObjects(t []ck.Attribute) ([]ck.ObjectHandle, error) {
+	return retry(s, func() ([]ck.ObjectHandle, error) { return s.backendSession.FindObjects(t) })
+}
+
+func (s *remoteSession) GetAttributes(h ck.ObjectHandle, types ...ck.AttributeType) ([][]byte, error) {
+	return retry(s, func() ([][]byte, error) { return s.backendSession.GetAttributes(h, types...) })
+}
