@@ -45,6 +45,7 @@ func goC_Initialize(pInitArgs C.CK_VOID_PTR) (rv C.CK_RV) {
 			reserved:     c.pReserved != nil,
 		}
 	}
+	forgetSizedSlots()
 	return cRV(initialize(a, cGetenv))
 }
 
@@ -55,6 +56,7 @@ func goC_Finalize(pReserved C.CK_VOID_PTR) (rv C.CK_RV) {
 	if pReserved != nil {
 		return cRV(ck.CKR_ARGUMENTS_BAD)
 	}
+	forgetSizedSlots()
 	return cRV(finalize())
 }
 
@@ -92,7 +94,7 @@ func goC_GetSlotList(tokenPresent C.CK_BBOOL, pSlotList C.CK_SLOT_ID_PTR, pulCou
 	if pulCount == nil {
 		return cRV(ck.CKR_ARGUMENTS_BAD)
 	}
-	slots, err := be.GetSlotList(tokenPresent != 0)
+	slots, err := slotListFor(tokenPresent != 0, pSlotList == nil, be.GetSlotList)
 	if err != nil {
 		return cRV(hsm.ToRV(err))
 	}
