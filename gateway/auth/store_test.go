@@ -50,7 +50,11 @@ func TestTokenLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Bad and near-miss secrets.
-	for _, bad := range []string{"", "hvs.", sec[:len(sec)-1] + "x", strings.ToUpper(sec), sec + "A", "s.abc"} {
+	last := "x" // the last character changed (a fixed "x" left a secret ending in x intact, 1 run in 62)
+	if strings.HasSuffix(sec, last) {
+		last = "y"
+	}
+	for _, bad := range []string{"", "hvs.", sec[:len(sec)-1] + last, strings.ToUpper(sec), sec + "A", "s.abc"} {
 		if _, err := s.Authenticate(bad); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%q authenticated: %v", bad, err)
 		}
