@@ -76,7 +76,7 @@ type Node struct {
 	fsm      *fsm
 	mux      *mux
 	trans    *raft.NetworkTransport
-	bolt     *raftboltdb.BoltStore
+	bolt     *guardedStore // raft's log and stable store (boltguard.go)
 	stateDir string
 	addr     string
 
@@ -162,9 +162,11 @@ func Start(cfg Config) (*Node, error) {
 			n.Close()
 		}
 	}()
-	if n.bolt, err = raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db")); err != nil {
+	bolt, err := raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db"))
+	if err != nil {
 		return nil, fmt.Errorf("cluster: raft log: %w", err)
 	}
+	n.bolt = &guardedStore{s: bolt}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, logger)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: snapshots: %w", err)
