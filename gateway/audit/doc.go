@@ -97,5 +97,11 @@
 // per record. Its output is byte for byte that of decoding the body with
 // encoding/json (UseNumber) and writing the value back with sorted keys,
 // and it accepts exactly the bodies that decoder accepts as one object;
-// FuzzRedactDifferential and TestRedactRandom hold it to that.
+// FuzzRedactDifferential and TestRedactRandom hold it to that. Response
+// data whose shape the caller knows can skip the JSON round trip: an
+// Entry.Data that is a Redactable writes its own redaction with the log's
+// Redactor (typed.go), under the same rules, or declines and the record
+// takes Body's; gateway/server's hot responses do (with their own
+// differential test). An API token's identity can be sealed (Log.Seal):
+// its HMACs made once, the secret dropped, the Auth reused per request.
 package audit

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var testKey = bytes.Repeat([]byte{7}, 32)
@@ -222,4 +223,53 @@ func TestDeferredSharesFsync(t *testing.T) {
 		t.Fatalf("%d fsyncs for the response, want 1", n-base)
 	}
 	l.Close()
+}
+
+// TestSealedAuth: a sealed Auth (one per API token, reused) records the
+// same auth member as a fresh one, and holds no secret.
+func TestSealedAuth(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, a func(l *Log) *Auth) []byte {
+		l, err := OpenWith(filepath.Join(dir, name), testKey, Options{Sync: SyncNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if err := l.Write(Entry{Type: TypeRequest, ID: "1", Path: "p", Auth: a(l), Time: time.Unix(1, 0)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Close()
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		return b
+	}
+	fresh := func(*Log) *Auth {
+		return &Auth{ClientToken: "hvs.SECRET", Accessor: "ACC", DisplayName: "d", Policies: []string{"p"}, TokenType: "service"}
+	}
+	var sealed *Auth
+	reuse := func(l *Log) *Auth {
+		if sealed == nil {
+			sealed = l.Seal(fresh(l))
+		}
+		return sealed
+	}
+	authOf := func(b []byte) []string {
+		var out []string
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if i := bytes.Index(line, []byte(`"auth":{`)); i >= 0 {
+				out = append(out, string(line[i:bytes.IndexByte(line[i:], '}')+i]))
+			}
+		}
+		return out
+	}
+	a, b := authOf(write("fresh.log", fresh)), authOf(write("sealed.log", reuse))
+	if len(a) != 2 || len(b) != 2 || a[0] != b[0] || b[0] != b[1] {
+		t.Fatalf("fresh %q\nsealed %q", a, b)
+	}
+	if !strings.Contains(a[0], HashValue(testKey, "hvs.SECRET")) || !strings.Contains(a[0], HashValue(testKey, "ACC")) {
+		t.Fatalf("auth %s lacks the HMACs", a[0])
+	}
+	if sealed.ClientToken != "" {
+		t.Fatal("a sealed Auth keeps the secret")
+	}
 }

@@ -201,6 +201,9 @@ func (r *redactor) str() (s []byte, simple, ok bool) {
 	p := start + 1
 	simple = true
 	for {
+		for p < len(in) && plainByte[in[p]] {
+			p++ // printable ASCII but '"' and '\\': the common case
+		}
 		if p >= len(in) {
 			return nil, false, false
 		}
@@ -244,6 +247,15 @@ func (r *redactor) str() (s []byte, simple, ok bool) {
 		}
 	}
 }
+
+// plainByte: printable ASCII other than '"' and '\\' (a simple string's
+// bytes, which str skips without looking further).
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // unquote decodes a validated literal exactly as encoding/json does
 // (invalid UTF-8 and lone surrogates become U+FFFD). The rare path.

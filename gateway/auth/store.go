@@ -35,6 +35,11 @@ type Token struct {
 	hash string // the store's key; "" for a certificate identity
 }
 
+// ID names the token without revealing it (the store's key, a hash of
+// the secret); "" for a certificate identity. Callers key per-token caches
+// by it.
+func (t *Token) ID() string { return t.hash }
+
 // IsRoot reports whether the token holds the root policy.
 func (t *Token) IsRoot() bool { return t != nil && slices.Contains(t.Policies, "root") }
 
@@ -136,10 +141,11 @@ func (s *Store) notFound(err error) bool {
 
 // hashSecret is the stored form of a secret (doc.go: why a plain hash).
 func hashSecret(secret string) string {
-	h := sha256.New()
-	h.Write([]byte("gohsm-gateway-token\x00"))
-	h.Write([]byte(secret))
-	return hex.EncodeToString(h.Sum(nil))
+	const domain = "gohsm-gateway-token\x00"
+	var buf [128]byte // domain + a well-formed secret fit: no allocation
+	sum := sha256.Sum256(append(append(buf[:0], domain...), secret...))
+	clear(buf[:])
+	return hex.EncodeToString(sum[:])
 }
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -139,8 +139,13 @@ func (s *Store) List() ([]string, error) {
 // ACL compiles the named policies (unknown names are skipped, as Vault
 // skips them). The result is cached per set of names.
 func (s *Store) ACL(names []string) (*ACL, error) {
-	key := strings.Join(names, ",")
-	if !sort.StringsAreSorted(names) {
+	var key string
+	switch {
+	case len(names) == 1:
+		key = names[0] // the common case: no allocation
+	case sort.StringsAreSorted(names):
+		key = strings.Join(names, ",")
+	default:
 		sorted := slices.Clone(names)
 		sort.Strings(sorted)
 		key = strings.Join(sorted, ",")

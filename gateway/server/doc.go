@@ -33,8 +33,12 @@
 // fasthttp reuses its request and response buffers after the handler
 // returns, so nothing from a RequestCtx outlives the call: the path and
 // header values are copied into strings, the body is decoded by
-// encoding/json (which copies every string it returns), and the audit
-// record is written before the handler returns.
+// encoding/json (which copies every string it returns) or, for the hot
+// transit bodies, by fastbody.go (whose strings are substrings of one
+// copy of the body), and the audit record is written before the handler
+// returns. The hand-written response data (fastresp.go) lives in a pooled
+// buffer only until respond has copied it into the response and the audit
+// record.
 //
 // # Concurrency
 //
@@ -42,6 +46,7 @@
 // pool; handlers run concurrently and share only the Server's immutable
 // route table, the mount table (an atomic pointer to a copy-on-write map),
 // and the stores, engines, audit log, limiter and metrics, each safe for
-// concurrent use. Shutdown stops accepting, lets in-flight requests finish
+// concurrent use; the per-token audit identities (auditid.go) are a map
+// under a mutex. Shutdown stops accepting, lets in-flight requests finish
 // (up to the context's deadline), then returns.
 package server

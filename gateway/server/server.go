@@ -90,6 +90,8 @@ type Server struct {
 
 	openapiOnce sync.Once
 	openapiDoc  []byte
+
+	auditIDs auditIDs // each token's audit identity (auditid.go)
 }
 
 type mount struct {

@@ -201,6 +201,7 @@ func (s *Server) tokenRevokeAccessor(c *call) (*result, error) {
 }
 
 func (s *Server) forget(t *auth.Token) {
+	s.auditIDs.forget(t)
 	if s.cfg.Quota != nil {
 		s.cfg.Quota.Forget(t.Accessor)
 	}

@@ -72,7 +72,7 @@ func (e *Engine) seal(s token.Session, find finder, kt *keyType, v int, ver *ver
 		if err != nil {
 			return "", tokenErr(err, "encryption failed")
 		}
-		return e.format(v, enc64(sealed)), nil
+		return e.format64(v, sealed), nil
 	case kindRSA:
 		h, err := object(find, ver, objPub)
 		if err != nil {
@@ -85,7 +85,7 @@ func (e *Engine) seal(s token.Session, find finder, kt *keyType, v int, ver *ver
 			}
 			return "", tokenErr(err, "encryption failed")
 		}
-		return e.format(v, enc64(ct)), nil
+		return e.format64(v, ct), nil
 	}
 	return "", badRequest("key type %s does not support encryption", kt.name)
 }

@@ -16,7 +16,9 @@
 //
 // Concurrency. An Engine is safe for concurrent use. Batch items run in
 // parallel on up to Config.Workers token sessions, each session taking a
-// contiguous run of items. Metadata changes are read-modify-write with
+// contiguous run of items: the first run on the caller's goroutine, the
+// others on package-wide helper goroutines that wait for the next batch
+// for a while after their run (batch.go). Metadata changes are read-modify-write with
 // kv.Swapper.CompareAndSwap on the entry's exact bytes: a writer whose
 // entry changed since it read retries from a fresh read, so two gateways
 // rotating at once both get their version (a rotate that loses the swap

@@ -589,7 +589,7 @@ func (e *Engine) HMAC(ctx context.Context, name string, r *HMACRequest) (*HMACRe
 		if err != nil {
 			return tokenErr(err, "hmac failed")
 		}
-		out[i] = HMACResult{HMAC: e.format(v, enc64(mac))}
+		out[i] = HMACResult{HMAC: e.format64(v, mac)}
 		return nil
 	})
 	if !batch {
