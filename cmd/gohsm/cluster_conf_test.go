@@ -71,7 +71,7 @@ func TestMetricsOffLoopbackNeedsClientCert(t *testing.T) {
 	}
 	cfg := newServeConfig()
 	cfg.TLSCert, cfg.TLSKey, cfg.ClientCA = p.ServerCert(), p.ServerKey(), p.CACert()
-	ms, err := startMetrics(cfg, "0.0.0.0:0", nil, log.New(io.Discard, "", 0))
+	ms, err := startMetrics(cfg, "0.0.0.0:0", nil, nil, log.New(io.Discard, "", 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,6 +199,25 @@ func TestClusterInitMetricsNewToken(t *testing.T) {
 	if _, err := cb.GetSessionInfo(sb); err != nil {
 		t.Fatalf("b's session opened before: %v", err)
 	}
+
+	// The appliance's own series on A's endpoint: ca is connected to A.
+	fams := scrapeMetrics(t, "http://"+metricsAddr+"/metrics")
+	one := func(name string) *dto.Metric {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			t.Fatalf("metrics: no single %s", name)
+		}
+		return f.GetMetric()[0]
+	}
+	if n := one("gohsm_appliance_connections").GetGauge().GetValue(); n < 1 {
+		t.Fatalf("gohsm_appliance_connections = %v with a client connected", n)
+	}
+	if n := one("gohsm_appliance_calls_in_flight").GetGauge().GetValue(); n < 0 {
+		t.Fatalf("gohsm_appliance_calls_in_flight = %v", n)
+	}
+	if n := one("gohsm_appliance_busy_total").GetCounter().GetValue(); n != 0 {
+		t.Fatalf("gohsm_appliance_busy_total = %v on an idle appliance", n)
+	}
 }
 
 func b2f(b bool) float64 {

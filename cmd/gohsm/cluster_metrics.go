@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/gohsm/gohsm/firmware-sim/server"
 	"log"
 	"net"
 	"net/http"
@@ -44,11 +45,14 @@ type metricsServer struct {
 
 // startMetrics listens on addr and serves /metrics; node is nil for an
 // appliance that is not a cluster member.
-func startMetrics(cfg *serveConfig, addr string, node *cluster.Node, logger *log.Logger) (*metricsServer, error) {
+func startMetrics(cfg *serveConfig, addr string, node *cluster.Node, stats func() server.Stats, logger *log.Logger) (*metricsServer, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if node != nil {
 		reg.MustRegister(node.Collector())
+	}
+	if stats != nil {
+		reg.MustRegister(applianceCollectors(stats)...)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
@@ -128,10 +132,27 @@ func (a *appliance) startMetrics(addr string, node *cluster.Node) error {
 	if addr == "" {
 		return nil
 	}
-	m, err := startMetrics(a.cfg, addr, node, a.logger)
+	m, err := startMetrics(a.cfg, addr, node, a.srv.Stats, a.logger)
 	if err != nil {
 		return err
 	}
 	a.metrics = m
 	return nil
+}
+
+// applianceCollectors are the appliance's own series: what a member's
+// clients weigh when they pick the least busy one (its connections and
+// calls in flight), and the busy answers that say it is saturated.
+func applianceCollectors(stats func() server.Stats) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gohsm_appliance_connections",
+			Help: "Client connections past the handshake (each one an engine)."},
+			func() float64 { return float64(stats().Conns) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gohsm_appliance_calls_in_flight",
+			Help: "Calls being run or queued, over all connections."},
+			func() float64 { return float64(stats().Calls) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gohsm_appliance_busy_total",
+			Help: "Calls answered busy (CKR_DEVICE_MEMORY with the not-run flag) since the start."},
+			func() float64 { return float64(stats().Busy) }),
+	}
 }

@@ -473,11 +473,13 @@ func (c *conn) admit() (ck.RV, bool) {
 	}
 	if c.inflight.Add(1) > int64(c.srv.cfg.MaxCallsPerConn) {
 		c.inflight.Add(-1)
+		c.srv.busy.Add(1)
 		return rvBusy, false
 	}
 	if c.srv.total.Add(1) > int64(c.srv.cfg.MaxCallsTotal) {
 		c.srv.total.Add(-1)
 		c.inflight.Add(-1)
+		c.srv.busy.Add(1)
 		return rvBusy, false
 	}
 	return ck.CKR_OK, true
@@ -548,6 +550,7 @@ func (c *conn) drain(q *sessq) {
 // is unknown). The running call's own answer is then dropped.
 func (c *conn) timeout(it *item) {
 	if it.state.CompareAndSwap(stQueued, stAnswered) {
+		c.srv.busy.Add(1)
 		c.answerCode(it.id, wire.FlagNotRun, rvBusy)
 		return
 	}

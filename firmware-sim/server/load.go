@@ -28,3 +28,15 @@ func (s *Server) fillLoad(w *wire.Welcome) {
 func clampU32(v int64) uint32 {
 	return uint32(min(max(v, 0), math.MaxUint32))
 }
+
+// Stats is what the appliance is doing, for its metrics endpoint.
+type Stats struct {
+	Conns int64  // connections with an engine (past WELCOME)
+	Calls int64  // calls in flight over all connections
+	Busy  uint64 // calls answered busy since the start
+}
+
+// Stats reads the counters (each atomically; together, nearly at once).
+func (s *Server) Stats() Stats {
+	return Stats{Conns: s.engaged.Load(), Calls: s.total.Load(), Busy: s.busy.Load()}
+}

@@ -56,6 +56,8 @@ type Server struct {
 	// engaged counts connections with an engine (past WELCOME): the
 	// connections WELCOME reports as load (probes and handshakes are not).
 	engaged atomic.Int64
+	// busy counts calls answered busy (rvBusy with FlagNotRun).
+	busy atomic.Uint64
 	// wg tracks connection goroutines.
 	wg sync.WaitGroup
 	// workers run the calls.
