@@ -25,8 +25,16 @@
 // file object store fails concurrent writers in one process (measured:
 // CKR_GENERAL_ERROR from C_CreateObject while another thread destroys an
 // object of the same token, about one write in 150 under kv's two-writer
-// test). Cryptographic calls and reads stay concurrent; writes are rare
-// on the gateway's paths (a new key version, a metadata update).
+// test). Object searches take the same lock shared: a C_FindObjects
+// that runs while another thread writes the store can miss objects whose
+// creation had returned before the search began (measured: two kv
+// writers through two contexts each committed the same version, a lost
+// update in about one TestOnSoftHSM run in seven, and a create answered
+// CKR_TEMPLATE_INCONSISTENT in others; none in 60 runs with searches
+// shared-locked). kv's write protocol rests on that ordering. Searches
+// stay concurrent with each other, and cryptographic calls and attribute
+// reads with everything; writes are rare on the gateway's paths (a new
+// key version, a metadata update).
 package p11mod
 
 import (
@@ -51,7 +59,7 @@ type Config struct {
 
 // Token is an external module's token, logged in.
 type Token struct {
-	wmu   *sync.Mutex // the module's object-store write lock
+	wmu   *sync.RWMutex // the module's object-store lock: writes exclusive, searches shared
 	c11   *crypto11.Context
 	ctx   *pkcs11.Ctx
 	slot  uint
@@ -178,11 +186,11 @@ func (t *Token) Close() error {
 	return err
 }
 
-var writeLocks sync.Map // module path -> *sync.Mutex
+var writeLocks sync.Map // module path -> *sync.RWMutex
 
-func writeLock(path string) *sync.Mutex {
-	l, _ := writeLocks.LoadOrStore(path, new(sync.Mutex))
-	return l.(*sync.Mutex)
+func writeLock(path string) *sync.RWMutex {
+	l, _ := writeLocks.LoadOrStore(path, new(sync.RWMutex))
+	return l.(*sync.RWMutex)
 }
 
 // rvOf is the code of a miekg/pkcs11 error.

@@ -15,7 +15,7 @@ import (
 type session struct {
 	ctx *pkcs11.Ctx
 	h   pkcs11.SessionHandle
-	wmu *sync.Mutex
+	wmu *sync.RWMutex
 }
 
 var _ token.Session = (*session)(nil)
@@ -80,7 +80,11 @@ func (s *session) DestroyObject(h ck.ObjectHandle) error {
 	return convErr(s.ctx.DestroyObject(s.h, pkcs11.ObjectHandle(h)))
 }
 
+// FindObjects holds the store lock shared: no write of this module runs
+// during a search (package doc).
 func (s *session) FindObjects(t []ck.Attribute) ([]ck.ObjectHandle, error) {
+	s.wmu.RLock()
+	defer s.wmu.RUnlock()
 	if err := s.ctx.FindObjectsInit(s.h, attrs(t)); err != nil {
 		return nil, convErr(err)
 	}
