@@ -2,9 +2,11 @@
 // one per response, hash-chained, with every secret value replaced by its
 // HMAC-SHA256 under an audit key (Vault's "hmac-sha256:<hex>" form), and
 // fail-closed: a request whose record cannot be written is refused with 500
-// and never reaches the engine; a response whose record cannot be written
-// becomes a 500 (the operation may have happened; its request record says
-// so).
+// and never reaches the engine (a request without side effects, whose
+// record is only queued, finds the log failed at once, or its answer is
+// held back by its response record's failure); a response whose record
+// cannot be written becomes a 500 (the operation may have happened; its
+// request record says so).
 //
 // # Record format
 //
@@ -60,9 +62,13 @@
 // Write returns once its record is written to the file and, under
 // SyncAlways (the default), fsynced. Concurrent writers share writes and
 // fsyncs (group commit), which are separate steps. A deferred record
-// (Entry.Deferred) is written at once: a waiter that finds no write in
-// flight writes every record queued so far, and never waits for an fsync
-// in flight. A durable record that finds no fsync in flight is written
+// (Entry.Deferred: the request record of a call without side effects) is
+// only queued: the next record written carries it, its response record's
+// at the latest, so the pair costs one write and one fsync and no answer
+// leaves before both are in the file. Flush writes the queue at once, for
+// a request about to change something after all; Close and SyncInterval's
+// loop write it too. A waiter that finds no write in flight writes every
+// record queued so far, and never waits for an fsync in flight. A durable record that finds no fsync in flight is written
 // (with everything queued) and fsynced; one that arrives while an fsync is
 // in flight waits queued, since that fsync began before it and cannot
 // cover it, and the first such waiter then writes the whole group and

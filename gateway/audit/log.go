@@ -110,10 +110,13 @@ type Entry struct {
 	Status int
 	Error  string
 	// Deferred: the record of a request without side effects (encrypt,
-	// sign, a read). Under SyncAlways it is written before Write returns
-	// but not fsynced on its own: the fsync of its response record, which
-	// covers the whole file, makes it durable before the answer leaves.
-	// One fsync per such request instead of two.
+	// sign, a read). Write numbers and chains it and returns: it is
+	// written with the next record that is written, its response record's
+	// at the latest, and made durable by that record's fsync, before the
+	// answer leaves. So such a request costs one write and one fsync, not
+	// two of each, and still no answer leaves unrecorded (fail closed). A
+	// request that turns out to change something after all (Vault's
+	// upsert of a missing key on encrypt) calls Flush before the change.
 	Deferred bool
 }
 
@@ -393,10 +396,10 @@ func putBuf(b *bytes.Buffer) {
 	}
 }
 
-// append numbers, chains and queues one record, then waits until it is
-// written (the first waiter writes the whole queue: group commit) and,
-// if durable under SyncAlways, fsynced (waitSynced: one write and one
-// fsync per group).
+// append numbers, chains and queues one record; unless deferred, it then
+// waits until the record is written (the first waiter writes the whole
+// queue: group commit) and, under SyncAlways, fsynced (waitSynced: one
+// write and one fsync per group).
 func (l *Log) append(members []byte, opening, durable bool) error {
 	l.mu.Lock()
 	if l.failed != nil {
@@ -425,9 +428,22 @@ func (l *Log) append(members []byte, opening, durable bool) error {
 	l.seq, l.head = seq, h
 	l.mu.Unlock()
 
-	if durable && l.opts.Sync == SyncAlways {
+	switch {
+	case !durable:
+		return nil // queued: the next record written carries it
+	case l.opts.Sync == SyncAlways:
 		return l.waitSynced(seq)
 	}
+	return l.waitWritten(seq)
+}
+
+// Flush writes every record queued so far (deferred ones), without
+// waiting for an fsync in flight: before a deferred request changes
+// something, its record must be in the file.
+func (l *Log) Flush() error {
+	l.mu.Lock()
+	seq := l.seq
+	l.mu.Unlock()
 	return l.waitWritten(seq)
 }
 
@@ -543,6 +559,7 @@ func (l *Log) syncLoop() {
 		case <-l.stop:
 			return
 		case <-t.C:
+			l.Flush() // deferred records queued with no record after them yet
 			l.mu.Lock()
 			dirty := l.dirty && l.failed == nil
 			l.dirty = false
@@ -584,6 +601,10 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	seq := l.seq
+	l.mu.Unlock()
+	werr := l.waitWritten(seq) // deferred records still queued
+	l.mu.Lock()
 	for l.writing != nil || l.syncing != nil {
 		w, sy := l.writing, l.syncing
 		l.mu.Unlock()
@@ -601,7 +622,7 @@ func (l *Log) Close() error {
 		<-l.done
 	}
 	err := l.f.Sync()
-	return errors.Join(err, l.f.Close())
+	return errors.Join(werr, err, l.f.Close())
 }
 
 func syncDir(dir string) error {

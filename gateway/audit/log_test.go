@@ -201,28 +201,87 @@ type countSync struct {
 
 func (c countSync) Sync() error { *c.n++; return c.File.Sync() }
 
-// TestDeferredSharesFsync: a deferred record is written at once but
-// fsynced with the next durable one.
-func TestDeferredSharesFsync(t *testing.T) {
-	n := 0
+// countWrite counts a File's writes.
+type countWrite struct {
+	File
+	n *int
+}
+
+func (c countWrite) Write(p []byte) (int, error) { *c.n++; return c.File.Write(p) }
+
+// TestDeferredSharesWriteAndFsync: a deferred record is only queued; the
+// next durable record carries it in the same write and fsync, in order.
+func TestDeferredSharesWriteAndFsync(t *testing.T) {
+	syncs, writes := 0, 0
 	path := filepath.Join(t.TempDir(), "gw.log")
-	l, err := OpenWith(path, testKey, Options{WrapFile: func(f File) File { return countSync{f, &n} }})
+	l, err := OpenWith(path, testKey, Options{WrapFile: func(f File) File { return countWrite{countSync{f, &syncs}, &writes} }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := n
-	l.Write(Entry{Type: TypeRequest, Path: "transit/encrypt/k", Deferred: true})
-	if n != base {
-		t.Fatal("a deferred record was fsynced on its own")
+	s0, w0 := syncs, writes
+	if err := l.Write(Entry{Type: TypeRequest, ID: "R", Path: "transit/encrypt/k", Deferred: true}); err != nil {
+		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(path); !bytes.Contains(b, []byte(`"seq":2`)) {
-		t.Fatal("a deferred record was not written before Write returned")
+	if syncs != s0 || writes != w0 {
+		t.Fatalf("a deferred record cost %d writes and %d fsyncs on its own, want none", writes-w0, syncs-s0)
 	}
-	l.Write(Entry{Type: TypeResponse, Path: "transit/encrypt/k", Status: 200})
-	if n != base+1 {
-		t.Fatalf("%d fsyncs for the response, want 1", n-base)
+	if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(`"seq":2`)) {
+		t.Fatal("a deferred record was written before a record followed it")
 	}
-	l.Close()
+	if err := l.Write(Entry{Type: TypeResponse, ID: "R", Path: "transit/encrypt/k", Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if syncs != s0+1 || writes != w0+1 {
+		t.Fatalf("request and response: %d writes and %d fsyncs, want 1 and 1", writes-w0, syncs-s0)
+	}
+	b, _ := os.ReadFile(path)
+	req, resp := bytes.Index(b, []byte(`"seq":2,`)), bytes.Index(b, []byte(`"seq":3,`))
+	if req < 0 || resp < 0 || req > resp {
+		t.Fatalf("records out of order or missing (request at %d, response at %d)", req, resp)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := Verify(bytes.NewReader(mustRead(t, path))); err != nil || st.Records != 3 {
+		t.Fatalf("%+v %v", st, err)
+	}
+}
+
+// TestFlushAndCloseWriteDeferred: Flush (before a change) and Close write
+// what is queued; nothing deferred is lost.
+func TestFlushAndCloseWriteDeferred(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.log")
+	l, err := Open(path, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Write(Entry{Type: TypeRequest, ID: "F", Path: "transit/encrypt/new", Deferred: true})
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(mustRead(t, path), []byte(`"id":"F"`)) {
+		t.Fatal("Flush did not write the queued record")
+	}
+	l.Write(Entry{Type: TypeRequest, ID: "C", Path: "transit/encrypt/k", Deferred: true})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := mustRead(t, path)
+	if !bytes.Contains(b, []byte(`"id":"C"`)) {
+		t.Fatal("Close lost a queued record")
+	}
+	if st, err := Verify(bytes.NewReader(b)); err != nil || st.Records != 3 {
+		t.Fatalf("%+v %v", st, err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestSealedAuth: a sealed Auth (one per API token, reused) records the

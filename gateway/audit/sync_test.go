@@ -59,9 +59,9 @@ func returned(ch <-chan error) (error, bool) {
 }
 
 // TestWriteDoesNotWaitForFsync: under SyncAlways a deferred record is
-// written while another record's fsync is in flight; a durable record
-// written after that fsync began is not answered by it but waits for an
-// fsync of its own.
+// queued, and Flush writes it, while another record's fsync is in flight;
+// a durable record written after that fsync began is not answered by it
+// but waits for an fsync of its own.
 func TestWriteDoesNotWaitForFsync(t *testing.T) {
 	l, g, path := openGated(t)
 	a := make(chan error, 1)
@@ -72,8 +72,13 @@ func TestWriteDoesNotWaitForFsync(t *testing.T) {
 	if err, done := returned(d); !done || err != nil {
 		t.Fatalf("a deferred write waited for another record's fsync (returned %v, %v)", done, err)
 	}
+	fl := make(chan error, 1)
+	go func() { fl <- l.Flush() }()
+	if err, done := returned(fl); !done || err != nil {
+		t.Fatalf("Flush waited for another record's fsync (returned %v, %v)", done, err)
+	}
 	if b, _ := os.ReadFile(path); !bytes.Contains(b, []byte(`"id":"D"`)) {
-		t.Fatal("the deferred record was not written before Write returned")
+		t.Fatal("Flush did not write the deferred record")
 	}
 	bch := make(chan error, 1)
 	go func() { bch <- l.Write(Entry{Type: TypeResponse, ID: "B", Path: "p", Status: 200}) }()

@@ -39,7 +39,8 @@ type call struct {
 	remote string      // the client's address, for the audit records
 	aa     *audit.Auth // who asked, for both audit records (its HMACs made once)
 	aaDone bool
-	hot    any // the response data when appendData wrote it (auditdata.go)
+	hot    any  // the response data when appendData wrote it (auditdata.go)
+	queued bool // its audit request record is queued, not yet written (audit.Entry.Deferred)
 }
 
 // param returns the path parameter name ("" if absent).
@@ -241,8 +242,10 @@ func (s *Server) auditRequest(c *call, op string, deferred bool) bool {
 	a := s.auditAuth(c) // sets c.remote
 	e := audit.Entry{Type: audit.TypeRequest, ID: c.id, Operation: opName(c.method), Path: c.path,
 		Auth: a, RemoteAddr: c.remote, Body: c.body, Deferred: deferred}
+	c.queued = deferred
 	if err := s.cfg.Audit.Write(e); err != nil {
 		s.cfg.Metrics.AuditFailure(false)
+		c.queued = false
 		s.cfg.Logf("audit: %v", err)
 		return false
 	}

@@ -33,9 +33,10 @@ type route struct {
 	pure   bool // no side effects: its audit request record is Deferred
 }
 
-// pureOps change nothing (beyond an upserted key, whose response record is
-// fsynced before the answer): their request records share the response's
-// fsync (audit.Entry.Deferred).
+// pureOps change nothing: their request records are only queued and go to
+// the file with their response's (audit.Entry.Deferred), one write and one
+// fsync for the pair. The exception, encrypt's upsert of a missing key,
+// writes the queued record before it creates the key (call.context).
 var pureOps = map[string]bool{
 	"encrypt": true, "decrypt": true, "rewrap": true, "datakey.plaintext": true, "datakey.wrapped": true,
 	"sign": true, "verify": true, "hmac": true, "random": true,

@@ -15,7 +15,15 @@ import (
 
 func (c *call) engine() Engine { return c.mount.engine }
 
-func (c *call) context() context.Context { return context.Background() }
+// context carries, for a call whose audit request record is only queued
+// (a pure route), the flush the engine runs before it changes anything
+// after all (transit.WithBeforeChange).
+func (c *call) context() context.Context {
+	if c.queued && c.s.cfg.Audit != nil {
+		return transit.WithBeforeChange(context.Background(), c.s.cfg.Audit.Flush)
+	}
+	return context.Background()
+}
 
 // batchResult wraps a batch-capable response with its status and item count.
 func batchResult(data any, b transit.Batch) (*result, error) {

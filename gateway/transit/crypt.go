@@ -182,6 +182,9 @@ func (e *Engine) Encrypt(ctx context.Context, name string, r *EncryptRequest) (*
 		if r.ConvergentEncryption {
 			return nil, badRequest("convergent_encryption is not supported: the token makes every nonce")
 		}
+		if err := beforeChange(ctx); err != nil {
+			return nil, err
+		}
 		if _, err := e.CreateKey(ctx, name, &CreateKeyRequest{Type: r.Type}); err != nil {
 			return nil, err
 		}
