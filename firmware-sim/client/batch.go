@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gohsm/gohsm/firmware-sim/wire"
 	"github.com/gohsm/gohsm/hsm/ck"
@@ -79,13 +80,17 @@ func (b *Batch) Run() {
 		}
 	}
 	b.c.enqueue(rs...)
+	var t *time.Timer
 	for _, p := range b.items {
 		if p.done {
 			continue
 		}
-		b.c.wait(p.req)
+		b.c.waitTimer(p.req, &t)
 		p.vals, p.err = b.c.result(p.req)
-		p.done = true
+		p.req, p.done = nil, true
+	}
+	if t != nil {
+		t.Stop()
 	}
 }
 

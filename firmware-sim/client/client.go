@@ -377,8 +377,29 @@ func (c *Client) enqueue(rs ...*request) {
 // the connection answers it, or its death fails or re-queues it; a server
 // silent beyond its own call deadline is a safety net.
 func (c *Client) wait(r *request) {
-	t := time.NewTimer(time.Until(r.deadline))
-	defer t.Stop()
+	var t *time.Timer
+	c.waitTimer(r, &t)
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// waitTimer is wait with a timer the caller keeps (nil at first, made when
+// needed) and stops when done, so that waiting for many requests in turn
+// (Batch.Run) makes one timer, not one per request. A request already
+// answered costs no timer.
+func (c *Client) waitTimer(r *request, tp **time.Timer) {
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	if *tp == nil {
+		*tp = time.NewTimer(time.Until(r.deadline))
+	} else {
+		(*tp).Reset(time.Until(r.deadline))
+	}
+	t := *tp
 	for {
 		select {
 		case <-r.done:
@@ -405,6 +426,9 @@ func (c *Client) result(r *request) ([]any, error) {
 	defer func() {
 		clear(r.payload)
 		clear(r.resp)
+		// An answer from a BATCH is part of that frame's buffer: let
+		// the buffer go even if the request is kept.
+		r.payload, r.resp = nil, nil
 	}()
 	if r.local {
 		return nil, r.rv

@@ -535,6 +535,7 @@ func (cn *conn) readLoop() {
 	c := cn.c
 	br := bufio.NewReaderSize(cn.rwc, 64<<10)
 	var hb [wire.HeaderSize]byte
+	var items []wire.Frame
 	for {
 		cn.armRead(time.Now().Add(c.cfg.Timeout))
 		if _, err := io.ReadFull(br, hb[:]); err != nil {
@@ -554,17 +555,23 @@ func (cn *conn) readLoop() {
 		cn.lastRecv.Store(time.Now().UnixNano())
 		switch h.Type {
 		case wire.FrameResult:
-			cn.deliver(h, p, false)
+			cn.deliver(h, p)
 		case wire.FrameBatch:
-			items, err := wire.SplitBatch(p, clientMaxFrame, wire.FrameResult)
+			// The item list is reused from batch to batch.
+			items, err = wire.AppendBatchItems(items[:0], p, clientMaxFrame, wire.FrameResult)
 			if err != nil {
+				clear(p)
 				c.kill(cn, err)
 				return
 			}
+			// Each answer is handed over in place, not copied: its
+			// request owns that part of the frame and zeroises it once
+			// decoded (result), as deliver does for one it drops. The
+			// rest of the frame is headers.
 			for _, it := range items {
-				cn.deliver(it.Header, it.Payload, true)
+				cn.deliver(it.Header, it.Payload)
 			}
-			clear(p)
+			clear(items)
 		case wire.FramePing:
 			if h.Len <= wire.PingMax {
 				cn.mu.Lock()
@@ -606,9 +613,9 @@ func (cn *conn) drainedCheck() {
 	}
 }
 
-// deliver hands an answer to its request. A batch item's payload is copied
-// out of the batch buffer, which the reader zeroises.
-func (cn *conn) deliver(h wire.Header, p []byte, copyOut bool) {
+// deliver hands an answer to its request; p becomes the request's, which
+// zeroises it (Client.result), or is zeroised here if nobody takes it.
+func (cn *conn) deliver(h wire.Header, p []byte) {
 	cn.mu.Lock()
 	r := cn.pending[h.ID]
 	if r != nil {
@@ -622,9 +629,6 @@ func (cn *conn) deliver(h wire.Header, p []byte, copyOut bool) {
 	if r == nil {
 		clear(p) // an answer to a call abandoned meanwhile
 		return
-	}
-	if copyOut {
-		p = append([]byte(nil), p...)
 	}
 	c := cn.c
 	if h.Flags&wire.FlagTryElsewhere != 0 && !r.priv && cn.welcome.Version >= 2 {

@@ -71,6 +71,11 @@ type conn struct {
 	eng *engine
 	// readTimer enforces read deadlines on an rwc without SetReadDeadline.
 	readTimer *time.Timer
+	// calls holds the CallTimeout deadlines of the calls in flight.
+	calls deadlines
+	// rbuf is the reader's frame buffer, reused from frame to frame
+	// (zeroised after each: it may hold a PIN or plaintext).
+	rbuf []byte
 }
 
 // sessq is a session's call queue.
@@ -85,7 +90,10 @@ type item struct {
 	id    uint64
 	dec   wire.Decoded
 	state atomic.Int32
-	timer *time.Timer
+	// In conn.calls (deadlines.go), under its mutex.
+	deadline   time.Time
+	prev, next *item
+	listed     bool
 }
 
 const (
@@ -108,6 +116,7 @@ func newConn(s *Server, rwc io.ReadWriteCloser, identity string, parts []string,
 		closed:   make(chan struct{}),
 		sessions: map[ck.SessionHandle]*sessq{},
 	}
+	c.calls.fire = c.timeout
 	if _, ok := rwc.(readDeadliner); !ok {
 		// Made here, before any goroutine, so close can stop it safely.
 		c.readTimer = time.AfterFunc(time.Hour, func() { rwc.Close() })
@@ -149,11 +158,30 @@ func (c *conn) readFrame(first, rest time.Time, max int) (wire.Header, []byte, e
 	if err != nil {
 		return h, nil, err
 	}
-	p := make([]byte, h.Len)
+	p := c.frameBuf(h.Len)
 	if _, err := io.ReadFull(c.br, p); err != nil {
+		clear(p)
 		return h, nil, err
 	}
 	return h, p, nil
+}
+
+// maxReuse bounds the reader buffer kept from frame to frame: a rare
+// large frame does not pin its size for the connection's life.
+const maxReuse = 256 << 10
+
+// frameBuf is a buffer of n bytes for the next frame's payload. The
+// caller zeroises it once the frame is handled: decoding copies what it
+// keeps (wire.Decoder), so it can be reused for the next frame.
+func (c *conn) frameBuf(n int) []byte {
+	if cap(c.rbuf) >= n {
+		return c.rbuf[:n]
+	}
+	p := make([]byte, n)
+	if n <= maxReuse {
+		c.rbuf = p
+	}
+	return p
 }
 
 // run is the connection: handshake, then the reader loop on this goroutine
@@ -205,6 +233,7 @@ func (c *conn) run(deadline time.Time) {
 	}
 	c.srv.logf("%s: identity %q connected (%s)", c.peer, c.identity, hello.Name)
 	go c.writeLoop()
+	var items []wire.Frame
 	for {
 		h, p, err := c.readFrame(time.Now().Add(cfg.IdleTimeout), time.Time{}, cfg.MaxFrame)
 		if err != nil {
@@ -224,17 +253,22 @@ func (c *conn) run(deadline time.Time) {
 		}
 		switch h.Type {
 		case wire.FrameCall:
-			c.dispatch(h.ID, p)
+			c.dispatch(h.ID, p, time.Now())
 		case wire.FrameBatch:
-			items, err := wire.SplitBatch(p, cfg.MaxFrame, wire.FrameCall)
+			// The item list is reused from batch to batch.
+			items, err = wire.AppendBatchItems(items[:0], p, cfg.MaxFrame, wire.FrameCall)
 			if err != nil {
+				clear(p)
 				c.srv.logf("%s (%s): %v", c.peer, c.identity, err)
 				c.fatal(wire.GoAwayProtocolError, "bad batch")
 				return
 			}
+			// One clock reading for the frame: its calls arrived together.
+			now := time.Now()
 			for _, it := range items {
-				c.dispatch(it.ID, it.Payload)
+				c.dispatch(it.ID, it.Payload, now)
 			}
+			clear(items) // no reference to the frame's bytes is kept
 		case wire.FramePing:
 			if h.Len <= wire.PingMax {
 				c.sendControl(wire.AppendFrame(nil, wire.FramePong, 0, h.ID, p))
@@ -305,6 +339,9 @@ func (c *conn) sendControl(f []byte) {
 // once written, as it may hold plaintext.
 func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(c.rwc, 64<<10)
+	// spare is the frame list given back to send once written, so that
+	// the list is not grown again for every round of answers.
+	var spare [][]byte
 	for {
 		select {
 		case <-c.outSig:
@@ -321,10 +358,12 @@ func (c *conn) writeLoop() {
 		for {
 			c.outMu.Lock()
 			frames := c.out
-			c.out = nil
+			c.out = spare
+			spare = nil
 			c.control = 0
 			c.outMu.Unlock()
 			if len(frames) == 0 {
+				spare = frames
 				break
 			}
 			if d, ok := c.rwc.(writeDeadliner); ok {
@@ -333,6 +372,10 @@ func (c *conn) writeLoop() {
 			err := writeFrames(bw, frames, c.maxOut)
 			for _, f := range frames {
 				clear(f)
+			}
+			clear(frames)
+			if cap(frames) <= wire.MaxBatchItems {
+				spare = frames[:0]
 			}
 			if err == nil {
 				err = c.flush(bw)
@@ -393,6 +436,7 @@ func (c *conn) close() {
 	c.once.Do(func() {
 		close(c.closed)
 		c.rwc.Close()
+		c.calls.stop()
 		if c.readTimer != nil {
 			c.readTimer.Stop()
 		}
@@ -463,7 +507,33 @@ func (c *conn) closeSessions(match func(ck.SlotID) bool) {
 
 // answerCode queues a RESULT that is only a return code.
 func (c *conn) answerCode(id uint64, flags byte, rv ck.RV) {
-	c.send(wire.AppendFrame(nil, wire.FrameResult, flags, id, wire.AppendCode(nil, rv)))
+	c.send(codeFrame(id, flags, rv))
+}
+
+// codeFrame is a RESULT frame that is only a return code, in one
+// allocation.
+func codeFrame(id uint64, flags byte, rv ck.RV) []byte {
+	f := wire.AppendHeader(make([]byte, 0, wire.HeaderSize+8), wire.FrameResult, flags, id, 8)
+	return wire.AppendCode(f, rv)
+}
+
+// resultSize estimates a RESULT frame with values, so that the frame is
+// one allocation rather than one per append: byte strings by their
+// length, anything else (a handle, a count, a small structure) by a guess
+// that append corrects when it is wrong.
+func resultSize(results []any, orig [][]byte) int {
+	n := wire.HeaderSize + 8
+	for _, r := range results {
+		if b, ok := r.([]byte); ok {
+			n += 4 + len(b)
+		} else {
+			n += 16
+		}
+	}
+	for _, p := range orig {
+		n += 1 + len(p)
+	}
+	return n
 }
 
 // admit counts a call in, or says why not.
@@ -490,9 +560,9 @@ func (c *conn) release() {
 	c.inflight.Add(-1)
 }
 
-// dispatch admits, decodes and schedules one call. It runs on the reader
-// goroutine and never blocks on the engine.
-func (c *conn) dispatch(id uint64, p []byte) {
+// dispatch admits, decodes and schedules one call that arrived at now. It
+// runs on the reader goroutine and never blocks on the engine.
+func (c *conn) dispatch(id uint64, p []byte, now time.Time) {
 	if rv, ok := c.admit(); !ok {
 		c.answerCode(id, wire.FlagNotRun, rv)
 		return
@@ -504,7 +574,7 @@ func (c *conn) dispatch(id uint64, p []byte) {
 		return
 	}
 	it := &item{id: id, dec: dec}
-	it.timer = time.AfterFunc(c.srv.cfg.CallTimeout, func() { c.timeout(it) })
+	c.calls.add(it, now.Add(c.srv.cfg.CallTimeout))
 	if !dec.Call.Session {
 		c.srv.workers.run(func() { c.execute(it) })
 		return
@@ -571,7 +641,7 @@ func (c *conn) execute(it *item) {
 	case <-c.closed:
 		// The connection is gone: nothing may run on its behalf.
 		it.state.Store(stAnswered)
-		it.timer.Stop()
+		c.calls.remove(it)
 		c.wipe(it)
 		c.release()
 		return
@@ -598,25 +668,26 @@ func (c *conn) finish(it *item, rv ck.RV, results []any, ran bool) {
 // finishFlags is finish with extra RESULT flags (wire.FlagTryElsewhere)
 // on an answer with values.
 func (c *conn) finishFlags(it *item, rv ck.RV, results []any, ran bool, flags byte) {
-	it.timer.Stop()
+	c.calls.remove(it)
 	answer := it.state.Swap(stAnswered) != stAnswered
 	var f []byte
 	if answer && ran {
 		call := it.dec.Call
 		var off int
-		f, off = wire.BeginFrame(nil, wire.FrameResult, wire.FlagValues|flags, it.id)
+		f, off = wire.BeginFrame(make([]byte, 0, resultSize(results, it.dec.Params)), wire.FrameResult,
+			wire.FlagValues|flags, it.id)
 		f = call.AppendResult(f, rv, results, it.dec.Args, it.dec.Params)
 		if len(f)-off-wire.HeaderSize > c.maxOut {
 			// The answer cannot reach the client; the call ran, so this is
 			// not "busy". The client's limit makes this impossible for a
 			// result it was allowed to ask for.
 			clear(f)
-			f = wire.AppendFrame(nil, wire.FrameResult, 0, it.id, wire.AppendCode(nil, ck.CKR_DEVICE_MEMORY))
+			f = codeFrame(it.id, 0, ck.CKR_DEVICE_MEMORY)
 		} else {
 			wire.EndFrame(f, off)
 		}
 	} else if answer {
-		f = wire.AppendFrame(nil, wire.FrameResult, 0, it.id, wire.AppendCode(nil, rv))
+		f = codeFrame(it.id, 0, rv)
 	}
 	c.wipe(it)
 	c.release()

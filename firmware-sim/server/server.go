@@ -12,6 +12,9 @@
 // sessions run in parallel; a call without a session runs on its own
 // goroutine. Admission is counted, never queued: a call beyond
 // MaxCallsPerConn or MaxCallsTotal is answered busy at once by the reader.
+// A connection's calls in flight share one deadline timer (deadlines.go),
+// and its reader reuses one buffer for the frames it reads (zeroised after
+// each frame).
 // A connection's engine is its own and is safe for concurrent use
 // (hsm.Backend); engines on one store see each other's token objects as
 // processes on one store do.

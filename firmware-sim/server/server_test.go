@@ -645,3 +645,46 @@ func TestWrapAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// slowSessionBackend holds C_GetSessionInfo until gate is closed.
+type slowSessionBackend struct {
+	hsm.Backend
+	gate chan struct{}
+}
+
+func (s *slowSessionBackend) GetSessionInfo(h ck.SessionHandle) (ck.SessionInfo, error) {
+	<-s.gate
+	return s.Backend.GetSessionInfo(h)
+}
+
+// Calls on one session run in turn: when the running one passes its
+// deadline it is answered CKR_DEVICE_ERROR (its outcome is unknown), and
+// the one queued behind it busy with the "not run" flag (it did nothing);
+// neither is answered twice when the engine returns.
+func TestDeadlineQueuedCall(t *testing.T) {
+	gate := make(chan struct{})
+	f := newFixture(t, map[string][]string{"a": {"alpha"}}, func(c *Config) {
+		c.CallTimeout = 300 * time.Millisecond
+		c.WrapBackend = func(_ string, be hsm.Backend) hsm.Backend { return &slowSessionBackend{Backend: be, gate: gate} }
+	})
+	p := f.pipePeer("a")
+	s := p.call("OpenSession", ck.SlotID(0), ck.CKF_SERIAL_SESSION).Values[0].(ck.SessionHandle)
+	running := p.send("GetSessionInfo", s)
+	queued := p.send("GetSessionInfo", s)
+	r, flags := p.answer("GetSessionInfo", running)
+	if flags&wire.FlagNotRun != 0 || r.RV != ck.CKR_DEVICE_ERROR {
+		t.Fatalf("running call: flags %#x rv %v, want CKR_DEVICE_ERROR", flags, r.RV)
+	}
+	r, flags = p.answer("GetSessionInfo", queued)
+	if flags&wire.FlagNotRun == 0 || r.RV != ck.CKR_DEVICE_MEMORY {
+		t.Fatalf("queued call: flags %#x rv %v, want not-run CKR_DEVICE_MEMORY", flags, r.RV)
+	}
+	close(gate)
+	// The session works again. The held call's own answer, due before
+	// this one (the session runs its calls in order), was dropped.
+	r = p.call("GetSessionInfo", s)
+	wantRV(t, r.RV, ck.CKR_OK)
+	if len(p.early) != 0 {
+		t.Fatalf("%d answers to calls already answered", len(p.early))
+	}
+}

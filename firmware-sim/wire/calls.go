@@ -300,12 +300,12 @@ func (c *Call) AppendCall(dst []byte, args []any) ([]byte, error) {
 	if len(args) != len(c.Args) {
 		return dst, fmt.Errorf("wire: %s takes %d arguments, got %d", c.Name, len(c.Args), len(args))
 	}
-	e := Encoder{B: dst}
+	e := getEncoder(dst)
 	e.U16(uint16(c.ID))
 	for i, t := range c.Args {
-		t.enc(&e, args[i])
+		t.enc(e, args[i])
 	}
-	return e.B, e.Err
+	return putEncoder(e)
 }
 
 // Span is the bytes of one in/out parameter in a CALL payload.
@@ -327,7 +327,8 @@ type Decoded struct {
 // a malformed argument CKR_ARGUMENTS_BAD, or CKR_MECHANISM_PARAM_INVALID
 // inside a mechanism parameter.
 func DecodeCall(p []byte, limit int) (Decoded, error) {
-	d := NewDecoder(p, limit)
+	d := getDecoder(p, limit)
+	defer putDecoder(d)
 	id := CallID(d.U16())
 	if d.err != nil {
 		return Decoded{}, d.err
@@ -337,6 +338,9 @@ func DecodeCall(p []byte, limit int) (Decoded, error) {
 		return Decoded{}, &DecodeError{RV: ck.CKR_FUNCTION_NOT_SUPPORTED, Msg: fmt.Sprintf("unknown call %d", id)}
 	}
 	out := Decoded{Call: c, Args: make([]any, len(c.Args))}
+	if len(c.InOut) > 0 {
+		out.Params = make([][]byte, 0, len(c.InOut))
+	}
 	j := 0
 	for i, t := range c.Args {
 		start := d.off
@@ -388,26 +392,27 @@ func paramOf(v any) any {
 // the engine changed its parameter, followed by the new parameter if it
 // did. orig is Decoded.Params. The flags of the frame are FlagValues.
 func (c *Call) AppendResult(dst []byte, rv ck.RV, results []any, args []any, orig [][]byte) []byte {
-	e := Encoder{B: dst}
+	e := getEncoder(dst)
 	e.U64(uint64(rv))
 	for i, t := range c.Results {
 		var v any
 		if i < len(results) {
 			v = results[i]
 		}
-		t.enc(&e, v)
+		t.enc(e, v)
 	}
 	for j, i := range c.InOut {
 		mark := len(e.B)
 		e.U8(1)
 		start := len(e.B)
-		EncodeParam(&e, paramOf(args[i]))
+		EncodeParam(e, paramOf(args[i]))
 		if j < len(orig) && bytes.Equal(e.B[start:], orig[j]) {
 			e.B = e.B[:mark]
 			e.U8(0)
 		}
 	}
-	return e.B
+	b, _ := putEncoder(e)
+	return b
 }
 
 // AppendCode appends a RESULT payload that is only a return code (frame
@@ -431,7 +436,8 @@ type Result struct {
 
 // DecodeResult decodes the RESULT payload of a call to c.
 func (c *Call) DecodeResult(p []byte, flags byte) (Result, error) {
-	d := NewDecoder(p, 0)
+	d := getDecoder(p, 0)
+	defer putDecoder(d)
 	r := Result{RV: ck.RV(d.U64())}
 	if flags&FlagValues == 0 {
 		return r, d.Done()

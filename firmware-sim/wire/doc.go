@@ -11,7 +11,8 @@
 //
 // Concurrency: the call table and the codecs are immutable after package
 // initialisation and safe for concurrent use. An Encoder or a Decoder is a
-// cursor over one buffer and belongs to one goroutine.
+// cursor over one buffer and belongs to one goroutine; the call and result
+// functions take theirs from a sync.Pool and give them back reset.
 //
 // Robustness: every decoder takes attacker-controlled bytes. It never
 // panics, never allocates more than the input can justify (a count or a

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // Frame layout (spec.md, "Frames"): a 16-byte header and a payload.
@@ -165,31 +166,38 @@ type Frame struct {
 // server) or RESULT frames (server to client), never BATCH; each is at most
 // max bytes of payload, and they fill the payload exactly.
 func SplitBatch(payload []byte, max int, want FrameType) ([]Frame, error) {
+	return AppendBatchItems(nil, payload, max, want)
+}
+
+// AppendBatchItems is SplitBatch appending the items to dst, so that a
+// reader can reuse one slice for every batch it receives. On error it
+// returns dst as it was given.
+func AppendBatchItems(dst []Frame, payload []byte, max int, want FrameType) ([]Frame, error) {
 	if len(payload) < 4 {
-		return nil, fmt.Errorf("wire: short batch")
+		return dst, fmt.Errorf("wire: short batch")
 	}
 	n := binary.BigEndian.Uint32(payload)
 	if n == 0 || n > MaxBatchItems || uint64(n)*HeaderSize > uint64(len(payload)-4) {
-		return nil, fmt.Errorf("wire: batch of %d items in %d bytes", n, len(payload))
+		return dst, fmt.Errorf("wire: batch of %d items in %d bytes", n, len(payload))
 	}
-	out := make([]Frame, 0, n)
+	out := slices.Grow(dst, int(n))
 	rest := payload[4:]
 	for range n {
 		h, err := ParseHeader(rest, max)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
 		if h.Type != want {
-			return nil, fmt.Errorf("wire: %v inside a batch of %v", h.Type, want)
+			return dst, fmt.Errorf("wire: %v inside a batch of %v", h.Type, want)
 		}
 		if h.Len > len(rest)-HeaderSize {
-			return nil, fmt.Errorf("wire: batch item of %d bytes overruns the batch", h.Len)
+			return dst, fmt.Errorf("wire: batch item of %d bytes overruns the batch", h.Len)
 		}
 		out = append(out, Frame{Header: h, Payload: rest[HeaderSize : HeaderSize+h.Len : HeaderSize+h.Len]})
 		rest = rest[HeaderSize+h.Len:]
 	}
 	if len(rest) != 0 {
-		return nil, fmt.Errorf("wire: %d bytes after the last batch item", len(rest))
+		return dst, fmt.Errorf("wire: %d bytes after the last batch item", len(rest))
 	}
 	return out, nil
 }

@@ -304,6 +304,17 @@ func TestFrames(t *testing.T) {
 	if _, err := SplitBatch(b[HeaderSize:len(b)-1], 1<<10, FrameResult); err == nil {
 		t.Fatal("truncated batch accepted")
 	}
+	// AppendBatchItems appends to the list it is given, and gives it back
+	// as it was on error.
+	prev := []Frame{{Header: Header{ID: 9}}}
+	more, err := AppendBatchItems(prev, b[HeaderSize:], 1<<10, FrameResult)
+	if err != nil || len(more) != 3 || more[0].ID != 9 || more[1].ID != 1 || more[2].ID != 2 {
+		t.Fatalf("%+v %v", more, err)
+	}
+	same, err := AppendBatchItems(more[:1], b[HeaderSize:len(b)-1], 1<<10, FrameResult)
+	if err == nil || len(same) != 1 || same[0].ID != 9 {
+		t.Fatalf("truncated batch: %+v %v", same, err)
+	}
 }
 
 func TestHandshake(t *testing.T) {
