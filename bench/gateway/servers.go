@@ -3,7 +3,9 @@ package gateway
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,9 +57,32 @@ func start(name string, args []string, env []string) (*exec.Cmd, *bytes.Buffer, 
 	return cmd, &log, nil
 }
 
-// StartGohsm starts `gohsm serve --dev --dir D --http ADDR` on a fresh
-// directory and reads the root token from D/token.
-func StartGohsm(bin string) (*Server, error) {
+// GohsmName is the target name of gohsm run with an audit fsync policy:
+// "gohsm" for the default (always), else "gohsm-sync-<mode>".
+func GohsmName(sync string) string {
+	if sync == "" || sync == "always" {
+		return "gohsm"
+	}
+	return "gohsm-sync-" + sync
+}
+
+// gohsmSyncTitle says what each --http-audit-sync policy promises.
+var gohsmSyncTitle = map[string]string{
+	"always":   "every response record fsynced before the answer, group commit: --http-audit-sync always, the default",
+	"interval": "records written before the answer, fsynced every 100 ms: --http-audit-sync interval",
+	"none":     "records written to the file before the answer, never fsynced by the gateway (the durability of Vault's file audit device): --http-audit-sync none",
+}
+
+// StartGohsm starts `gohsm serve --dev --dir D --http ADDR
+// --http-audit-sync SYNC` on a fresh directory and reads the root token
+// from D/token.
+func StartGohsm(bin, sync string) (*Server, error) {
+	if sync == "" {
+		sync = "always"
+	}
+	if gohsmSyncTitle[sync] == "" {
+		return nil, fmt.Errorf("gohsm audit sync %q: want always, interval or none", sync)
+	}
 	dir, err := os.MkdirTemp("", "gohsm-bench-gateway-")
 	if err != nil {
 		return nil, err
@@ -66,7 +91,7 @@ func StartGohsm(bin string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd, log, err := start(bin, []string{"serve", "--dev", "--dir", dir, "--http", addr}, nil)
+	cmd, log, err := start(bin, []string{"serve", "--dev", "--dir", dir, "--http", addr, "--http-audit-sync", sync}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -86,17 +111,19 @@ func StartGohsm(bin string) (*Server, error) {
 	if len(bytes.TrimSpace(tok)) == 0 {
 		return nil, fmt.Errorf("gohsm serve --dev --http: no %s/token after 60 s; output:\n%s", dir, s.output())
 	}
-	s.Target = &Target{Name: "gohsm", URL: "http://" + addr, Token: strings.TrimSpace(string(tok)), Mount: "transit", PID: cmd.Process.Pid}
+	s.Target = &Target{Name: GohsmName(sync), URL: "http://" + addr, Token: strings.TrimSpace(string(tok)), Mount: "transit", PID: cmd.Process.Pid}
 	if err := WaitReady(s.Target.URL, 30*time.Second); err != nil {
 		return nil, fmt.Errorf("gohsm gateway: %v; output:\n%s", err, s.output())
 	}
-	s.Target.Title = "gohsm gateway (" + bin + " serve --dev: in-process engine token; audit log on, every response record fsynced before the answer, group commit: --http-audit-sync always, the default)"
+	s.Target.Title = "gohsm gateway (" + bin + " serve --dev: in-process engine token; audit log on, " + gohsmSyncTitle[sync] + ")"
 	return s, nil
 }
 
 // StartOpenBao starts `bao server -dev` (in-memory storage, root token
-// chosen here); Setup enables the transit mount.
-func StartOpenBao(bin string) (*Server, error) {
+// chosen here); Setup enables the transit mount. With audit, a file audit
+// device is enabled too (as a production server has one): target
+// "openbao-audit", else "openbao" (the issue's reference: -dev as is).
+func StartOpenBao(bin string, audit bool) (*Server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -107,17 +134,55 @@ func StartOpenBao(bin string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := newServer(cmd, log, "")
-	s.Target = &Target{Name: "openbao", URL: "http://" + addr, Token: root, Mount: "transit", PID: cmd.Process.Pid}
+	dir := ""
+	if audit {
+		if dir, err = os.MkdirTemp("", "gohsm-bench-openbao-"); err != nil {
+			cmd.Process.Kill()
+			return nil, err
+		}
+	}
+	s := newServer(cmd, log, dir)
+	name, what := "openbao", "no audit device"
+	if audit {
+		name, what = "openbao-audit", "a file audit device, Vault's default options (records written, not fsynced)"
+	}
+	s.Target = &Target{Name: name, URL: "http://" + addr, Token: root, Mount: "transit", PID: cmd.Process.Pid}
 	if err := WaitReady(s.Target.URL, 60*time.Second); err != nil {
 		return nil, fmt.Errorf("bao server -dev: %v; output:\n%s", err, s.output())
 	}
+	if audit {
+		body := fmt.Sprintf(`{"type":"file","options":{"file_path":%q}}`, filepath.Join(dir, "audit.log"))
+		if err := apiCall(s.Target.URL, root, "PUT", "/v1/sys/audit/file", body); err != nil {
+			s.Stop()
+			return nil, fmt.Errorf("bao: enable the file audit device: %w", err)
+		}
+	}
 	if v, err := exec.Command(bin, "version").Output(); err == nil {
-		s.Target.Title = strings.TrimSpace(string(v)) + " (server -dev: in-memory storage, no audit device)"
+		s.Target.Title = strings.TrimSpace(string(v)) + " (server -dev: in-memory storage, " + what + ")"
 	} else {
-		s.Target.Title = "OpenBao (server -dev, no audit device)"
+		s.Target.Title = "OpenBao (server -dev, " + what + ")"
 	}
 	return s, nil
+}
+
+// apiCall makes one authenticated call, before the load generator's
+// client exists; any status but 2xx is an error.
+func apiCall(base, token, method, path, body string) error {
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Vault-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return nil
 }
 
 // Stop ends the server (SIGTERM, then SIGKILL after 10 s) and removes

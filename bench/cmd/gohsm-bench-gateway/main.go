@@ -66,6 +66,8 @@ func main() {
 	gohsm := flag.String("gohsm", "", "the gohsm binary: start `gohsm serve --dev --dir D --http ADDR` and measure it")
 	bao := flag.String("openbao", "", "the bao binary: start `bao server -dev` and measure it")
 	flag.Var(&targets, "target", "a running server: name=N,url=http://H:P,token=T[,pid=P][,mount=M] (repeatable)")
+	syncs := flag.String("gohsm-sync", "always,none", "with -gohsm: the audit fsync policies to run it with, one server each (always = gohsm, the default; none = gohsm-sync-none)")
+	baoAudit := flag.Bool("openbao-audit", true, "with -openbao: also run OpenBao with a file audit device (openbao-audit), beside OpenBao without one (openbao, the issue's reference)")
 	conns := flag.Int("conns", 32, "connections")
 	duration := flag.Duration("duration", 5*time.Second, "timed window per cell")
 	warmup := flag.Duration("warmup", time.Second, "warm-up per cell")
@@ -107,22 +109,30 @@ func main() {
 	go func() { <-sig; stopAll(); os.Exit(130) }()
 
 	if *gohsm != "" {
-		s, err := gateway.StartGohsm(*gohsm)
-		if err != nil {
-			stopAll()
-			fatal(err)
+		for _, sync := range strings.Split(*syncs, ",") {
+			s, err := gateway.StartGohsm(*gohsm, strings.TrimSpace(sync))
+			if err != nil {
+				stopAll()
+				fatal(err)
+			}
+			servers = append(servers, s)
+			targets = append(targets, s.Target)
 		}
-		servers = append(servers, s)
-		targets = append(targets, s.Target)
 	}
 	if *bao != "" {
-		s, err := gateway.StartOpenBao(*bao)
-		if err != nil {
-			stopAll()
-			fatal(err)
+		audits := []bool{false}
+		if *baoAudit {
+			audits = append(audits, true)
 		}
-		servers = append(servers, s)
-		targets = append(targets, s.Target)
+		for _, audit := range audits {
+			s, err := gateway.StartOpenBao(*bao, audit)
+			if err != nil {
+				stopAll()
+				fatal(err)
+			}
+			servers = append(servers, s)
+			targets = append(targets, s.Target)
+		}
 	}
 	if len(targets) == 0 {
 		fatal(errors.New("nothing to measure: give -gohsm, -openbao or -target"))
