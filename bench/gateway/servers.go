@@ -91,7 +91,8 @@ func StartGohsm(bin, sync string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd, log, err := start(bin, []string{"serve", "--dev", "--dir", dir, "--http", addr, "--http-audit-sync", sync}, nil)
+	// --listen on any free port: several gohsm servers run side by side.
+	cmd, log, err := start(bin, []string{"serve", "--dev", "--dir", dir, "--listen", "127.0.0.1:0", "--http", addr, "--http-audit-sync", sync}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -129,32 +130,40 @@ func StartOpenBao(bin string, audit bool) (*Server, error) {
 		return nil, err
 	}
 	const root = "gohsm-bench-root"
-	cmd, log, err := start(bin, []string{"server", "-dev", "-dev-root-token-id=" + root, "-dev-listen-address=" + addr, "-log-level=error"},
-		[]string{"BAO_DEV_ROOT_TOKEN_ID=" + root})
-	if err != nil {
-		return nil, err
-	}
+	args := []string{"server", "-dev", "-dev-root-token-id=" + root, "-dev-listen-address=" + addr, "-log-level=error"}
 	dir := ""
 	if audit {
+		// OpenBao 2 refuses to enable an audit device through the API
+		// by default: it is declared in a configuration file instead.
 		if dir, err = os.MkdirTemp("", "gohsm-bench-openbao-"); err != nil {
-			cmd.Process.Kill()
 			return nil, err
 		}
+		conf := filepath.Join(dir, "audit.hcl")
+		stanza := fmt.Sprintf("audit \"file\" \"file\" {\n  options {\n    file_path = %q\n  }\n}\n", filepath.Join(dir, "audit.log"))
+		if err := os.WriteFile(conf, []byte(stanza), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		args = append(args, "-config="+conf)
+	}
+	cmd, log, err := start(bin, args, []string{"BAO_DEV_ROOT_TOKEN_ID=" + root})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
 	s := newServer(cmd, log, dir)
 	name, what := "openbao", "no audit device"
 	if audit {
-		name, what = "openbao-audit", "a file audit device, Vault's default options (records written, not fsynced)"
+		name, what = "openbao-audit", "a file audit device declared in its configuration, default options (records written, not fsynced)"
 	}
 	s.Target = &Target{Name: name, URL: "http://" + addr, Token: root, Mount: "transit", PID: cmd.Process.Pid}
 	if err := WaitReady(s.Target.URL, 60*time.Second); err != nil {
 		return nil, fmt.Errorf("bao server -dev: %v; output:\n%s", err, s.output())
 	}
 	if audit {
-		body := fmt.Sprintf(`{"type":"file","options":{"file_path":%q}}`, filepath.Join(dir, "audit.log"))
-		if err := apiCall(s.Target.URL, root, "PUT", "/v1/sys/audit/file", body); err != nil {
+		if b, err := apiCall(s.Target.URL, root, "GET", "/v1/sys/audit", ""); err != nil || !bytes.Contains(b, []byte(`"file/"`)) {
 			s.Stop()
-			return nil, fmt.Errorf("bao: enable the file audit device: %w", err)
+			return nil, fmt.Errorf("bao: the declared file audit device is not enabled: %s %v", b, err)
 		}
 	}
 	if v, err := exec.Command(bin, "version").Output(); err == nil {
@@ -166,23 +175,23 @@ func StartOpenBao(bin string, audit bool) (*Server, error) {
 }
 
 // apiCall makes one authenticated call, before the load generator's
-// client exists; any status but 2xx is an error.
-func apiCall(base, token, method, path, body string) error {
+// client exists, and returns the body; any status but 2xx is an error.
+func apiCall(base, token, method, path, body string) ([]byte, error) {
 	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("X-Vault-Token", token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		return b, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
 	}
-	return nil
+	return b, nil
 }
 
 // Stop ends the server (SIGTERM, then SIGKILL after 10 s) and removes
