@@ -20,6 +20,13 @@
 //     from each request's scheduled start (so a stalled server is charged
 //     for the requests it delayed: no coordinated omission); its p99.
 //
+// Servers: gohsm once per audit fsync policy (gohsm: always, the default;
+// gohsm-sync-none: written, not fsynced, the durability of Vault's file
+// audit device), and OpenBao without an audit device (openbao, the issue's
+// reference) and with a file audit device declared in its configuration
+// (openbao-audit), so that the report can compare like with like beside
+// the reference.
+//
 // Targets are interleaved cell by cell (A, B, A, B, ...) so that drift on
 // a shared machine hits both alike. Every response is checked: status 200
 // and one ciphertext or signature per item; the first response of each
