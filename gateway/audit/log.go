@@ -576,7 +576,8 @@ func (l *Log) syncLoop() {
 }
 
 // Head returns the last record's number and hash (keep it elsewhere to
-// detect a log cut short).
+// detect a log cut short). A deferred record counts from the moment it is
+// queued: read the head after Flush or Close for one the file holds.
 func (l *Log) Head() (uint64, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
