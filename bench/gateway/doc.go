@@ -28,7 +28,9 @@
 // the reference.
 //
 // Targets are interleaved cell by cell (A, B, A, B, ...) so that drift on
-// a shared machine hits both alike. Every response is checked: status 200
+// a shared machine hits both alike, and the page cache is written back
+// (sync) before each cell, so that no cell pays for the writeback of the
+// audit logs an earlier one wrote. Every response is checked: status 200
 // and one ciphertext or signature per item; the first response of each
 // cell is decoded fully. A cell with any failed request says so.
 //

@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -25,6 +26,15 @@ type Report struct {
 // Run measures every cell on every target, interleaving targets cell by
 // cell; with Repeats > 1 each cell keeps the round with the median
 // requests/s.
+// settle writes back the page cache before a cell: the audit logs that
+// one cell's server wrote (tens of MB a second, never fsynced by
+// gohsm-sync-none or OpenBao's file device) would otherwise be flushed by
+// the kernel during the next cells, whichever server they measure.
+func settle() {
+	syscall.Sync()
+	time.Sleep(100 * time.Millisecond)
+}
+
 func Run(targets []*Target, cfg Config, log io.Writer) (*Report, error) {
 	if cfg.Conns <= 0 {
 		cfg.Conns = 32
@@ -64,6 +74,7 @@ func Run(targets []*Target, cfg Config, log io.Writer) (*Report, error) {
 				for i := range targets {
 					// Alternate who goes first, round by round.
 					t := targets[(i+r)%len(targets)]
+					settle()
 					res, err := Measure(t, op, b, cfg)
 					if err != nil {
 						return nil, err
