@@ -70,8 +70,12 @@ const Lease = 60 * time.Second
 //
 // The limits, honestly: safety rests on (a) the token's object search
 // showing every object created before the search began, which holds for
-// gohsm's store (a change counter shared by processes) and for SoftHSMv2's
-// file store, and on an appliance, within one token; (b) a writer that
+// gohsm's store (a change counter shared by processes), on an appliance
+// within one token, and for SoftHSMv2's file store in one process only
+// because p11mod keeps its searches from overlapping its writes (SoftHSMv2
+// can miss an object created by another thread during a search: a lost
+// update in about one TestOnSoftHSM run in seven before p11mod did so; two
+// processes on one SoftHSMv2 token are not tested); (b) a writer that
 // stalls longer than Lease/4 between read and commit giving up (it checks
 // its clock before committing, but the commit call itself must not take
 // Lease/4) and clocks agreeing within Lease/2, because abandoned tentative
