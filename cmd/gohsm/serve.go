@@ -327,6 +327,16 @@ func (c *serveConfig) serverConfig() server.Config {
 	if c.MaxCalls > 0 {
 		sc.MaxCallsTotal = c.MaxCalls
 	}
+	// The byte budgets must hold a frame of the largest size: an unset one
+	// grows with max_frame (a set one that is too small is an error).
+	sc.MaxBytesPerConn = max(sc.MaxBytesPerConn, sc.MaxFrame)
+	if c.MaxBytesPerClient > 0 {
+		sc.MaxBytesPerConn = c.MaxBytesPerClient
+	}
+	sc.MaxBytesTotal = max(sc.MaxBytesTotal, sc.MaxBytesPerConn)
+	if c.MaxBytes > 0 {
+		sc.MaxBytesTotal = c.MaxBytes
+	}
 	if c.CallTimeout > 0 {
 		sc.CallTimeout = c.CallTimeout
 	}

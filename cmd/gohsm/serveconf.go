@@ -56,6 +56,8 @@ type serveConfig struct {
 	MaxFrame          int // 0: the server's default; the rest likewise
 	MaxCallsPerClient int
 	MaxCalls          int
+	MaxBytesPerClient int
+	MaxBytes          int
 	MaxConns          int
 	FrameTimeout      time.Duration
 	Name              string // the appliance's name in the protocol's WELCOME
@@ -336,6 +338,10 @@ func (c *serveConfig) set(key, name, raw string, line int) error {
 		return positiveInt(key, val, &c.MaxCallsPerClient)
 	case "max_calls":
 		return positiveInt(key, val, &c.MaxCalls)
+	case "max_bytes_per_client":
+		return sizeValue(key, val, &c.MaxBytesPerClient)
+	case "max_bytes":
+		return sizeValue(key, val, &c.MaxBytes)
 	case "max_conns":
 		return positiveInt(key, val, &c.MaxConns)
 	case "frame_timeout":
@@ -503,6 +509,12 @@ func (c *serveConfig) check() error {
 	}
 	if c.MaxFrame > 0 && c.MaxFrame < wire.MinMaxFrame {
 		errs = append(errs, fmt.Errorf("max_frame %d: at least %d (64KiB)", c.MaxFrame, wire.MinMaxFrame))
+	}
+	if sc := c.serverConfig(); sc.MaxBytesPerConn < sc.MaxFrame {
+		errs = append(errs, fmt.Errorf("max_bytes_per_client %d: at least max_frame (%d): a call of any size accepted must fit",
+			sc.MaxBytesPerConn, sc.MaxFrame))
+	} else if sc.MaxBytesTotal < sc.MaxBytesPerConn {
+		errs = append(errs, fmt.Errorf("max_bytes %d: at least max_bytes_per_client (%d)", sc.MaxBytesTotal, sc.MaxBytesPerConn))
 	}
 	if len(c.Name) > wire.MaxName {
 		errs = append(errs, fmt.Errorf("name: at most %d bytes", wire.MaxName))

@@ -32,6 +32,8 @@ max_pin_tries = 5
 max_frame = 4MiB
 max_calls_per_client = 32
 max_calls = 512
+max_bytes_per_client = 8MiB
+max_bytes = 100MiB
 call_timeout = 10s
 handshake_timeout = 5s
 idle_timeout = 10m
@@ -77,6 +79,7 @@ func TestServeConfigGood(t *testing.T) {
 	}
 	sc := c.serverConfig()
 	if sc.MaxFrame != 4<<20 || sc.MaxCallsPerConn != 32 || sc.MaxCallsTotal != 512 || sc.MaxConns != 100 ||
+		sc.MaxBytesPerConn != 8<<20 || sc.MaxBytesTotal != 100<<20 ||
 		sc.CallTimeout != 10*time.Second || sc.HandshakeTimeout != 5*time.Second || sc.IdleTimeout != 10*time.Minute ||
 		sc.FrameTimeout != 7*time.Second || sc.Name != "hsm-1 (rack 4)" {
 		t.Errorf("server config: %+v", sc)
@@ -84,6 +87,14 @@ func TestServeConfigGood(t *testing.T) {
 	if def, empty := server.DefaultConfig(), newServeConfig().serverConfig(); def.MaxFrame != empty.MaxFrame ||
 		def.MaxCallsPerConn != empty.MaxCallsPerConn || def.CallTimeout != empty.CallTimeout || def.Name != empty.Name {
 		t.Errorf("an unset limit is not the server's default: %+v", empty)
+	}
+	// Unset byte budgets grow with a large max_frame, so that its frames fit.
+	big := strings.NewReplacer("max_frame = 4MiB", "max_frame = 128MiB", "max_bytes_per_client = 8MiB\n", "",
+		"max_bytes = 100MiB\n", "").Replace(text)
+	if cb, err := parseServeConf(t, big); err != nil {
+		t.Errorf("max_frame 128MiB alone: %v", err)
+	} else if sc := cb.serverConfig(); sc.MaxBytesPerConn != 128<<20 || sc.MaxBytesTotal != 512<<20 {
+		t.Errorf("max_frame 128MiB: byte budgets %d, %d", sc.MaxBytesPerConn, sc.MaxBytesTotal)
 	}
 	app1 := c.Clients["app1"]
 	if app1 == nil || !slices.Equal(app1.Partitions, []string{"payments", "signing, 2"}) || app1.All || app1.Admin || len(app1.Pins) != 2 ||
@@ -120,7 +131,7 @@ func TestServeConfigBad(t *testing.T) {
 		{"uppercase key", good + "Listen = :1\n", `unknown key "Listen"`},
 		{"no equals", good + "listen\n", "want key = value"},
 		{"duplicate", good + "policy = default\n", "policy already set on line 9"},
-		{"duplicate client", good + "client.app1 = other\n", "client.app1 already set on line 24"},
+		{"duplicate client", good + "client.app1 = other\n", "client.app1 already set on line 26"},
 		{"bad listen", strings.Replace(good, "0.0.0.0:7443", "7443", 1), "listen \"7443\": want HOST:PORT"},
 		{"empty dir", strings.Replace(good, "dir = store", "dir = ", 1), "dir is empty"},
 		{"bad quote", strings.Replace(good, `"/etc/gohsm/server.pem"`, `"/etc/gohsm/server.pem`, 1), "bad quoted value"},
@@ -148,8 +159,13 @@ func TestServeConfigBad(t *testing.T) {
 		{"no audit log", drop("audit_log"), "audit_log is required: an appliance without an audit log does not start"},
 		{"missing several", drop("listen") + "\n" + "", "listen is required"},
 		{"no tls", drop("tls_key"), "tls_key is required"},
-		{"no clients", strings.Join(strings.Split(good, "\n")[:23], "\n"), "no clients"},
+		{"no clients", strings.Join(strings.Split(good, "\n")[:25], "\n"), "no clients"},
 		{"small frame", strings.Replace(good, "max_frame = 4MiB", "max_frame = 1024", 1), "max_frame 1024: at least 65536"},
+		{"bytes under frame", strings.Replace(good, "max_bytes_per_client = 8MiB", "max_bytes_per_client = 1MiB", 1),
+			"max_bytes_per_client 1048576: at least max_frame (4194304)"},
+		{"total under per client", strings.Replace(good, "max_bytes = 100MiB", "max_bytes = 5MiB", 1),
+			"max_bytes 5242880: at least max_bytes_per_client (8388608)"},
+		{"bytes unit", strings.Replace(good, "max_bytes = 100MiB", "max_bytes = 100MB", 1), `max_bytes "100MB"`},
 		{"long name", strings.Replace(good, `name = "hsm-1 (rack 4)"`, "name = "+strings.Repeat("n", 257), 1), "name: at most 256 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

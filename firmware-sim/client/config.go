@@ -48,6 +48,9 @@ type Config struct {
 	BackoffMin, BackoffMax time.Duration
 	// MaxInFlight caps the calls in flight on the connection (the server's
 	// own cap, announced in WELCOME, applies too); more wait in the queue.
+	// The default matches the server's default (1,024): a batch keeps
+	// that many queued on the appliance, enough that its cores never run
+	// dry while Go gets round to reading the next calls.
 	MaxInFlight int
 	// CoalesceDelay, if positive, lets the writer wait that long for more
 	// calls before it sends a lone one, so that more calls share a BATCH.
@@ -86,7 +89,7 @@ func DefaultConfig() Config {
 		Rebalance:   defaultRebalance,
 		BackoffMin:  50 * time.Millisecond,
 		BackoffMax:  2 * time.Second,
-		MaxInFlight: 256,
+		MaxInFlight: 1024,
 		RetryBusy:   true,
 		Name:        name,
 	}

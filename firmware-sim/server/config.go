@@ -48,9 +48,21 @@ type Config struct {
 	MaxFrame int
 	// MaxCallsPerConn bounds the calls a connection may have in flight
 	// (queued behind its session or running); one more is answered busy.
+	// It is a scheduling limit, not a memory one (MaxBytesPerConn is): a
+	// queued call costs little but its payload, and a client that batches
+	// needs more calls queued than the cores can run in the ~10 ms Go
+	// takes to poll the network while every core computes, or its window
+	// drains before the next calls are read (docs/bench-remote.md).
 	MaxCallsPerConn int
 	// MaxCallsTotal bounds the calls in flight over all connections.
 	MaxCallsTotal int
+	// MaxBytesPerConn bounds the payload bytes of a connection's calls in
+	// flight, MaxBytesTotal those of all connections: what the calls
+	// waiting to run hold in memory. A call that would pass either is
+	// answered busy, as one past the call limits is. Both are at least
+	// MaxFrame, so that a call of any size the server accepts can run.
+	MaxBytesPerConn int
+	MaxBytesTotal   int
 	// MaxConns bounds open connections; more are closed at accept.
 	MaxConns int
 	// MaxSessionsPerConn bounds the sessions one connection may hold open
@@ -99,8 +111,10 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxFrame:           wire.DefaultMaxFrame,
-		MaxCallsPerConn:    256,
-		MaxCallsTotal:      2048,
+		MaxCallsPerConn:    1024,
+		MaxCallsTotal:      4096,
+		MaxBytesPerConn:    64 << 20,
+		MaxBytesTotal:      512 << 20,
 		MaxConns:           1024,
 		MaxSessionsPerConn: 4096,
 		CallTimeout:        60 * time.Second,
@@ -127,6 +141,10 @@ func (c *Config) Validate() error {
 	if c.MaxCallsPerConn < 1 || c.MaxCallsTotal < 1 || c.MaxConns < 1 || c.MaxSessionsPerConn < 1 {
 		errs = append(errs, fmt.Errorf("limits must be positive (calls per connection %d, calls %d, connections %d, sessions per connection %d)",
 			c.MaxCallsPerConn, c.MaxCallsTotal, c.MaxConns, c.MaxSessionsPerConn))
+	}
+	if c.MaxBytesPerConn < c.MaxFrame || c.MaxBytesTotal < c.MaxBytesPerConn {
+		errs = append(errs, fmt.Errorf("byte limits must satisfy MaxFrame %d <= MaxBytesPerConn %d <= MaxBytesTotal %d",
+			c.MaxFrame, c.MaxBytesPerConn, c.MaxBytesTotal))
 	}
 	for name, d := range map[string]time.Duration{"CallTimeout": c.CallTimeout, "HandshakeTimeout": c.HandshakeTimeout,
 		"IdleTimeout": c.IdleTimeout, "FrameTimeout": c.FrameTimeout} {

@@ -66,6 +66,7 @@ type conn struct {
 	sessions map[ck.SessionHandle]*sessq
 
 	inflight  atomic.Int64
+	inbytes   atomic.Int64 // payload bytes of the calls in flight
 	goingAway atomic.Bool
 	// eng is the connection's own engine (Server.openEngine).
 	eng *engine
@@ -89,6 +90,7 @@ type sessq struct {
 type item struct {
 	id    uint64
 	dec   wire.Decoded
+	size  int // its payload's length, counted in by admit
 	state atomic.Int32
 	// In conn.calls (deadlines.go), under its mutex.
 	deadline   time.Time
@@ -536,26 +538,28 @@ func resultSize(results []any, orig [][]byte) int {
 	return n
 }
 
-// admit counts a call in, or says why not.
-func (c *conn) admit() (ck.RV, bool) {
+// admit counts a call of size payload bytes in, or says why not.
+func (c *conn) admit(size int) (ck.RV, bool) {
 	if c.goingAway.Load() {
 		return rvShutdown, false
 	}
-	if c.inflight.Add(1) > int64(c.srv.cfg.MaxCallsPerConn) {
-		c.inflight.Add(-1)
-		c.srv.busy.Add(1)
-		return rvBusy, false
-	}
-	if c.srv.total.Add(1) > int64(c.srv.cfg.MaxCallsTotal) {
-		c.srv.total.Add(-1)
-		c.inflight.Add(-1)
+	cfg, n := &c.srv.cfg, int64(size)
+	ok := c.inflight.Add(1) <= int64(cfg.MaxCallsPerConn)
+	ok = c.srv.total.Add(1) <= int64(cfg.MaxCallsTotal) && ok
+	ok = c.inbytes.Add(n) <= int64(cfg.MaxBytesPerConn) && ok
+	ok = c.srv.totalBytes.Add(n) <= int64(cfg.MaxBytesTotal) && ok
+	if !ok {
+		c.release(size)
 		c.srv.busy.Add(1)
 		return rvBusy, false
 	}
 	return ck.CKR_OK, true
 }
 
-func (c *conn) release() {
+// release counts out a call of size payload bytes that admit counted in.
+func (c *conn) release(size int) {
+	c.srv.totalBytes.Add(-int64(size))
+	c.inbytes.Add(-int64(size))
 	c.srv.total.Add(-1)
 	c.inflight.Add(-1)
 }
@@ -563,17 +567,17 @@ func (c *conn) release() {
 // dispatch admits, decodes and schedules one call that arrived at now. It
 // runs on the reader goroutine and never blocks on the engine.
 func (c *conn) dispatch(id uint64, p []byte, now time.Time) {
-	if rv, ok := c.admit(); !ok {
+	if rv, ok := c.admit(len(p)); !ok {
 		c.answerCode(id, wire.FlagNotRun, rv)
 		return
 	}
 	dec, err := wire.DecodeCall(p, c.srv.cfg.MaxFrame)
 	if err != nil {
-		c.release() // before the answer, which frees the client's slot
+		c.release(len(p)) // before the answer, which frees the client's slot
 		c.answerCode(id, 0, hsm.ToRV(err))
 		return
 	}
-	it := &item{id: id, dec: dec}
+	it := &item{id: id, dec: dec, size: len(p)}
 	c.calls.add(it, now.Add(c.srv.cfg.CallTimeout))
 	if !dec.Call.Session {
 		c.srv.workers.run(func() { c.execute(it) })
@@ -634,7 +638,7 @@ func (c *conn) timeout(it *item) {
 func (c *conn) execute(it *item) {
 	if !it.state.CompareAndSwap(stQueued, stRunning) {
 		c.wipe(it)
-		c.release()
+		c.release(it.size)
 		return
 	}
 	select {
@@ -643,7 +647,7 @@ func (c *conn) execute(it *item) {
 		it.state.Store(stAnswered)
 		c.calls.remove(it)
 		c.wipe(it)
-		c.release()
+		c.release(it.size)
 		return
 	default:
 	}
@@ -690,7 +694,7 @@ func (c *conn) finishFlags(it *item, rv ck.RV, results []any, ran bool, flags by
 		f = codeFrame(it.id, 0, rv)
 	}
 	c.wipe(it)
-	c.release()
+	c.release(it.size)
 	if f != nil {
 		c.send(f)
 	}

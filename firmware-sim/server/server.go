@@ -11,7 +11,8 @@
 // calls on one session run in the order they arrived and calls on different
 // sessions run in parallel; a call without a session runs on its own
 // goroutine. Admission is counted, never queued: a call beyond
-// MaxCallsPerConn or MaxCallsTotal is answered busy at once by the reader.
+// MaxCallsPerConn or MaxCallsTotal, or whose payload would pass
+// MaxBytesPerConn or MaxBytesTotal, is answered busy at once by the reader.
 // A connection's calls in flight share one deadline timer (deadlines.go),
 // and its reader reuses one buffer for the frames it reads (zeroised after
 // each frame).
@@ -54,6 +55,8 @@ type Server struct {
 
 	// total counts calls in flight over all connections.
 	total atomic.Int64
+	// totalBytes counts their payload bytes.
+	totalBytes atomic.Int64
 	// nconns counts open connections (handshaking included).
 	nconns atomic.Int64
 	// engaged counts connections with an engine (past WELCOME): the

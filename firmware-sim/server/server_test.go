@@ -688,3 +688,61 @@ func TestDeadlineQueuedCall(t *testing.T) {
 		t.Fatalf("%d answers to calls already answered", len(p.early))
 	}
 }
+
+// seedGate holds C_SeedRandom until released: calls with large payloads
+// that stay in flight.
+type seedGate struct {
+	hsm.Backend
+	gate chan struct{}
+}
+
+func (s *seedGate) SeedRandom(h ck.SessionHandle, seed []byte) error {
+	<-s.gate
+	return s.Backend.SeedRandom(h, seed)
+}
+
+// Payload bytes in flight are bounded per connection and in all: a call
+// that would pass either budget is answered busy at once, however few calls
+// are in flight, while small calls still pass; the budget comes back when
+// the calls are answered.
+func TestBusyOnBytes(t *testing.T) {
+	gate := make(chan struct{})
+	f := newFixture(t, map[string][]string{"a": {"alpha"}}, func(c *Config) {
+		c.MaxFrame = 64 << 10
+		c.MaxBytesPerConn = 64 << 10
+		c.MaxBytesTotal = 96 << 10
+		c.WrapBackend = func(_ string, be hsm.Backend) hsm.Backend { return &seedGate{Backend: be, gate: gate} }
+	})
+	seed := make([]byte, 40<<10)
+	busy := func(p *peer, id uint64, what string) {
+		t.Helper()
+		r, flags := p.answer("SeedRandom", id)
+		if flags&wire.FlagNotRun == 0 || r.RV != ck.CKR_DEVICE_MEMORY {
+			t.Fatalf("%s: flags %#x rv %v, want not-run CKR_DEVICE_MEMORY", what, flags, r.RV)
+		}
+	}
+	p, q, r := f.pipePeer("a"), f.pipePeer("a"), f.pipePeer("a")
+	ses := func(x *peer) ck.SessionHandle {
+		return x.call("OpenSession", ck.SlotID(0), ck.CKF_SERIAL_SESSION).Values[0].(ck.SessionHandle)
+	}
+	sp, sq, sr := ses(p), ses(q), ses(r)
+	type heldCall struct {
+		p  *peer
+		id uint64
+	}
+	held := []heldCall{{p, p.send("SeedRandom", sp, seed)}}
+	busy(p, p.send("SeedRandom", sp, seed), "a second 40 KiB call on a 64 KiB connection")
+	wantRV(t, p.call("GetSlotList", true).RV, ck.CKR_OK) // a small one passes
+	held = append(held, heldCall{q, q.send("SeedRandom", sq, seed)})
+	busy(r, r.send("SeedRandom", sr, seed), "a third 40 KiB call on a 96 KiB appliance")
+	wantRV(t, r.call("GetSlotList", true).RV, ck.CKR_OK)
+	close(gate)
+	for _, h := range held {
+		if res, flags := h.p.answer("SeedRandom", h.id); flags&wire.FlagNotRun != 0 || res.RV == ck.CKR_DEVICE_MEMORY {
+			t.Fatalf("held call: flags %#x rv %v", flags, res.RV)
+		}
+	}
+	if res, flags := r.answer("SeedRandom", r.send("SeedRandom", sr, seed)); flags&wire.FlagNotRun != 0 {
+		t.Fatalf("after release: flags %#x rv %v", flags, res.RV)
+	}
+}
