@@ -685,7 +685,7 @@ func (r *RemoteReport) methodNotes() []string {
 			"share the module's one TLS connection, which sends whatever is queued as one batch frame.",
 		"One op is what an application calls: C_SignInit + C_Sign, C_EncryptInit + C_Encrypt, C_FindObjectsInit + " +
 			"C_FindObjects + C_FindObjectsFinal. miekg/pkcs11 asks for the output size first (C_Sign or C_Encrypt with a " +
-			"NULL buffer) for every module alike, so a remote sign is three round trips, as it is through p11-kit.",
+			"NULL buffer) for every module alike: through p11-kit a sign is three round trips; remote mode answers the size query from the appliance's earlier answer (firmware-sim/client/sizes.go), so it makes two.",
 		"ECDSA signs a 32-byte digest with CKM_ECDSA: p11-kit 0.24's client carries no CKM_ECDSA_SHA256. RSA-2048 signs " +
 			"with CKM_SHA256_RSA_PKCS, which all four carry. AES-GCM 64 B (a fresh IV per op) and AES-CBC 64 B run on local " +
 			"and remote only: p11-kit 0.24's client carries neither (its fixed table refuses them at C_EncryptInit; " +
