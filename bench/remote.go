@@ -365,7 +365,8 @@ func RunRemote(cfg RemoteConfig) (rep *RemoteReport, err error) {
 		logf("calibration: %v", err)
 	} else {
 		rep.Meta.Calibration = &cal
-		logf("calibration: a system call %.2f µs, a round trip between two processes %.1f µs", cal.SyscallNs/1e3, cal.PingPongNs/1e3)
+		logf("calibration: a system call %.2f µs, a round trip between two processes %.1f µs (%.1f µs of CPU)",
+			cal.SyscallNs/1e3, cal.PingPongNs/1e3, cal.PingPongCPUNs/1e3)
 	}
 
 	var procs []*proc

@@ -19,6 +19,10 @@ import (
 type Calibration struct {
 	SyscallNs  float64 `json:"syscall_ns"`   // getppid
 	PingPongNs float64 `json:"ping_pong_ns"` // one byte there and back between two processes
+	// PingPongCPUNs is the CPU (both processes, user and system) of one
+	// such round trip: what any remote call costs at least, since it
+	// wakes a thread on each side.
+	PingPongCPUNs float64 `json:"ping_pong_cpu_ns,omitempty"`
 }
 
 func calibrate(self string) (Calibration, error) {
@@ -66,6 +70,8 @@ func calibrate(self string) (Calibration, error) {
 		}
 	}
 	const m = 20000
+	pids := []int{os.Getpid(), cmd.Process.Pid}
+	cpu0 := procCPU(pids)
 	t = time.Now()
 	for range m {
 		if err := round(); err != nil {
@@ -73,6 +79,7 @@ func calibrate(self string) (Calibration, error) {
 		}
 	}
 	c.PingPongNs = float64(time.Since(t).Nanoseconds()) / m
+	c.PingPongCPUNs = float64(procCPU(pids).sub(cpu0).total().Nanoseconds()) / m
 	return c, nil
 }
 

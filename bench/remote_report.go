@@ -240,6 +240,34 @@ func (r *RemoteReport) writeGoals(w io.Writer) {
 	}
 }
 
+// writeFloor says how fast remote signing could be on this machine at
+// best, from the run's own figures. A remote signature needs the signature
+// (what it costs locally) and two round trips (C_SignInit, C_Sign); in
+// each, the application's calling thread waits for the answer, so it is
+// put to sleep and woken at least once (the appliance's side can share
+// its wake-ups among many calls; the caller's cannot). The calibration's
+// one-byte ping-pong between two processes is two such wake-ups and
+// nothing else, so half its CPU is the least a wake-up costs here. With
+// client and appliance on the same vCPUs, that bounds remote signatures
+// per second, whatever the protocol or the code.
+func (r *RemoteReport) writeFloor(w io.Writer) bool {
+	const op, t = "ecdsa-p256-sign", 32
+	c, loc, x := r.Meta.Calibration, r.cpu(TargetLocal, op, t), r.find(TargetLocal, op, t)
+	if c == nil || c.PingPongCPUNs <= 0 || loc == nil || x == nil || x.OpsPerSec <= 0 || r.Meta.NumCPU <= 0 {
+		return false
+	}
+	wakeUs := c.PingPongCPUNs / 2e3
+	floorUs := loc.ClientUs + 2*wakeUs
+	best := float64(r.Meta.NumCPU) * 1e6 / floorUs
+	fmt.Fprintf(w, "The most remote signing can do on this machine: a remote ECDSA signature costs at least the signature "+
+		"(%s µs of CPU in local mode at %d sessions) and, in each of its two round trips, one sleep and wake-up of the "+
+		"calling thread (at least %s µs of CPU: half the calibration's one-byte ping-pong, which is two of them and "+
+		"nothing else), so %s µs; %d vCPUs shared by client and appliance then do at most %s signatures/s, %s of "+
+		"local's %s, before any TLS, encoding, system call or work on the appliance's side.\n", fmtUs(loc.ClientUs), t,
+		fmtUs(wakeUs), fmtUs(floorUs), r.Meta.NumCPU, fmtRate(best), fmtRatio(best/x.OpsPerSec), fmtRate(x.OpsPerSec))
+	return true
+}
+
 // writeRatioTable is ops/s per target and the ratios that matter.
 func (r *RemoteReport) writeRatioTable(w io.Writer) {
 	ts := r.targetNames()
@@ -543,7 +571,11 @@ func (r *RemoteReport) writeMachine(w io.Writer) {
 	if c := m.Calibration; c != nil {
 		fmt.Fprintf(w, "\nWhat this machine charges for what a remote call is made of besides cryptography "+
 			"(bench/remote_calib.go): a system call (getppid) %.2f µs, a round trip of one byte between two processes over "+
-			"a unix socket (two wake-ups, four system calls) %.1f µs.\n", c.SyscallNs/1e3, c.PingPongNs/1e3)
+			"a unix socket (two wake-ups, four system calls) %.1f µs", c.SyscallNs/1e3, c.PingPongNs/1e3)
+		if c.PingPongCPUNs > 0 {
+			fmt.Fprintf(w, ", of which %.1f µs of CPU (both processes)", c.PingPongCPUNs/1e3)
+		}
+		fmt.Fprintln(w, ".")
 	}
 }
 
@@ -585,6 +617,9 @@ func (r *RemoteReport) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintln(bw)
 	r.writeGoals(bw)
 	fmt.Fprintln(bw)
+	if r.writeFloor(bw) {
+		fmt.Fprintln(bw)
+	}
 	fmt.Fprintln(bw, "## Targets compared")
 	fmt.Fprintln(bw)
 	fmt.Fprintln(bw, "| name | what | module (C_GetInfo) |")
@@ -723,6 +758,9 @@ func (r *RemoteReport) WriteApplianceSection(w io.Writer, fullDoc string) error 
 	fmt.Fprintln(bw)
 	r.writeGoals(bw)
 	fmt.Fprintln(bw)
+	if r.writeFloor(bw) {
+		fmt.Fprintln(bw)
+	}
 	fmt.Fprintln(bw, "ops/s, and their ratios (p11-kit 0.24's client carries neither AES-GCM nor AES-CBC: AES-ECB is the AES op all four run):")
 	fmt.Fprintln(bw)
 	r.writeRatioTable(bw)

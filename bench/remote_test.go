@@ -110,3 +110,28 @@ func TestProcCPU(t *testing.T) {
 		t.Fatalf("machine: %+v", m)
 	}
 }
+
+// The floor is the run's own arithmetic: local CPU per signature plus two
+// wake-ups (half a ping-pong's CPU each), over the vCPUs; no calibration,
+// no floor.
+func TestRemoteFloor(t *testing.T) {
+	r := &RemoteReport{
+		Meta:    RemoteMeta{NumCPU: 2, Calibration: &Calibration{PingPongNs: 40000, PingPongCPUNs: 40000}},
+		Results: []Result{{Target: TargetLocal, Op: "ecdsa-p256-sign", Threads: 32, OpsPerSec: 40000}},
+		CPU:     []CPUResult{{Target: TargetLocal, Op: "ecdsa-p256-sign", Threads: 32, ClientUs: 30}},
+	}
+	var b strings.Builder
+	if !r.writeFloor(&b) {
+		t.Fatal("no floor written")
+	}
+	// 30 + 2 × 20 = 70 µs per signature; 2 vCPUs: 28.6k/s, 0.71x of 40.0k.
+	for _, want := range []string{"so 70.0 µs", "at most 28.6k signatures/s, 0.71x of local's 40.0k"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("floor %q lacks %q", b.String(), want)
+		}
+	}
+	r.Meta.Calibration.PingPongCPUNs = 0
+	if r.writeFloor(&b) {
+		t.Error("a floor without the calibration's CPU")
+	}
+}
