@@ -734,6 +734,9 @@ func TestBusyOnBytes(t *testing.T) {
 	busy(p, p.send("SeedRandom", sp, seed), "a second 40 KiB call on a 64 KiB connection")
 	wantRV(t, p.call("GetSlotList", true).RV, ck.CKR_OK) // a small one passes
 	held = append(held, heldCall{q, q.send("SeedRandom", sq, seed)})
+	// q's reader admits its calls in order: once this answer is back, the
+	// 40 KiB before it is counted (connections are read concurrently).
+	wantRV(t, q.call("GetSlotList", true).RV, ck.CKR_OK)
 	busy(r, r.send("SeedRandom", sr, seed), "a third 40 KiB call on a 96 KiB appliance")
 	wantRV(t, r.call("GetSlotList", true).RV, ck.CKR_OK)
 	close(gate)
