@@ -13,8 +13,6 @@ import (
 	"github.com/gohsm/gohsm/gateway/pool"
 	"github.com/gohsm/gohsm/gateway/token"
 	"github.com/gohsm/gohsm/hsm"
-	"github.com/gohsm/gohsm/hsm/attr"
-	"github.com/gohsm/gohsm/hsm/ck"
 	"github.com/gohsm/gohsm/internal/conf"
 )
 
@@ -164,24 +162,12 @@ func gatewayTokens(cfg *serveConfig, g *gatewayConf, pin string, logger *log.Log
 	return open, where, nil
 }
 
-// hasTransportKey reports a pool token without the pool transport key:
-// without it no key can be cloned onto or off the token.
+// hasTransportKey reports a pool token without exactly one pool transport
+// key: without it no key can be cloned onto or off the token, and with
+// two the pool will not choose.
 func hasTransportKey(t token.Token) error {
-	s, err := t.OpenSession()
-	if err != nil {
-		return fmt.Errorf("token %q: %w", t.Label(), err)
-	}
-	defer s.Close()
-	hs, err := s.FindObjects([]ck.Attribute{
-		{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
-		{Type: ck.CKA_ID, Value: []byte(pool.DefaultTransportID)},
-	})
-	if err != nil {
-		return fmt.Errorf("token %q: %w", t.Label(), err)
-	}
-	if len(hs) == 0 {
-		return fmt.Errorf("token %q has no pool transport key (CKA_ID %q): a pool clones keys between its tokens under it; install it on every token of the pool and have each token's SO trust it (docs/gateway.md)",
-			t.Label(), pool.DefaultTransportID)
+	if err := pool.CheckTransport(t, []byte(pool.DefaultTransportID)); err != nil {
+		return fmt.Errorf("%w (a pool clones keys between its tokens under it; install it once on every token of the pool and have each token's SO trust it: docs/gateway.md)", err)
 	}
 	return nil
 }

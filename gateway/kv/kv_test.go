@@ -292,8 +292,9 @@ func TestOnSoftHSM(t *testing.T) {
 		return tok
 	}
 	tok := openTok()
-	contract(t, onToken(t, tok, "test"))
-	a, b := onToken(t, tok, "cas"), onToken(t, openTok(), "cas")
+	contract(t, onToken(t, tok, gwtest.Fresh("test")))
+	cas := gwtest.Fresh("cas")
+	a, b := onToken(t, tok, cas), onToken(t, openTok(), cas)
 	var wg sync.WaitGroup
 	for _, s := range []*tokenStore{a, b} {
 		wg.Add(1)

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -496,4 +497,50 @@ func TestSpread(t *testing.T) {
 		t.Fatalf("busy pool: %v", err)
 	}
 	close(hold)
+}
+
+// TestTransportAmbiguous: a token with two secret keys under the transport
+// key's CKA_ID is refused, not served by whichever the search finds first:
+// a second ceremony is refused at install, and a key a user of the token
+// made with that CKA_ID (its value known to them) stops replication to
+// that token with ErrTransportAmbiguous instead of wrapping or unwrapping
+// under a key picked by search order.
+func TestTransportAmbiguous(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	other := gwtest.Token(t, f.dirs[1], "b") // another application on token b's store
+	s, err := other.OpenSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := InstallTransport(s, []byte(DefaultTransportID), bytes.Repeat([]byte{2}, 32)); !errors.Is(err, ErrTransportAmbiguous) {
+		t.Fatalf("second install: %v", err)
+	}
+	if err := CheckTransport(other, []byte(DefaultTransportID)); err != nil {
+		t.Fatalf("one transport key: %v", err)
+	}
+	if _, err := s.CreateObject([]ck.Attribute{
+		{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
+		{Type: ck.CKA_KEY_TYPE, Value: attr.ULong(ck.ULong(ck.CKK_AES))},
+		{Type: ck.CKA_ID, Value: []byte(DefaultTransportID)},
+		{Type: ck.CKA_VALUE, Value: bytes.Repeat([]byte{3}, 32)},
+		boolAttr(ck.CKA_TOKEN, true), boolAttr(ck.CKA_PRIVATE, false),
+		boolAttr(ck.CKA_WRAP, true), boolAttr(ck.CKA_UNWRAP, true),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckTransport(other, []byte(DefaultTransportID)); !errors.Is(err, ErrTransportAmbiguous) ||
+		!strings.Contains(err.Error(), `token "b" has 2 secret keys`) {
+		t.Fatalf("two transport keys: %v", err)
+	}
+	if err := f.on(t, 0, func(s token.Session, _ findFunc) error {
+		_, err := s.GenerateKey(ck.Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("amb/k"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.p.Replicate(ctx, []byte("amb/k")); !errors.Is(err, ErrTransportAmbiguous) {
+		t.Fatalf("replication to a token with two transport keys: %v", err)
+	}
 }

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 // SO session creates the transport key, trusted, from the ceremony's
 // value. It runs while no user is logged in to the token in this process
 // (PKCS#11 allows one user type per application).
-func soInstall(t *testing.T, mod, label string, value []byte) {
+func soInstall(t *testing.T, mod, label, id string, value []byte) {
 	t.Helper()
 	ctx := pkcs11.New(mod)
 	if err := ctx.Initialize(); err != nil {
@@ -55,8 +55,8 @@ func soInstall(t *testing.T, mod, label string, value []byte) {
 		tmpl := []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, DefaultTransportID),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, DefaultTransportID),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, id),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE, value),
 			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
@@ -88,14 +88,18 @@ func TestPoolOnSoftHSM(t *testing.T) {
 		}
 		return tok
 	}
+	// The tokens outlive the test (gwtest.SoftHSM): names of its own, so
+	// that a second run (-count) starts clean.
+	transport, se := gwtest.Fresh(DefaultTransportID), gwtest.Fresh("se")
+	sk, sek, sep := gwtest.Fresh("s")+"/k", se+"/k", se+"/p"
 	value := make([]byte, 32)
 	rand.Read(value)
 	for _, l := range labels {
-		soInstall(t, mod, l, value)
+		soInstall(t, mod, l, transport, value)
 	}
 	clear(value)
 	toks := []token.Token{open("p1"), open("p2")}
-	p, err := New(toks, Config{Sessions: 2})
+	p, err := New(toks, Config{Sessions: 2, TransportID: []byte(transport)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,18 +110,18 @@ func TestPoolOnSoftHSM(t *testing.T) {
 		return err
 	}
 	if err := on(0, func(s token.Session, _ findFunc) error {
-		if _, err := s.GenerateKey(ck.Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate("s/k")); err != nil {
+		if _, err := s.GenerateKey(ck.Mechanism{Type: ck.CKM_AES_KEY_GEN}, aesTemplate(sk)); err != nil {
 			return err
 		}
 		_, _, err := s.GenerateKeyPair(ck.Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
-			[]ck.Attribute{{Type: ck.CKA_ID, Value: []byte("se/p")}, {Type: ck.CKA_EC_PARAMS, Value: p256},
+			[]ck.Attribute{{Type: ck.CKA_ID, Value: []byte(sep)}, {Type: ck.CKA_EC_PARAMS, Value: p256},
 				boolAttr(ck.CKA_TOKEN, true), boolAttr(ck.CKA_VERIFY, true)},
-			append(cloneable("se/k"), boolAttr(ck.CKA_SIGN, true)))
+			append(cloneable(sek), boolAttr(ck.CKA_SIGN, true)))
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"s/k", "se/k", "se/p"} {
+	for _, id := range []string{sk, sek, sep} {
 		if err := p.Replicate(ctx, []byte(id)); err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +129,7 @@ func TestPoolOnSoftHSM(t *testing.T) {
 	var sealed, sig []byte
 	d := sha256.Sum256([]byte("m"))
 	if err := on(0, func(s token.Session, find findFunc) error {
-		k, err := find([]byte("s/k"))
+		k, err := find([]byte(sk))
 		if err != nil {
 			return err
 		}
@@ -135,7 +139,7 @@ func TestPoolOnSoftHSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := on(1, func(s token.Session, find findFunc) error {
-		k, err := find([]byte("s/k"))
+		k, err := find([]byte(sk))
 		if err != nil {
 			return err
 		}
@@ -143,7 +147,7 @@ func TestPoolOnSoftHSM(t *testing.T) {
 		if err != nil || string(pt) != "over softhsm" {
 			return fmt.Errorf("open: %q %v", pt, err)
 		}
-		pk, err := find([]byte("se/k"))
+		pk, err := find([]byte(sek))
 		if err != nil {
 			return err
 		}
@@ -153,7 +157,7 @@ func TestPoolOnSoftHSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := on(0, func(s token.Session, find findFunc) error {
-		pub, err := find([]byte("se/p"))
+		pub, err := find([]byte(sep))
 		if err != nil {
 			return err
 		}

@@ -51,12 +51,64 @@ const DefaultTransportID = "gohsm-pool-transport"
 // (PKCS#8) with it.
 var wrapMech = ck.Mechanism{Type: ck.CKM_AES_KEY_WRAP_PAD}
 
+// ErrTransportAmbiguous: a token holds more than one secret key with the
+// transport key's CKA_ID (a second ceremony, or an object someone made
+// with that CKA_ID). The pool refuses such a token rather than choose:
+// wrapping under one copy and unwrapping under another fails at random,
+// and a key chosen by search order is a key an intruder could have placed.
+var ErrTransportAmbiguous = errors.New("pool: more than one transport key")
+
+// transportKeys lists the token's secret keys with CKA_ID id.
+func transportKeys(s token.Session, id []byte) ([]ck.ObjectHandle, error) {
+	return s.FindObjects([]ck.Attribute{
+		{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
+		{Type: ck.CKA_ID, Value: id},
+	})
+}
+
+// oneTransport is the token's transport key, which must be the only one.
+func oneTransport(s token.Session, label string, id []byte) (ck.ObjectHandle, error) {
+	hs, err := transportKeys(s, id)
+	if err != nil {
+		return 0, err
+	}
+	switch len(hs) {
+	case 0:
+		return 0, fmt.Errorf("token %q has no pool transport key (CKA_ID %q): run the provisioning ceremony (pool.InstallTransport): %w",
+			label, id, ck.CKR_WRAPPING_KEY_HANDLE_INVALID)
+	case 1:
+		return hs[0], nil
+	}
+	return 0, fmt.Errorf("token %q has %d secret keys with the transport key's CKA_ID %q: keep the one every token of the pool shares and destroy the others: %w",
+		label, len(hs), id, ErrTransportAmbiguous)
+}
+
+// CheckTransport reports whether t holds exactly one transport key with
+// CKA_ID id: what a pool of several tokens needs of each.
+func CheckTransport(t token.Token, id []byte) error {
+	s, err := t.OpenSession()
+	if err != nil {
+		return fmt.Errorf("token %q: %w", t.Label(), err)
+	}
+	defer s.Close()
+	_, err = oneTransport(s, t.Label(), id)
+	return err
+}
+
 // InstallTransport creates the transport key with value on the token of
 // s (a user session), labelled and identified by id. The caller zeroes
-// value after the last token; the SO then trusts the key per token.
+// value after the last token; the SO then trusts the key per token. A
+// token that already has a key with that CKA_ID is refused
+// (ErrTransportAmbiguous): it would then have two.
 func InstallTransport(s token.Session, id, value []byte) (ck.ObjectHandle, error) {
 	if len(value) != 32 {
 		return 0, errors.New("pool: transport key must be 32 bytes")
+	}
+	if hs, err := transportKeys(s, id); err != nil {
+		return 0, err
+	} else if len(hs) > 0 {
+		return 0, fmt.Errorf("pool: the token already has a secret key with CKA_ID %q; destroy it before installing another: %w",
+			id, ErrTransportAmbiguous)
 	}
 	return s.CreateObject([]ck.Attribute{
 		{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
@@ -84,19 +136,12 @@ func (m *member) transport(s token.Session) (ck.ObjectHandle, error) {
 	if v, ok := m.handles.Load(key); ok {
 		return v.(ck.ObjectHandle), nil
 	}
-	hs, err := s.FindObjects([]ck.Attribute{
-		{Type: ck.CKA_CLASS, Value: attr.ULong(ck.ULong(ck.CKO_SECRET_KEY))},
-		{Type: ck.CKA_ID, Value: m.p.cfg.TransportID},
-	})
+	h, err := oneTransport(s, m.tok.Label(), m.p.cfg.TransportID)
 	if err != nil {
 		return 0, err
 	}
-	if len(hs) == 0 {
-		return 0, fmt.Errorf("token %q has no pool transport key (CKA_ID %q): run the provisioning ceremony (pool.InstallTransport): %w",
-			m.tok.Label(), m.p.cfg.TransportID, ck.CKR_WRAPPING_KEY_HANDLE_INVALID)
-	}
-	m.handles.Store(key, hs[0])
-	return hs[0], nil
+	m.handles.Store(key, h)
+	return h, nil
 }
 
 // Replicate copies the objects with CKA_ID id from a token in service that

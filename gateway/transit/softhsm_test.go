@@ -28,7 +28,7 @@ func TestOnSoftHSM(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tok.Close() })
-	meta, err := kv.OnToken(tok, "transit-test")
+	meta, err := kv.OnToken(tok, gwtest.Fresh("transit-test"))
 	if err != nil {
 		t.Fatal(err)
 	}

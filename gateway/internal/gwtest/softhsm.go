@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -64,6 +65,14 @@ func SoftHSM(t testing.TB, labels ...string) string {
 	}
 	return SoftHSMModule
 }
+
+var freshN atomic.Int64
+
+// Fresh is base made unique within the test binary: the SoftHSMv2 tokens
+// outlive a test (one directory per binary), so a test that wants an
+// empty namespace there names it with Fresh, and passes when run again
+// in the same binary (go test -count=N).
+func Fresh(base string) string { return fmt.Sprintf("%s-%d", base, freshN.Add(1)) }
 
 // CleanupSoftHSM removes the directory SoftHSM made; call it from
 // TestMain after m.Run.
