@@ -27,6 +27,7 @@ func openRemote(cfg *conf.Config) (hsm.Backend, func(), error) {
 	cc := client.DefaultConfig()
 	cc.Address = cfg.Address
 	cc.TLS = tcfg
+	cc.WaitInKernel = true // the callers are the application's threads
 	if cfg.Timeout > 0 {
 		cc.Timeout = cfg.Timeout
 	}

@@ -193,6 +193,10 @@ type request struct {
 	deadline time.Time
 	state    atomic.Int32
 	done     chan struct{}
+	// kwait: the caller waits on woken (Config.WaitInKernel), set to 1
+	// once done is closed.
+	kwait bool
+	woken atomic.Uint32
 
 	// Set by the writer, under conn.mu.
 	id     uint64
@@ -216,7 +220,15 @@ type request struct {
 // change that makes it the finisher).
 func (r *request) fail(rv ck.RV) {
 	r.local, r.rv = true, rv
+	r.finish()
+}
+
+// finish tells the caller its request is finished.
+func (r *request) finish() {
 	close(r.done)
+	if r.kwait {
+		futexWake(&r.woken)
+	}
 }
 
 // tryFail finishes a queued request (false if another party owns it).
@@ -278,7 +290,8 @@ func (c *Client) prepare(call *wire.Call, args []any) (*request, error) {
 	}
 	limit := c.limit
 	c.sizeForget(call)
-	r := &request{call: call, args: args, done: make(chan struct{}), deadline: time.Now().Add(c.cfg.Timeout)}
+	r := &request{call: call, args: args, done: make(chan struct{}), deadline: time.Now().Add(c.cfg.Timeout),
+		kwait: c.cfg.WaitInKernel && haveFutex}
 	if call.Session {
 		s := c.sessions[args[0].(ck.SessionHandle)]
 		if s == nil || s.closed {
@@ -377,6 +390,15 @@ func (c *Client) enqueue(rs ...*request) {
 // the connection answers it, or its death fails or re-queues it; a server
 // silent beyond its own call deadline is a safety net.
 func (c *Client) wait(r *request) {
+	// In the kernel until the answer or the deadline; what the deadline
+	// then does (fail, abandon) is waitTimer's.
+	for r.kwait && r.woken.Load() == 0 {
+		d := time.Until(r.deadline)
+		if d <= 0 {
+			break
+		}
+		futexWait(&r.woken, d)
+	}
 	var t *time.Timer
 	c.waitTimer(r, &t)
 	if t != nil {

@@ -65,6 +65,15 @@ type Config struct {
 	// progress, no call in flight: rebalance.go). 0 means 30 s; negative
 	// turns it off. Unused with one address or a Dialer.
 	Rebalance time.Duration
+	// WaitInKernel makes a caller wait for its answer in the kernel (a
+	// futex the reader wakes directly) instead of parking its goroutine.
+	// It is for callers that are threads of a C application (libgohsm.so
+	// sets it): a cgo caller's goroutine is locked to its thread, and the
+	// Go scheduler parks and wakes a locked thread by handing its P over,
+	// several wake-ups of several threads where the futex costs one
+	// (docs/bench-remote.md). Not for Go programs: each waiting goroutine
+	// would hold an OS thread. Linux only; ignored elsewhere.
+	WaitInKernel bool
 	// RetryBusy re-sends, with backoff, a call the appliance answered busy
 	// (not run), until the call's Timeout; the application then sees
 	// CKR_DEVICE_MEMORY. Off, the busy answer is returned at once.

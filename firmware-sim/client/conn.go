@@ -684,7 +684,7 @@ func (cn *conn) deliver(h wire.Header, p []byte) {
 	}
 	r.state.Store(stDone)
 	r.flags, r.resp = h.Flags, p
-	close(r.done)
+	r.finish()
 	cn.drainedCheck()
 }
 

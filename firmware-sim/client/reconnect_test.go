@@ -2,7 +2,8 @@ package client
 
 import (
 	"errors"
-	"github.com/gohsm/gohsm/internal/testpki"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/gohsm/gohsm/firmware-sim/server"
 	"github.com/gohsm/gohsm/hsm"
 	"github.com/gohsm/gohsm/hsm/ck"
+	"github.com/gohsm/gohsm/internal/testpki"
 )
 
 // ecKey makes a token EC key pair (as the user) and returns the private key.
@@ -36,9 +38,10 @@ func sign(be hsm.Backend, s ck.SessionHandle, key ck.ObjectHandle) error {
 // address. While it is down every call returns within the client's bound
 // with an error; afterwards every goroutine signs again with the session
 // handle it had, and no goroutine logs in again: the client re-opened the
-// sessions and logged the token back in.
+// sessions and logged the token back in. The crash again with callers
+// waiting in the kernel (Config.WaitInKernel, as libgohsm.so's do).
 func TestReconnectUnderLoad(t *testing.T) {
-	for _, mode := range []string{"crash", "graceful"} {
+	for _, mode := range []string{"crash", "graceful", "crash-kernel-wait"} {
 		t.Run(mode, func(t *testing.T) { reconnectUnderLoad(t, mode) })
 	}
 }
@@ -46,7 +49,9 @@ func TestReconnectUnderLoad(t *testing.T) {
 func reconnectUnderLoad(t *testing.T, mode string) {
 	a := newAppliance(t, newStore(t, "alpha"), identities{"app": {"alpha"}}, nil)
 	a.listen()
-	c := a.tlsClient("app")
+	kernel := strings.HasSuffix(mode, "-kernel-wait")
+	mode = strings.TrimSuffix(mode, "-kernel-wait")
+	c := a.tlsClient("app", func(cfg *Config) { cfg.WaitInKernel = kernel })
 	bound := c.cfg.Timeout
 	setup := userSession(t, c, 0)
 	_, priv := ecKey(t, c, setup)
@@ -307,11 +312,18 @@ func TestInFlightRetryRules(t *testing.T) {
 }
 
 // While the appliance is unreachable, calls from 8 goroutines fail within
-// the bound with CKR_DEVICE_ERROR and never hang.
+// the bound with CKR_DEVICE_ERROR and never hang, whether the callers wait
+// on a channel or in the kernel.
 func TestUnreachableBound(t *testing.T) {
+	for _, kernel := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kernel-wait=%v", kernel), func(t *testing.T) { unreachableBound(t, kernel) })
+	}
+}
+
+func unreachableBound(t *testing.T, kernel bool) {
 	a := newAppliance(t, newStore(t, "alpha"), identities{"app": {"alpha"}}, nil)
 	a.listen()
-	c := a.tlsClient("app", func(cfg *Config) { cfg.Timeout = time.Second })
+	c := a.tlsClient("app", func(cfg *Config) { cfg.Timeout, cfg.WaitInKernel = time.Second, kernel })
 	s := userSession(t, c, 0)
 	a.server().Close()
 	var wg sync.WaitGroup
