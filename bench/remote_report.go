@@ -488,9 +488,10 @@ func (r *RemoteReport) writeTimeSummary(w io.Writer) {
 	if cl != nil && ap != nil {
 		fmt.Fprintf(w, " In the application's process (perf), %.0f%% of the samples are in the kernel, and %.0f%% are "+
 			"under the Go runtime's parking and waking of the C caller's thread (runtime.stoplockedm %.0f%%, "+
-			"runtime.startlockedm %.0f%%: a C thread that calls into libgohsm.so is locked to it, so every wait for "+
-			"an answer puts that OS thread to sleep and wakes it again, a context switch each way); the client's own "+
-			"code, its encoding, TLS and socket calls included, is %.0f%%.",
+			"runtime.startlockedm %.0f%%: a C thread that calls into libgohsm.so is locked to it, and the scheduler "+
+			"hands a locked thread its P to wake it; the module's callers wait for answers on a futex instead "+
+			"(client.Config.WaitInKernel), so what remains is mostly the runtime's own threads); the client's own "+
+			"code, its encoding, TLS, socket calls and that futex wait included, is %.0f%%.",
 			cl.dso("[kernel.kallsyms]"), cl.share("cgo: parking")+cl.share("cgo: waking"),
 			cl.share("cgo: parking"), cl.share("cgo: waking"), cl.share("client code"))
 		fmt.Fprintf(w, " In the appliance, the engine's work is %.0f%% of the samples, the kernel %.0f%% (reading and "+
