@@ -490,7 +490,7 @@ func (r *RemoteReport) writeTimeSummary(w io.Writer) {
 			"under the Go runtime's parking and waking of the C caller's thread (runtime.stoplockedm %.0f%%, "+
 			"runtime.startlockedm %.0f%%: a C thread that calls into libgohsm.so is locked to it, and the scheduler "+
 			"hands a locked thread its P to wake it; the module's callers wait for answers on a futex instead "+
-			"(client.Config.WaitInKernel), so what remains is mostly the runtime's own threads); the client's own "+
+			"(client.Config.WaitInKernel), so what remains is a thread entering Go while every P is busy, which waits for one); the client's own "+
 			"code, its encoding, TLS, socket calls and that futex wait included, is %.0f%%.",
 			cl.dso("[kernel.kallsyms]"), cl.share("cgo: parking")+cl.share("cgo: waking"),
 			cl.share("cgo: parking"), cl.share("cgo: waking"), cl.share("client code"))
