@@ -25,7 +25,9 @@
 // audit device), and OpenBao without an audit device (openbao, the issue's
 // reference) and with a file audit device declared in its configuration
 // (openbao-audit), so that the report can compare like with like beside
-// the reference.
+// the reference; and http-floor (floor.go), fasthttp alone answering a
+// fixed Transit-shaped body, which is no Transit server: what HTTP costs
+// on this machine, which the report sets the CPU targets against.
 //
 // Targets are interleaved cell by cell (A, B, A, B, ...) so that drift on
 // a shared machine hits both alike, and the page cache is written back

@@ -212,6 +212,7 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 		p("\n")
 	}
+	r.floorMarkdown(w)
 	if haveBaoAudit {
 		p("\nLike for like: both with an audit log (`openbao-audit`: OpenBao's file audit device, records written and not fsynced, as `gohsm-sync-none`'s; `gohsm`'s are fsynced besides). Not the issue's reference: shown for what an audit device costs each.\n\n")
 		p("| operation | batch | gohsm vs OpenBao with audit |")
@@ -232,6 +233,41 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 	}
 	r.profileMarkdown(w)
+}
+
+// floorMarkdown sets each CPU target against what HTTP alone costs here
+// (FloorName, when the run measured it): the budget a target leaves for
+// the Transit work itself, and what each gohsm spends on that work.
+func (r *Report) floorMarkdown(w io.Writer) {
+	var lines []string
+	for _, g := range goals {
+		if !strings.Contains(g.what, "CPU") {
+			continue
+		}
+		fl, o := r.Find(FloorName, g.op, g.batch), r.Find("openbao", g.op, g.batch)
+		if fl == nil || o == nil || fl.CPUPerReq() <= 0 || o.CPUPerReq() <= 0 {
+			continue
+		}
+		budget := o.CPUPerReq() / time.Duration(g.need)
+		s := fmt.Sprintf("- %s, batch %d: HTTP alone costs %s of server CPU per request (at %s requests/s); %gx less than "+
+			"OpenBao's %s is %s, which leaves %s for all that Transit does beyond HTTP", opName(g.op), g.batch,
+			dur(fl.CPUPerReq()), num(fl.ReqPerSec), g.need, dur(o.CPUPerReq()), dur(budget), dur(budget-fl.CPUPerReq()))
+		var spent []string
+		for _, t := range r.Targets {
+			if gr := r.Find(t.Name, g.op, g.batch); strings.HasPrefix(t.Name, "gohsm") && gr != nil && gr.Requests > 0 {
+				spent = append(spent, fmt.Sprintf("`%s` spends %s", t.Name, dur(gr.CPUPerReq()-fl.CPUPerReq())))
+			}
+		}
+		if len(spent) > 0 {
+			s += " (" + strings.Join(spent, ", ") + ")"
+		}
+		lines = append(lines, s+".")
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nThe CPU targets against what HTTP alone costs on this machine (`%s`: fasthttp answering a fixed body, same load generator, same run):\n\n%s\n",
+		FloorName, strings.Join(lines, "\n"))
 }
 
 func (r *Report) profileMarkdown(w io.Writer) {

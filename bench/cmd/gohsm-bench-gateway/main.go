@@ -62,11 +62,16 @@ func (t *targetFlags) Set(v string) error {
 }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == gateway.FloorArg {
+		// The HTTP floor's server process (gateway.StartFloor).
+		fatal(gateway.FloorMain(os.Args[2]))
+	}
 	var targets targetFlags
 	gohsm := flag.String("gohsm", "", "the gohsm binary: start `gohsm serve --dev --dir D --http ADDR` and measure it")
 	bao := flag.String("openbao", "", "the bao binary: start `bao server -dev` and measure it")
 	flag.Var(&targets, "target", "a running server: name=N,url=http://H:P,token=T[,pid=P][,mount=M] (repeatable)")
 	syncs := flag.String("gohsm-sync", "always,none", "with -gohsm: the audit fsync policies to run it with, one server each (always = gohsm, the default; none = gohsm-sync-none)")
+	floor := flag.Bool("http-floor", true, "with -gohsm or -openbao: also measure "+gateway.FloorName+", fasthttp answering a fixed Transit-shaped body, to show what HTTP alone costs here")
 	baoAudit := flag.Bool("openbao-audit", true, "with -openbao: also run OpenBao with a file audit device (openbao-audit), beside OpenBao without one (openbao, the issue's reference)")
 	conns := flag.Int("conns", 32, "connections")
 	duration := flag.Duration("duration", 5*time.Second, "timed window per cell")
@@ -136,6 +141,20 @@ func main() {
 	}
 	if len(targets) == 0 {
 		fatal(errors.New("nothing to measure: give -gohsm, -openbao or -target"))
+	}
+	if *floor && (*gohsm != "" || *bao != "") {
+		self, err := os.Executable()
+		if err == nil {
+			var s *gateway.Server
+			if s, err = gateway.StartFloor(self); err == nil {
+				servers = append(servers, s)
+				targets = append(targets, s.Target)
+			}
+		}
+		if err != nil {
+			stopAll()
+			fatal(err)
+		}
 	}
 	rep, err := gateway.Run(targets, cfg, os.Stderr)
 	stopAll()
