@@ -29,6 +29,13 @@
 // fixed Transit-shaped body, which is no Transit server: what HTTP costs
 // on this machine, which the report sets the CPU targets against.
 //
+// Signing has a floor of its own: both servers sign with crypto/ecdsa, so
+// when the run signs, SignCost times that call on one core (thread CPU
+// clock, before the first cell and after the last), and the report sets
+// the sign targets against it: the CPU budget beyond HTTP and the
+// signature, and the most requests or items per second the machine's
+// cores could sign with nothing else running.
+//
 // Targets are interleaved cell by cell (A, B, A, B, ...) so that drift on
 // a shared machine hits both alike, and the page cache is written back
 // (sync) before each cell, so that no cell pays for the writeback of the

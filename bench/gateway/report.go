@@ -236,10 +236,12 @@ func (r *Report) Markdown(w io.Writer) {
 }
 
 // floorMarkdown sets each CPU target against what HTTP alone costs here
-// (FloorName, when the run measured it): the budget a target leaves for
-// the Transit work itself, and what each gohsm spends on that work.
+// (FloorName, when the run measured it) and, for signing, what the
+// signature alone costs (SignCost): the budget a target leaves for the
+// Transit work itself, and what each gohsm spends on that work.
 func (r *Report) floorMarkdown(w io.Writer) {
 	var lines []string
+	sc := r.SignCost()
 	for _, g := range goals {
 		if !strings.Contains(g.what, "CPU") {
 			continue
@@ -248,14 +250,24 @@ func (r *Report) floorMarkdown(w io.Writer) {
 		if fl == nil || o == nil || fl.CPUPerReq() <= 0 || o.CPUPerReq() <= 0 {
 			continue
 		}
+		base, beyond := fl.CPUPerReq(), "HTTP"
+		what := fmt.Sprintf("HTTP alone costs %s of server CPU per request (at %s requests/s)", dur(fl.CPUPerReq()), num(fl.ReqPerSec))
+		if g.op == "sign" && sc > 0 {
+			base += time.Duration(g.batch) * sc
+			what += " and the signature alone " + dur(sc)
+			beyond = "HTTP and the signature"
+		}
 		budget := o.CPUPerReq() / time.Duration(g.need)
-		s := fmt.Sprintf("- %s, batch %d: HTTP alone costs %s of server CPU per request (at %s requests/s); %gx less than "+
-			"OpenBao's %s is %s, which leaves %s for all that Transit does beyond HTTP", opName(g.op), g.batch,
-			dur(fl.CPUPerReq()), num(fl.ReqPerSec), g.need, dur(o.CPUPerReq()), dur(budget), dur(budget-fl.CPUPerReq()))
+		s := fmt.Sprintf("- %s, batch %d: %s; %gx less than OpenBao's %s is %s, ", opName(g.op), g.batch, what, g.need, dur(o.CPUPerReq()), dur(budget))
+		if budget > base {
+			s += fmt.Sprintf("which leaves %s for all that Transit does beyond %s", dur(budget-base), beyond)
+		} else {
+			s += fmt.Sprintf("less than %s alone: out of reach on this machine", beyond)
+		}
 		var spent []string
 		for _, t := range r.Targets {
 			if gr := r.Find(t.Name, g.op, g.batch); strings.HasPrefix(t.Name, "gohsm") && gr != nil && gr.Requests > 0 {
-				spent = append(spent, fmt.Sprintf("`%s` spends %s", t.Name, dur(gr.CPUPerReq()-fl.CPUPerReq())))
+				spent = append(spent, fmt.Sprintf("`%s` spends %s", t.Name, dur(gr.CPUPerReq()-base)))
 			}
 		}
 		if len(spent) > 0 {
@@ -263,11 +275,61 @@ func (r *Report) floorMarkdown(w io.Writer) {
 		}
 		lines = append(lines, s+".")
 	}
+	if len(lines) > 0 {
+		fmt.Fprintf(w, "\nThe CPU targets against what HTTP alone costs on this machine (`%s`: fasthttp answering a fixed body, same load generator, same run):\n\n%s\n",
+			FloorName, strings.Join(lines, "\n"))
+	}
+	r.ceilingMarkdown(w)
+}
+
+// ceilingMarkdown bounds the sign throughput targets by the machine: a
+// signature costs SignCost of one core whoever makes it, so Cores
+// signatures take at least that long; at batch 1 each request also costs
+// at least what HTTP alone costs the server and the load generator
+// (FloorName's cell), on the same cores.
+func (r *Report) ceilingMarkdown(w io.Writer) {
+	sc := r.SignCost()
+	if sc <= 0 || r.Cores <= 0 {
+		return
+	}
+	var lines []string
+	for _, g := range goals {
+		if g.op != "sign" || strings.Contains(g.what, "CPU") {
+			continue
+		}
+		o := r.Find("openbao", g.op, g.batch)
+		if o == nil {
+			continue
+		}
+		per, what := time.Duration(g.batch)*sc, fmt.Sprintf("%d signature(s) at %s each", g.batch, dur(sc))
+		if fl := r.Find(FloorName, g.op, g.batch); fl != nil && fl.Requests > 0 {
+			per += fl.CPUPerReq() + fl.LoadCPU/time.Duration(fl.Requests)
+			what += fmt.Sprintf(", plus HTTP alone (%s of server and %s of load generator CPU)", dur(fl.CPUPerReq()), dur(fl.LoadCPU/time.Duration(fl.Requests)))
+		}
+		ceil := float64(r.Cores) * float64(time.Second) / float64(per)
+		have, unit := o.ReqPerSec, "requests/s"
+		if g.what == "items/s" {
+			ceil *= float64(g.batch)
+			have, unit = o.ItemsPerSec, "items/s"
+		}
+		need := g.need * have
+		verdict := "within reach"
+		if ceil < need {
+			verdict = fmt.Sprintf("out of reach on this machine: the ceiling is %.2fx OpenBao", ceil/have)
+		}
+		lines = append(lines, fmt.Sprintf("- %s, batch %d: a request costs at least %s of CPU (%s), so %d logical CPUs serve at most %s %s "+
+			"with nothing else running; %gx OpenBao's %s is %s: %s.", opName(g.op), g.batch, dur(per), what, r.Cores, num(ceil), unit,
+			g.need, num(have), num(need), verdict))
+	}
 	if len(lines) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nThe CPU targets against what HTTP alone costs on this machine (`%s`: fasthttp answering a fixed body, same load generator, same run):\n\n%s\n",
-		FloorName, strings.Join(lines, "\n"))
+	costs := make([]string, len(r.SignCosts))
+	for i, c := range r.SignCosts {
+		costs[i] = dur(c)
+	}
+	fmt.Fprintf(w, "\nThe sign throughput targets against what this machine can sign: one ECDSA P-256 signature by crypto/ecdsa (the code gohsm's engine and OpenBao both sign with) costs %s of one core's CPU (thread CPU clock, best of five rounds; %s at the run's start and end, the smaller kept):\n\n%s\n",
+		dur(sc), strings.Join(costs, " and "), strings.Join(lines, "\n"))
 }
 
 func (r *Report) profileMarkdown(w io.Writer) {

@@ -81,3 +81,65 @@ func TestFloorBody(t *testing.T) {
 		}
 	}
 }
+
+// TestCeilingLines: the sign CPU budget is net of the signature, and each
+// sign throughput target is set against what the cores can sign at the
+// run's smaller sign cost, with HTTP alone added at batch 1.
+func TestCeilingLines(t *testing.T) {
+	sign := Ops[1].Name
+	cell := func(target string, batch int, reqs float64, cpu, load time.Duration) *Result {
+		return &Result{Target: target, Op: sign, Batch: batch, Requests: 1000, ReqPerSec: reqs, ItemsPerSec: reqs * float64(batch),
+			ServerCPU: cpu * 1000, LoadCPU: load * 1000}
+	}
+	r := &Report{
+		Cores:     2,
+		SignCosts: []time.Duration{40 * time.Microsecond, 25 * time.Microsecond},
+		Targets:   []*Target{{Name: "gohsm-sync-none"}, {Name: "openbao"}, {Name: FloorName}},
+		Results: []*Result{
+			cell("gohsm-sync-none", 1, 12000, 80*time.Microsecond, 30*time.Microsecond),
+			cell("openbao", 1, 4000, 300*time.Microsecond, 60*time.Microsecond),
+			cell(FloorName, 1, 36000, 20*time.Microsecond, 5*time.Microsecond),
+			cell("gohsm-sync-none", 100, 300, 4*time.Millisecond, 200*time.Microsecond),
+			cell("openbao", 100, 300, 6*time.Millisecond, 300*time.Microsecond),
+			cell(FloorName, 100, 8000, 100*time.Microsecond, 100*time.Microsecond),
+		},
+	}
+	var md bytes.Buffer
+	r.Markdown(&md)
+	out := md.String()
+	for _, want := range []string{
+		// 300/5 = 60 µs budget; HTTP 20 + signature 25 (the smaller) = 45.
+		"HTTP alone costs 20 µs of server CPU per request (at 36.0k requests/s) and the signature alone 25 µs; 5x less than OpenBao's 300 µs is 60 µs, which leaves 15 µs for all that Transit does beyond HTTP and the signature (`gohsm-sync-none` spends 35 µs).",
+		// 2 cores / (25 + 20 + 5 µs) = 40k requests/s against 3 x 4000.
+		"batch 1: a request costs at least 50 µs of CPU (1 signature(s) at 25 µs each, plus HTTP alone (20 µs of server and 5 µs of load generator CPU)), so 2 logical CPUs serve at most 40.0k requests/s with nothing else running; 3x OpenBao's 4000 is 12.0k: within reach.",
+		// 2 cores / (100 x 25 + 100 + 100 µs) x 100 = 74k items/s against 3 x 30k.
+		"so 2 logical CPUs serve at most 74.1k items/s with nothing else running; 3x OpenBao's 30.0k is 90.0k: out of reach on this machine: the ceiling is 2.47x OpenBao.",
+		"costs 25 µs of one core's CPU (thread CPU clock, best of five rounds; 40 µs and 25 µs at the run's start and end, the smaller kept)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	// A budget below HTTP and the signature says so instead of a negative.
+	r.Results[1] = cell("openbao", 1, 4000, 200*time.Microsecond, 60*time.Microsecond)
+	md.Reset()
+	r.Markdown(&md)
+	if want := "5x less than OpenBao's 200 µs is 40 µs, less than HTTP and the signature alone: out of reach on this machine"; !strings.Contains(md.String(), want) {
+		t.Errorf("report lacks %q", want)
+	}
+	if t.Failed() {
+		t.Log(out)
+	}
+}
+
+// SignCost times real signatures: a positive figure, well under the
+// window.
+func TestSignCost(t *testing.T) {
+	c, err := SignCost(50 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c <= 0 || c > 50*time.Millisecond {
+		t.Fatalf("sign cost %v", c)
+	}
+}

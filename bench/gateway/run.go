@@ -19,6 +19,9 @@ type Report struct {
 	Targets              []*Target
 	Results              []*Result
 	Profiles             []*Profile
+	// SignCosts are SignCost at the start and at the end of the run (when
+	// it signs); the smaller bounds the sign targets (ceilingMarkdown).
+	SignCosts []time.Duration
 	// Notes are free lines for the report (how OpenBao was built, ...).
 	Notes []string
 }
@@ -66,6 +69,21 @@ func Run(targets []*Target, cfg Config, log io.Writer) (*Report, error) {
 			return nil, err
 		}
 	}
+	signs := slices.ContainsFunc(ops, func(op *Op) bool { return op.Key == "sign" })
+	calibrate := func() {
+		if !signs {
+			return
+		}
+		settle()
+		c, err := SignCost(time.Second)
+		if err != nil {
+			fmt.Fprintf(log, "%v\n", err)
+			return
+		}
+		fmt.Fprintf(log, "ECDSA P-256 signature alone: %v of one core's CPU\n", c.Round(100*time.Nanosecond))
+		rep.SignCosts = append(rep.SignCosts, c)
+	}
+	calibrate()
 	rounds := map[string][]*Result{}
 	var order []string
 	for r := 0; r < cfg.Repeats; r++ {
@@ -104,6 +122,7 @@ func Run(targets []*Target, cfg Config, log io.Writer) (*Report, error) {
 		})
 		rep.Results = append(rep.Results, rs[len(rs)/2])
 	}
+	calibrate()
 	if cfg.PerfDir != "" && perfAvailable() {
 		pc := cfg
 		if pc.Duration > profileWindow {
@@ -127,6 +146,17 @@ func Run(targets []*Target, cfg Config, log io.Writer) (*Report, error) {
 	}
 	rep.LoadEnd = loadAvg()
 	return rep, nil
+}
+
+// SignCost is the smaller SignCost measured in the run (0: none).
+func (r *Report) SignCost() time.Duration {
+	best := time.Duration(0)
+	for _, c := range r.SignCosts {
+		if c > 0 && (best == 0 || c < best) {
+			best = c
+		}
+	}
+	return best
 }
 
 // Find is the result of a cell.
