@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
 	"syscall"
@@ -22,6 +23,8 @@ type Report struct {
 	// SignCosts are SignCost at the start and at the end of the run (when
 	// it signs); the smaller bounds the sign targets (ceilingMarkdown).
 	SignCosts []time.Duration
+	// WriteCosts are WriteCost likewise (the CPU targets' lines).
+	WriteCosts []time.Duration
 	// Notes are free lines for the report (how OpenBao was built, ...).
 	Notes []string
 }
@@ -71,13 +74,20 @@ func Run(targets []*Target, cfg Config, log io.Writer) (*Report, error) {
 	}
 	signs := slices.ContainsFunc(ops, func(op *Op) bool { return op.Key == "sign" })
 	calibrate := func() {
+		settle()
+		if c, err := WriteCost(os.TempDir(), AuditRecordBytes, 250*time.Millisecond); err != nil {
+			fmt.Fprintf(log, "write cost: %v\n", err)
+		} else {
+			fmt.Fprintf(log, "one write(2) of %d bytes alone: %v of one core's CPU\n", AuditRecordBytes, c.Round(100*time.Nanosecond))
+			rep.WriteCosts = append(rep.WriteCosts, c)
+		}
 		if !signs {
 			return
 		}
 		settle()
 		c, err := SignCost(time.Second)
 		if err != nil {
-			fmt.Fprintf(log, "%v\n", err)
+			fmt.Fprintf(log, "sign cost: %v\n", err)
 			return
 		}
 		fmt.Fprintf(log, "ECDSA P-256 signature alone: %v of one core's CPU\n", c.Round(100*time.Nanosecond))
@@ -149,9 +159,14 @@ func Run(targets []*Target, cfg Config, log io.Writer) (*Report, error) {
 }
 
 // SignCost is the smaller SignCost measured in the run (0: none).
-func (r *Report) SignCost() time.Duration {
+func (r *Report) SignCost() time.Duration { return smallest(r.SignCosts) }
+
+// WriteCost is the smaller WriteCost measured in the run (0: none).
+func (r *Report) WriteCost() time.Duration { return smallest(r.WriteCosts) }
+
+func smallest(ds []time.Duration) time.Duration {
 	best := time.Duration(0)
-	for _, c := range r.SignCosts {
+	for _, c := range ds {
 		if c > 0 && (best == 0 || c < best) {
 			best = c
 		}
