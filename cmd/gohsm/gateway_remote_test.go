@@ -113,6 +113,7 @@ func transitRoundTrip(t *testing.T, c *vault.Client, plaintext string) string {
 	if v := gwWrite(t, c, "transit/verify/s", map[string]any{"input": other, "signature": sig})["valid"]; v != false {
 		t.Fatalf("a signature verified another message: %v", v)
 	}
+	transitBatches(t, c, pt)
 	mac, _ := gwWrite(t, c, "transit/hmac/k", map[string]any{"input": pt})["hmac"].(string)
 	if v := gwWrite(t, c, "transit/verify/k", map[string]any{"input": pt, "hmac": mac})["valid"]; v != true {
 		t.Fatalf("hmac verify: %v", v)
@@ -122,6 +123,52 @@ func transitRoundTrip(t *testing.T, c *vault.Client, plaintext string) string {
 		t.Fatalf("data key: decrypted %v, plaintext %v", got, dk["plaintext"])
 	}
 	return ct1
+}
+
+// transitBatches encrypts and signs batches with a bad item among good
+// ones (on an appliance's token, a run of items is one batch of calls on
+// the wire): every good item's result stands, in its place, and checks.
+func transitBatches(t *testing.T, c *vault.Client, pt string) {
+	t.Helper()
+	results := func(d map[string]any) []map[string]any {
+		rs, _ := d["batch_results"].([]any)
+		out := make([]map[string]any, len(rs))
+		for i, r := range rs {
+			out[i], _ = r.(map[string]any)
+		}
+		return out
+	}
+	var enc, sig []any
+	for i := range 9 {
+		in := pt
+		if i == 4 {
+			in = "not base64!"
+		}
+		enc = append(enc, map[string]any{"plaintext": in, "reference": fmt.Sprint(i)})
+		sig = append(sig, map[string]any{"input": in, "reference": fmt.Sprint(i)})
+	}
+	er := results(gwWrite(t, c, "transit/encrypt/k", map[string]any{"batch_input": enc, "partial_failure_response_code": 200}))
+	sr := results(gwWrite(t, c, "transit/sign/s", map[string]any{"batch_input": sig, "partial_failure_response_code": 200}))
+	if len(er) != 9 || len(sr) != 9 {
+		t.Fatalf("batch results: %d encrypt, %d sign; want 9 each", len(er), len(sr))
+	}
+	for i := range 9 {
+		if er[i]["reference"] != fmt.Sprint(i) || sr[i]["reference"] != fmt.Sprint(i) {
+			t.Fatalf("item %d: references %v, %v", i, er[i]["reference"], sr[i]["reference"])
+		}
+		if i == 4 {
+			if er[i]["error"] == nil || sr[i]["error"] == nil || er[i]["ciphertext"] != nil || sr[i]["signature"] != nil {
+				t.Fatalf("the bad item: %v, %v", er[i], sr[i])
+			}
+			continue
+		}
+		if got := gwWrite(t, c, "transit/decrypt/k", map[string]any{"ciphertext": er[i]["ciphertext"]})["plaintext"]; got != pt {
+			t.Fatalf("batch item %d: decrypted %v", i, got)
+		}
+		if v := gwWrite(t, c, "transit/verify/s", map[string]any{"input": pt, "signature": sr[i]["signature"]})["valid"]; v != true {
+			t.Fatalf("batch item %d: signature %v does not verify", i, sr[i]["signature"])
+		}
+	}
 }
 
 // TestGatewayRemote: the gateway alone (no listen, no dir) over the token

@@ -13,10 +13,11 @@
 // Sessions sessions per token and then wait (for a session or for ctx).
 // The health loop runs in its own goroutine until Close.
 //
-// Not done: coalescing concurrent same-key single-part calls into the
-// appliance client's batch frames. The client already multiplexes and
-// coalesces calls on its connection (firmware-sim/client), so an appliance
-// member gets that from its backend; the pool itself only spreads.
+// A run of calls (token.Many) reaches an appliance's session in one
+// exchange: the session f gets passes Many through and notes each call's
+// error. Not done: merging concurrent same-key single-item requests into
+// one run. The appliance's client already sends the calls in flight on its
+// connection together (firmware-sim/client); the pool itself only spreads.
 package pool
 
 import (

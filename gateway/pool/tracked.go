@@ -100,5 +100,14 @@ func (t *tracked) Random(n int) ([]byte, error) {
 	return b, t.note(err)
 }
 
+// Many passes a run of calls to the session (in one exchange where it can
+// make them so) and notes each call's error.
+func (t *tracked) Many(calls []token.Call) {
+	token.Many(t.Session, calls)
+	for i := range calls {
+		t.note(calls[i].Err)
+	}
+}
+
 // Close is the pool's: f must not close the session it was lent.
 func (t *tracked) Close() error { return nil }

@@ -144,3 +144,116 @@ func (s *remoteSession) FindObjects(t []ck.Attribute) ([]ck.ObjectHandle, error)
 func (s *remoteSession) GetAttributes(h ck.ObjectHandle, types ...ck.AttributeType) ([][]byte, error) {
 	return retry(s, func() ([][]byte, error) { return s.backendSession.GetAttributes(h, types...) })
 }
+
+// maxOut is the output room a batched call asks for: more than any
+// signature or ciphertext of a transit key type (ML-DSA-87's signature is
+// 4,627 bytes), so that no call of a batch ends CKR_BUFFER_TOO_SMALL, which
+// would leave its operation active and refuse the next call's init.
+const maxOut = 1 << 16
+
+// Many makes the calls in one exchange with the appliance (client.Batch):
+// each sign is a C_SignInit and a C_Sign, each RSA encryption a
+// C_EncryptInit and a C_Encrypt, and the AES-GCM seals of one key are
+// C_EncryptMessage calls on the message operation the session keeps
+// (begun first, if it is not, for the first such key; seals under another
+// key, and other AEADs, are made one by one after). Calls on one session
+// run on the appliance in the order they were added. A call that a
+// failover ended is made again, alone, as a single call would be.
+func (s *remoteSession) Many(calls []Call) {
+	c, ok := s.be.(*client.Client)
+	if !ok {
+		for i := range calls {
+			calls[i].do(s)
+		}
+		return
+	}
+	start := time.Now()
+	alone := s.batch(c, calls)
+	for i := range calls {
+		cl := &calls[i]
+		if alone[i] || (cl.Err != nil && lostAtFailover(start, s.timeout, cl.Err)) {
+			if !alone[i] {
+				s.Forget()
+			}
+			cl.do(s)
+		}
+	}
+}
+
+// batch adds what it can of calls to one client.Batch and runs it; the
+// calls it left out are marked in the result.
+func (s *remoteSession) batch(c *client.Client, calls []Call) (alone []bool) {
+	alone = make([]bool, len(calls))
+	type pending struct {
+		init, call *client.Pending
+		gcm        *ck.GCMMessageParams
+		buf        []byte
+	}
+	ps := make([]pending, len(calls))
+	b := c.NewBatch()
+	var sealKey ck.ObjectHandle
+	for i := range calls {
+		cl := &calls[i]
+		cl.Out, cl.Err = nil, nil
+		switch {
+		case cl.Kind == CallSign:
+			ps[i].init = b.Add("SignInit", s.h, cl.Mech, cl.Key)
+			ps[i].call = b.Add("Sign", s.h, cl.In, maxOut)
+		case cl.Kind == CallEncrypt:
+			ps[i].init = b.Add("EncryptInit", s.h, cl.Mech, cl.Key)
+			ps[i].call = b.Add("Encrypt", s.h, cl.In, maxOut)
+		case cl.Kind == CallSeal && cl.Mech.Type == ck.CKM_AES_GCM && (sealKey == 0 || sealKey == cl.Key):
+			if sealKey == 0 {
+				// The message operation is begun before the batch (a
+				// round trip, once per key and session), so every seal
+				// of the batch finds it.
+				if s.encKey != cl.Key || s.encMech != ck.CKM_AES_GCM {
+					if err := s.initMessage(true, ck.CKM_AES_GCM, cl.Key); err != nil {
+						cl.Err = err
+						continue
+					}
+				}
+				sealKey = cl.Key
+			}
+			// One buffer for nonce || ciphertext || tag, as Seal's.
+			buf := make([]byte, NonceSize+len(cl.In)+TagSize)
+			p := &ck.GCMMessageParams{IV: buf[:NonceSize:NonceSize], IVGenerator: ck.CKG_GENERATE_RANDOM,
+				Tag: buf[len(buf)-TagSize : len(buf) : len(buf)], TagBits: TagSize * 8}
+			ps[i].gcm, ps[i].buf = p, buf
+			ps[i].call = b.Add("EncryptMessage", s.h, p, cl.AAD, cl.In, len(cl.In))
+		default:
+			alone[i] = true
+		}
+	}
+	b.Run()
+	for i := range calls {
+		cl, p := &calls[i], &ps[i]
+		if p.call == nil {
+			continue
+		}
+		if p.init != nil {
+			if err := p.init.Err(); err != nil {
+				cl.Err = err
+				continue
+			}
+		}
+		out, err := p.call.Bytes(0)
+		switch {
+		case err != nil:
+			if p.gcm != nil && RV(err) == ck.CKR_KEY_EXHAUSTED {
+				s.encKey = 0 // 2^32 messages under one init: the next seal begins another
+			}
+			cl.Err = err
+		case p.gcm == nil:
+			cl.Out = out
+		case len(p.gcm.IV) != NonceSize || len(p.gcm.Tag) != TagSize || len(out) != len(cl.In):
+			cl.Err = fmt.Errorf("token returned IV %d bytes, tag %d, ciphertext %d for %d: %w", len(p.gcm.IV), len(p.gcm.Tag), len(out), len(cl.In), ck.CKR_DEVICE_ERROR)
+		default:
+			copy(p.buf[:NonceSize], p.gcm.IV)
+			copy(p.buf[NonceSize:], out)
+			copy(p.buf[NonceSize+len(cl.In):], p.gcm.Tag)
+			cl.Out = p.buf
+		}
+	}
+	return alone
+}

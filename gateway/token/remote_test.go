@@ -35,7 +35,7 @@ type appliance struct {
 // members are for a client (the same tokens, the same object handles on
 // each), without raft. It returns them and the client configuration that
 // lists them all.
-func startAppliances(t *testing.T, dir string, n int) ([]*appliance, client.Config) {
+func startAppliances(t testing.TB, dir string, n int) ([]*appliance, client.Config) {
 	t.Helper()
 	ca := testpki.NewCA("gateway token test CA")
 	srvCert := ca.Issue("localhost", true, time.Time{})
@@ -258,7 +258,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func aesKey(t *testing.T, s token.Session) ck.ObjectHandle {
+func aesKey(t testing.TB, s token.Session) ck.ObjectHandle {
 	t.Helper()
 	k, err := s.GenerateKey(ck.Mechanism{Type: ck.CKM_AES_KEY_GEN}, []ck.Attribute{
 		{Type: ck.CKA_VALUE_LEN, Value: attr.ULong(32)},

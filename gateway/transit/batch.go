@@ -28,10 +28,26 @@ const minRun = 4
 // sessions, and returns each item's error (nil for success).
 func (e *Engine) run(ctx context.Context, n int, f itemFunc) []*Error {
 	errs := make([]*Error, n)
-	workers := min(e.cfg.Workers, (n+minRun-1)/minRun)
+	if e.workers(n) <= 1 {
+		e.runRun(ctx, 0, n, f, errs) // no closure to allocate
+	} else {
+		e.spread(n, func(lo, hi int) { e.runRun(ctx, lo, hi, f, errs) })
+	}
+	return errs
+}
+
+// workers is how many sessions n items are spread over.
+func (e *Engine) workers(n int) int { return min(e.cfg.Workers, (n+minRun-1)/minRun) }
+
+// spread cuts n items into runs, one per session, on up to
+// Config.Workers sessions (each taking at least minRun items), and calls
+// do for each run: the first on the caller's goroutine, the others on
+// helpers; it returns when every run has.
+func (e *Engine) spread(n int, do func(lo, hi int)) {
+	workers := e.workers(n)
 	if workers <= 1 {
-		e.runRun(ctx, 0, n, f, errs)
-		return errs
+		do(0, n)
+		return
 	}
 	size := (n + workers - 1) / workers
 	var wg sync.WaitGroup
@@ -40,12 +56,11 @@ func (e *Engine) run(ctx context.Context, n int, f itemFunc) []*Error {
 		wg.Add(1)
 		helpers.do(func() {
 			defer wg.Done()
-			e.runRun(ctx, lo, hi, f, errs)
+			do(lo, hi)
 		})
 	}
-	e.runRun(ctx, 0, size, f, errs) // the first run on the caller's goroutine
+	do(0, size) // the first run on the caller's goroutine
 	wg.Wait()
-	return errs
 }
 
 // helpers are the goroutines that run a batch's other runs. They stay
@@ -93,31 +108,151 @@ func (e *Engine) runRun(ctx context.Context, lo, hi int, f itemFunc, errs []*Err
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			ierr := f(i, s, find)
-			var te *Error
-			switch {
-			case ierr == nil:
-				errs[i] = nil
-			case errors.As(ierr, &te):
-				errs[i] = te
-			case retryable(ierr):
-				return ierr
-			default:
-				errs[i] = &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("the token refused the operation (%v)", token.RV(ierr))}
+			ierr, retry := itemErr(f(i, s, find))
+			if retry != nil {
+				return retry
 			}
+			errs[i] = ierr
 			done = i + 1
 		}
 		return nil
 	})
 	if err != nil {
-		// The run failed as a whole (no healthy token, or cancelled):
-		// every item not done has failed with it.
-		fe := &Error{Status: http.StatusInternalServerError, Msg: internalMsg(err)}
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			fe = &Error{Status: http.StatusServiceUnavailable, Msg: "request cancelled or timed out: " + err.Error()}
+		failRun(err, errs[done:hi])
+	}
+}
+
+// itemErr is what an item's error makes of it: its Error, or (retry) an
+// error that says the token failed, which fails the run on this token so
+// the pool runs it again on another.
+func itemErr(ierr error) (_ *Error, retry error) {
+	var te *Error
+	switch {
+	case ierr == nil:
+		return nil, nil
+	case errors.As(ierr, &te):
+		return te, nil
+	case retryable(ierr):
+		return nil, ierr
+	}
+	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("the token refused the operation (%v)", token.RV(ierr))}, nil
+}
+
+// failRun fails the items of a run that failed as a whole (no healthy
+// token, or cancelled) with it.
+func failRun(err error, errs []*Error) {
+	fe := &Error{Status: http.StatusInternalServerError, Msg: internalMsg(err)}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		fe = &Error{Status: http.StatusServiceUnavailable, Msg: "request cancelled or timed out: " + err.Error()}
+	}
+	for i := range errs {
+		errs[i] = fe
+	}
+}
+
+// Items that are each one single-part token call run through runMany:
+// plan makes item i's call (an error is the item's, and no call is made),
+// the run's calls reach its session together (token.Many: one exchange
+// with an appliance instead of a round trip or two per item), and done
+// makes item i's result of its call's. With wipe, each call's In is the
+// plan's copy of a secret, cleared once the call is made.
+type (
+	planFunc func(i int, find finder, c *token.Call) error
+	doneFunc func(i int, c *token.Call) error
+)
+
+// runMany is run for items that are each one token call.
+func (e *Engine) runMany(ctx context.Context, n int, plan planFunc, done doneFunc, wipe bool) []*Error {
+	errs := make([]*Error, n)
+	if e.workers(n) <= 1 {
+		e.manyRun(ctx, 0, n, plan, done, wipe, errs)
+	} else {
+		e.spread(n, func(lo, hi int) { e.manyRun(ctx, lo, hi, plan, done, wipe, errs) })
+	}
+	return errs
+}
+
+// manyRun runs items [lo, hi) on one session: every plan, then their
+// calls together, then every done. Tried again on another token (the
+// pool), the run plans again from the request.
+func (e *Engine) manyRun(ctx context.Context, lo, hi int, plan planFunc, done doneFunc, wipe bool, errs []*Error) {
+	r := &manyRun{ctx: ctx, lo: lo, hi: hi, plan: plan, done: done, wipe: wipe, errs: errs}
+	if hi-lo == 1 {
+		r.calls = r.one[:0]
+	} else {
+		r.calls = make([]token.Call, 0, hi-lo)
+	}
+	if err := e.ex.Do(ctx, r.try); err != nil {
+		failRun(err, errs[lo:hi])
+	}
+}
+
+// manyRun is one run of runMany's, for the pool to try on a token.
+type manyRun struct {
+	ctx    context.Context
+	lo, hi int
+	plan   planFunc
+	done   doneFunc
+	wipe   bool
+	errs   []*Error
+	calls  []token.Call
+	one    [1]token.Call // calls' room for a run of one
+	// at is the item of each call once a plan has failed (until then,
+	// call k is item lo+k).
+	at []int
+}
+
+func (r *manyRun) try(s token.Session, find0 finder) error {
+	find := memo(find0)
+	r.calls, r.at = r.calls[:0], nil
+	for i := r.lo; i < r.hi; i++ {
+		r.calls = append(r.calls, token.Call{})
+		if perr := r.plan(i, find, &r.calls[len(r.calls)-1]); perr != nil {
+			r.calls = r.calls[:len(r.calls)-1]
+			ierr, retry := itemErr(perr)
+			if retry != nil {
+				r.clean()
+				return retry
+			}
+			r.errs[i] = ierr
+			if r.at == nil {
+				r.at = make([]int, len(r.calls), r.hi-r.lo)
+				for k := range r.at {
+					r.at[k] = r.lo + k
+				}
+			}
+			continue
 		}
-		for i := done; i < hi; i++ {
-			errs[i] = fe
+		if r.at != nil {
+			r.at = append(r.at, i)
+		}
+	}
+	if err := r.ctx.Err(); err != nil {
+		r.clean()
+		return err
+	}
+	token.Many(s, r.calls)
+	r.clean()
+	var retry error
+	for k := range r.calls {
+		i := r.lo + k
+		if r.at != nil {
+			i = r.at[k]
+		}
+		ierr, again := itemErr(r.done(i, &r.calls[k]))
+		if again != nil && retry == nil {
+			retry = again
+		}
+		r.errs[i] = ierr
+	}
+	return retry
+}
+
+// clean clears the calls' inputs, the plans' copies of secrets (wipe).
+func (r *manyRun) clean() {
+	if r.wipe {
+		for k := range r.calls {
+			clear(r.calls[k].In)
 		}
 	}
 }

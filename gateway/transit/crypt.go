@@ -62,32 +62,44 @@ var oaep = func(label []byte) ck.Mechanism {
 
 // seal encrypts pt under version v and returns the versioned ciphertext.
 func (e *Engine) seal(s token.Session, find finder, kt *keyType, v int, ver *version, pt, aad []byte) (string, error) {
+	var calls [1]token.Call
+	if err := sealCall(find, kt, ver, pt, aad, &calls[0]); err != nil {
+		return "", err
+	}
+	token.Many(s, calls[:])
+	return e.sealed(kt, v, &calls[0])
+}
+
+// sealCall makes seal's token call in c (for runMany).
+func sealCall(find finder, kt *keyType, ver *version, pt, aad []byte, c *token.Call) error {
 	switch kt.kind {
 	case kindAEAD:
 		h, err := object(find, ver, objKey)
 		if err != nil {
-			return "", err
+			return err
 		}
-		sealed, err := s.Seal(nil, kt.aead[0], h, aad, pt)
-		if err != nil {
-			return "", tokenErr(err, "encryption failed")
-		}
-		return e.format64(v, sealed), nil
+		*c = token.Call{Kind: token.CallSeal, Mech: ck.Mechanism{Type: kt.aead[0]}, Key: h, In: pt, AAD: aad}
+		return nil
 	case kindRSA:
 		h, err := object(find, ver, objPub)
 		if err != nil {
-			return "", err
+			return err
 		}
-		ct, err := s.Encrypt(oaep(aad), h, pt)
-		if err != nil {
-			if token.RV(err) == ck.CKR_DATA_LEN_RANGE {
-				return "", badRequest("plaintext of %d bytes is too long for %s OAEP encryption", len(pt), kt.name)
-			}
-			return "", tokenErr(err, "encryption failed")
-		}
-		return e.format64(v, ct), nil
+		*c = token.Call{Kind: token.CallEncrypt, Mech: oaep(aad), Key: h, In: pt}
+		return nil
 	}
-	return "", badRequest("key type %s does not support encryption", kt.name)
+	return badRequest("key type %s does not support encryption", kt.name)
+}
+
+// sealed is the versioned ciphertext of sealCall's call, once made.
+func (e *Engine) sealed(kt *keyType, v int, c *token.Call) (string, error) {
+	if c.Err != nil {
+		if c.Kind == token.CallEncrypt && token.RV(c.Err) == ck.CKR_DATA_LEN_RANGE {
+			return "", badRequest("plaintext of %d bytes is too long for %s OAEP encryption", len(c.In), kt.name)
+		}
+		return "", tokenErr(c.Err, "encryption failed")
+	}
+	return e.format64(v, c.Out), nil
 }
 
 // open decrypts a versioned ciphertext: the caller's buffer, to zeroise.
@@ -194,7 +206,7 @@ func (e *Engine) Encrypt(ctx context.Context, name string, r *EncryptRequest) (*
 		return nil, err
 	}
 	out := make([]EncryptResult, len(items))
-	errs := e.run(ctx, len(items), func(i int, s token.Session, find finder) error {
+	errs := e.runMany(ctx, len(items), func(i int, find finder, c *token.Call) error {
 		it := &items[i]
 		if err := refuseNonce(it.Nonce); err != nil {
 			return err
@@ -211,14 +223,17 @@ func (e *Engine) Encrypt(ctx context.Context, name string, r *EncryptRequest) (*
 		if perr != nil {
 			return perr
 		}
-		defer clear(pt)
-		ct, err := e.seal(s, find, kt, v, ver, pt, aad)
-		if err != nil {
+		if err := sealCall(find, kt, ver, pt, aad, c); err != nil {
+			clear(pt)
 			return err
 		}
-		out[i] = EncryptResult{Ciphertext: ct, KeyVersion: v}
+		out[i].KeyVersion = v
 		return nil
-	})
+	}, func(i int, c *token.Call) error {
+		ct, err := e.sealed(kt, out[i].KeyVersion, c)
+		out[i].Ciphertext = ct
+		return err
+	}, true)
 	if !batch {
 		if errs[0] != nil {
 			return nil, errs[0]

@@ -18,7 +18,10 @@
 // parallel on up to Config.Workers token sessions, each session taking a
 // contiguous run of items: the first run on the caller's goroutine, the
 // others on package-wide helper goroutines that wait for the next batch
-// for a while after their run (batch.go). Metadata changes are read-modify-write with
+// for a while after their run (batch.go). An item that is one token call
+// (encrypt, sign) is planned first, and a run's calls then go to its
+// session together (token.Many), which an appliance's session makes in
+// one exchange instead of a round trip or two per item. Metadata changes are read-modify-write with
 // kv.Swapper.CompareAndSwap on the entry's exact bytes: a writer whose
 // entry changed since it read retries from a fresh read, so two gateways
 // rotating at once both get their version (a rotate that loses the swap

@@ -331,7 +331,7 @@ func (e *Engine) Sign(ctx context.Context, name string, r *SignRequest) (*SignRe
 		salt = o.pssSalts(modBits(kt))[0]
 	}
 	out := make([]SignResult, len(items))
-	errs := e.run(ctx, len(items), func(i int, s token.Session, find finder) error {
+	errs := e.runMany(ctx, len(items), func(i int, find finder, c *token.Call) error {
 		in, ierr := b64("input", items[i].Input)
 		if ierr != nil {
 			return ierr
@@ -344,13 +344,15 @@ func (e *Engine) Sign(ctx context.Context, name string, r *SignRequest) (*SignRe
 		if err != nil {
 			return err
 		}
-		raw, err := s.Sign(m, h, data)
-		if err != nil {
-			return tokenErr(err, "signing failed")
-		}
-		out[i] = SignResult{Signature: e.format(v, e.encodeSig(kt, o, raw)), KeyVersion: v}
+		*c = token.Call{Kind: token.CallSign, Mech: m, Key: h, In: data}
 		return nil
-	})
+	}, func(i int, c *token.Call) error {
+		if c.Err != nil {
+			return tokenErr(c.Err, "signing failed")
+		}
+		out[i] = SignResult{Signature: e.format(v, e.encodeSig(kt, o, c.Out)), KeyVersion: v}
+		return nil
+	}, false)
 	if !batch {
 		if errs[0] != nil {
 			return nil, errs[0]
