@@ -280,7 +280,19 @@ func (r *Report) floorMarkdown(w io.Writer) {
 		if len(spent) > 0 {
 			s += " (" + strings.Join(spent, ", ") + ")"
 		}
-		lines = append(lines, s+".")
+		s += "."
+		// The issue's own figure for OpenBao, measured on this machine
+		// before: the target as the issue set it.
+		if b, ok := baseline[fmt.Sprintf("%s|%d", g.op, g.batch)]; ok && b.cpu > 0 {
+			ib := b.cpu / time.Duration(g.need)
+			s += fmt.Sprintf(" By the issue's figure for OpenBao (%s per request), %gx less is %s, ", dur(b.cpu), g.need, dur(ib))
+			if ib > base {
+				s += fmt.Sprintf("which leaves %s.", dur(ib-base))
+			} else {
+				s += fmt.Sprintf("less than %s alone: out of reach on this machine.", beyond)
+			}
+		}
+		lines = append(lines, s)
 	}
 	if len(lines) > 0 {
 		fmt.Fprintf(w, "\nThe CPU targets against what HTTP alone costs on this machine (`%s`: fasthttp answering a fixed body, same load generator, same run)", FloorName)
@@ -320,7 +332,7 @@ func (r *Report) ceilingMarkdown(w io.Writer) {
 		if o == nil {
 			continue
 		}
-		per, what := time.Duration(g.batch)*sc, fmt.Sprintf("%d signature%s at %s each", g.batch, plural(g.batch), dur(sc))
+		per, what := time.Duration(g.batch)*sc, fmt.Sprintf("%d signature%s at %s", g.batch, plural(g.batch), dur(sc))
 		if fl := r.Find(FloorName, g.op, g.batch); fl != nil && fl.Requests > 0 {
 			per += fl.CPUPerReq() + fl.LoadCPU/time.Duration(fl.Requests)
 			what += fmt.Sprintf(", plus HTTP alone (%s of server and %s of load generator CPU)", dur(fl.CPUPerReq()), dur(fl.LoadCPU/time.Duration(fl.Requests)))
@@ -331,14 +343,24 @@ func (r *Report) ceilingMarkdown(w io.Writer) {
 			ceil *= float64(g.batch)
 			have, unit = o.ItemsPerSec, "items/s"
 		}
-		need := g.need * have
-		verdict := "within reach"
-		if ceil < need {
-			verdict = fmt.Sprintf("out of reach on this machine: the ceiling is %.2fx OpenBao", ceil/have)
+		verdict := func(have float64) string {
+			need := g.need * have
+			if ceil < need {
+				return fmt.Sprintf("%s: out of reach on this machine: the ceiling is %.2fx OpenBao", num(need), ceil/have)
+			}
+			return num(need) + ": within reach"
 		}
-		lines = append(lines, fmt.Sprintf("- %s, batch %d: a request costs at least %s of CPU (%s), so %d logical CPUs serve at most %s %s "+
-			"with nothing else running; %gx OpenBao's %s is %s: %s.", opName(g.op), g.batch, dur(per), what, r.Cores, num(ceil), unit,
-			g.need, num(have), num(need), verdict))
+		line := fmt.Sprintf("- %s, batch %d: a request costs at least %s of CPU (%s), so %d logical CPUs serve at most %s %s "+
+			"with nothing else running; %gx OpenBao's %s is %s.", opName(g.op), g.batch, dur(per), what, r.Cores, num(ceil), unit,
+			g.need, num(have), verdict(have))
+		if b, ok := baseline[fmt.Sprintf("%s|%d", g.op, g.batch)]; ok {
+			bh := b.reqs
+			if g.what == "items/s" {
+				bh = b.items
+			}
+			line += fmt.Sprintf(" By the issue's figure for OpenBao (%s %s), %gx is %s.", num(bh), unit, g.need, verdict(bh))
+		}
+		lines = append(lines, line)
 	}
 	if len(lines) == 0 {
 		return

@@ -84,9 +84,23 @@ func main() {
 	commands := flag.String("commands", "", "how to reproduce, for the report")
 	perfDir := flag.String("perf", "", "profile the servers with linux-perf, one extra window per cell, data kept in this directory")
 	profile := flag.String("profile", "gohsm", "with -perf: the targets to profile, comma-separated (empty: all)")
+	render := flag.String("render", "", "measure nothing: write the Markdown report (-md, else standard output) of a run's JSON (-json's file), as this build's report would put it")
 	var notes []string
 	flag.Func("note", "a note line for the report (repeatable)", func(s string) error { notes = append(notes, s); return nil })
 	flag.Parse()
+
+	if *render != "" {
+		b, err := os.ReadFile(*render)
+		if err != nil {
+			fatal(err)
+		}
+		var rep gateway.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			fatal(fmt.Errorf("%s: %w", *render, err))
+		}
+		writeMarkdown(&rep, *md)
+		return
+	}
 
 	cfg := gateway.Config{Conns: *conns, Duration: *duration, Warmup: *warmup, Repeats: *repeats, PerfDir: *perfDir}
 	if *profile != "" {
@@ -163,18 +177,7 @@ func main() {
 	}
 	rep.Commands = *commands
 	rep.Notes = notes
-	if *md != "" {
-		f, err := os.Create(*md)
-		if err != nil {
-			fatal(err)
-		}
-		rep.Markdown(f)
-		if err := f.Close(); err != nil {
-			fatal(err)
-		}
-	} else {
-		rep.Markdown(os.Stdout)
-	}
+	writeMarkdown(rep, *md)
 	if *js != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(*js, b, 0o644); err != nil {
@@ -186,4 +189,20 @@ func main() {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "gohsm-bench-gateway:", err)
 	os.Exit(1)
+}
+
+// writeMarkdown writes rep's report to path (standard output if empty).
+func writeMarkdown(rep *gateway.Report, path string) {
+	if path == "" {
+		rep.Markdown(os.Stdout)
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fatal(err)
+	}
+	rep.Markdown(f)
+	if err := f.Close(); err != nil {
+		fatal(err)
+	}
 }
