@@ -258,7 +258,15 @@ func serverCPU(t *Target) (time.Duration, error) {
 	if t.PID <= 0 {
 		return 0, nil
 	}
-	return procCPU(t.PID)
+	sum, err := procCPU(t.PID)
+	for _, pid := range t.AlsoPIDs {
+		c, perr := procCPU(pid)
+		sum += c
+		if err == nil {
+			err = perr
+		}
+	}
+	return sum, err
 }
 
 // openLoop sends requests on a fixed schedule at rate per second over the

@@ -21,6 +21,9 @@ type Server struct {
 	log    *bytes.Buffer // read only after exited is closed
 	dir    string
 	exited chan struct{}
+	// behind is a server this one uses, stopped after it (the appliance
+	// behind a gateway).
+	behind *Server
 }
 
 func newServer(cmd *exec.Cmd, log *bytes.Buffer, dir string) *Server {
@@ -120,6 +123,111 @@ func StartGohsm(bin, sync string) (*Server, error) {
 	return s, nil
 }
 
+// Names and credentials of `gohsm serve --dev` that a gateway in front of
+// a dev appliance uses (cmd/gohsm's dev mode: D/remote.conf is the client
+// configuration it writes for the appliance's clients).
+const (
+	devRemoteConf = "remote.conf"
+	devLabel      = "dev-token"
+	devUserPIN    = "123456"
+)
+
+// GohsmRemoteName is the target name of the gateway in front of an
+// appliance with an audit fsync policy.
+func GohsmRemoteName(sync string) string {
+	return strings.Replace(GohsmName(sync), "gohsm", "gohsm-remote", 1)
+}
+
+// StartGohsmRemote starts the gateway as a network-HSM deployment runs
+// it, in front of an appliance: `gohsm serve --dev --dir D --listen ADDR
+// --http off` (the appliance alone, on a fresh dev store), then `gohsm
+// serve --config G` with the gateway's keys only (http_remote =
+// D/remote.conf, the dev token and its user PIN, an audit log under sync),
+// so that every key operation crosses mutual TLS to the appliance. The
+// CPU of both processes counts as the server's.
+func StartGohsmRemote(bin, sync string) (*Server, error) {
+	if sync == "" {
+		sync = "always"
+	}
+	if gohsmSyncTitle[sync] == "" {
+		return nil, fmt.Errorf("gohsm audit sync %q: want always, interval or none", sync)
+	}
+	dir, err := os.MkdirTemp("", "gohsm-bench-appliance-")
+	if err != nil {
+		return nil, err
+	}
+	acmd, alog, err := start(bin, []string{"serve", "--dev", "--dir", dir, "--listen", "127.0.0.1:0", "--http", "off"}, nil)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	app := newServer(acmd, alog, dir)
+	remoteConf := filepath.Join(dir, devRemoteConf)
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if _, err := os.Stat(remoteConf); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("gohsm serve --dev --listen: no %s after 60 s; output:\n%s", remoteConf, app.output())
+		}
+		select {
+		case <-app.exited:
+			return nil, fmt.Errorf("gohsm serve --dev --listen exited; output:\n%s", app.output())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	gdir, err := os.MkdirTemp("", "gohsm-bench-gateway-remote-")
+	if err != nil {
+		app.Stop()
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err == nil {
+		err = os.WriteFile(filepath.Join(gdir, "gw.pin"), []byte(devUserPIN+"\n"), 0o600)
+	}
+	conf := filepath.Join(gdir, "gateway.conf")
+	if err == nil {
+		err = os.WriteFile(conf, fmt.Appendf(nil, "http = %s\nhttp_remote = %s\nhttp_token = %s\nhttp_pin_file = gw.pin\n"+
+			"http_audit_log = gw-audit.log\nhttp_audit_key_file = gw-audit.key\nhttp_audit_sync = %s\nhttp_root_token_file = gw-root\n",
+			addr, remoteConf, devLabel, sync), 0o600)
+	}
+	if err != nil {
+		os.RemoveAll(gdir)
+		app.Stop()
+		return nil, err
+	}
+	gcmd, glog, err := start(bin, []string{"serve", "--config", conf}, nil)
+	if err != nil {
+		os.RemoveAll(gdir)
+		app.Stop()
+		return nil, err
+	}
+	s := newServer(gcmd, glog, gdir)
+	s.behind = app
+	var tok []byte
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if tok, err = os.ReadFile(filepath.Join(gdir, "gw-root")); err == nil && len(bytes.TrimSpace(tok)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("gohsm gateway in front of an appliance: no root token after 60 s; output:\n%s\nappliance:\n%s", s.output(), app.output())
+		}
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("gohsm gateway in front of an appliance exited; output:\n%s\nappliance:\n%s", s.output(), app.output())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	s.Target = &Target{Name: GohsmRemoteName(sync), URL: "http://" + addr, Token: strings.TrimSpace(string(tok)), Mount: "transit",
+		PID: gcmd.Process.Pid, AlsoPIDs: []int{acmd.Process.Pid}}
+	if err := WaitReady(s.Target.URL, 30*time.Second); err != nil {
+		return nil, fmt.Errorf("gohsm gateway in front of an appliance: %v; output:\n%s", err, s.output())
+	}
+	s.Target.Title = "gohsm gateway in front of a gohsm appliance (" + bin + " serve --config: every key in the appliance's token, reached over mutual TLS on loopback by the appliance's client, from a second process, `" +
+		bin + " serve --dev --listen`; server CPU is both processes'; audit log on, " + gohsmSyncTitle[sync] + ")"
+	return s, nil
+}
+
 // StartOpenBao starts `bao server -dev` (in-memory storage, root token
 // chosen here); Setup enables the transit mount. With audit, a file audit
 // device is enabled too (as a production server has one): target
@@ -195,8 +303,15 @@ func apiCall(base, token, method, path, body string) ([]byte, error) {
 }
 
 // Stop ends the server (SIGTERM, then SIGKILL after 10 s) and removes
-// its directory.
+// its directory; then the server behind it, likewise.
 func (s *Server) Stop() {
+	s.stop()
+	if s.behind != nil {
+		s.behind.Stop()
+	}
+}
+
+func (s *Server) stop() {
 	select {
 	case <-s.exited:
 	default:

@@ -19,6 +19,9 @@ type Target struct {
 	Token string // X-Vault-Token
 	Mount string // the transit mount, "transit"
 	PID   int    // the server process, for its CPU; 0: not measured
+	// AlsoPIDs are processes whose CPU counts as the server's too: the
+	// appliance behind a gateway that uses it (StartGohsmRemote).
+	AlsoPIDs []int
 
 	addr   string
 	client *fasthttp.HostClient

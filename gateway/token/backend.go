@@ -128,13 +128,17 @@ func (t *backendToken) Close() error {
 
 // backendSession is one hsm.Backend session. It keeps a message-based
 // AEAD operation initialised for the key it last sealed or opened with, so
-// a run of messages under one key pays for one C_Message*Init.
+// a run of messages under one key pays for one C_Message*Init; and, on an
+// appliance's session, a message-based signing process for the key it last
+// signed a batch with (remoteSession.batch).
 type backendSession struct {
 	be hsm.Backend
 	h  ck.SessionHandle
 
 	encKey, decKey   ck.ObjectHandle
 	encMech, decMech ck.MechanismType
+	signKey          ck.ObjectHandle
+	signMech         ck.MechanismType
 }
 
 func (s *backendSession) CreateObject(t []ck.Attribute) (ck.ObjectHandle, error) {
@@ -352,9 +356,27 @@ func (s *backendSession) initMessage(enc bool, mech ck.MechanismType, key ck.Obj
 	return nil
 }
 
+// initMessageSign begins a message-based signing process (PKCS#11 3.0
+// §5.15) with m and key, ending the one the session had.
+func (s *backendSession) initMessageSign(m ck.Mechanism, key ck.ObjectHandle) error {
+	if s.signKey != 0 {
+		s.be.MessageSignFinal(s.h)
+		s.signKey = 0
+	}
+	if err := s.be.MessageSignInit(s.h, m, key); err != nil {
+		return err
+	}
+	s.signKey, s.signMech = key, m.Type
+	return nil
+}
+
 // Forget drops the message operations' keys: after a key is destroyed, a
 // new key may get its handle.
 func (s *backendSession) Forget() {
+	if s.signKey != 0 {
+		s.be.MessageSignFinal(s.h)
+		s.signKey = 0
+	}
 	if s.encKey != 0 {
 		s.be.MessageEncryptFinal(s.h)
 		s.encKey = 0

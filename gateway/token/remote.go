@@ -151,14 +151,18 @@ func (s *remoteSession) GetAttributes(h ck.ObjectHandle, types ...ck.AttributeTy
 // would leave its operation active and refuse the next call's init.
 const maxOut = 1 << 16
 
-// Many makes the calls in one exchange with the appliance (client.Batch):
-// each sign is a C_SignInit and a C_Sign, each RSA encryption a
-// C_EncryptInit and a C_Encrypt, and the AES-GCM seals of one key are
-// C_EncryptMessage calls on the message operation the session keeps
-// (begun first, if it is not, for the first such key; seals under another
-// key, and other AEADs, are made one by one after). Calls on one session
-// run on the appliance in the order they were added. A call that a
-// failover ended is made again, alone, as a single call would be.
+// Many makes the calls in one exchange with the appliance (client.Batch).
+// The signatures with the first signing key and a mechanism without a
+// parameter are C_SignMessage calls in the message-based signing process
+// the session keeps for that key (PKCS#11 3.0 §5.15: one call per
+// signature, not a C_SignInit and a C_Sign); other signatures are a
+// C_SignInit and a C_Sign each; each RSA encryption a C_EncryptInit and a
+// C_Encrypt; the AES-GCM seals of one key are C_EncryptMessage calls on
+// the message operation the session keeps (a kept process is begun first,
+// a round trip, when the session has none for the key; seals under
+// another key, and other AEADs, are made one by one after). Calls on one
+// session run on the appliance in the order they were added. A call that
+// a failover ended is made again, alone, as a single call would be.
 func (s *remoteSession) Many(calls []Call) {
 	c, ok := s.be.(*client.Client)
 	if !ok {
@@ -181,21 +185,41 @@ func (s *remoteSession) Many(calls []Call) {
 }
 
 // batch adds what it can of calls to one client.Batch and runs it; the
-// calls it left out are marked in the result.
+// calls it left out, or that found the kept signing process gone, are
+// marked in the result, for Many to make alone.
 func (s *remoteSession) batch(c *client.Client, calls []Call) (alone []bool) {
 	alone = make([]bool, len(calls))
 	type pending struct {
 		init, call *client.Pending
 		gcm        *ck.GCMMessageParams
 		buf        []byte
+		msgSign    bool
 	}
 	ps := make([]pending, len(calls))
 	b := c.NewBatch()
-	var sealKey ck.ObjectHandle
+	var sealKey, signKey ck.ObjectHandle
+	msgSign := true // false once the appliance refused a signing process
 	for i := range calls {
 		cl := &calls[i]
 		cl.Out, cl.Err = nil, nil
 		switch {
+		case cl.Kind == CallSign && msgSign && cl.Mech.Param == nil &&
+			(signKey == 0 || signKey == cl.Key && s.signMech == cl.Mech.Type):
+			if signKey == 0 {
+				if s.signKey != cl.Key || s.signMech != cl.Mech.Type {
+					if err := s.initMessageSign(cl.Mech, cl.Key); err != nil {
+						// No process (a token without message-based
+						// signing, a key it refuses): single-part calls.
+						msgSign = false
+						ps[i].init = b.Add("SignInit", s.h, cl.Mech, cl.Key)
+						ps[i].call = b.Add("Sign", s.h, cl.In, maxOut)
+						continue
+					}
+				}
+				signKey = cl.Key
+			}
+			ps[i].msgSign = true
+			ps[i].call = b.Add("SignMessage", s.h, nil, cl.In, maxOut)
 		case cl.Kind == CallSign:
 			ps[i].init = b.Add("SignInit", s.h, cl.Mech, cl.Key)
 			ps[i].call = b.Add("Sign", s.h, cl.In, maxOut)
@@ -242,6 +266,12 @@ func (s *remoteSession) batch(c *client.Client, calls []Call) (alone []bool) {
 		case err != nil:
 			if p.gcm != nil && RV(err) == ck.CKR_KEY_EXHAUSTED {
 				s.encKey = 0 // 2^32 messages under one init: the next seal begins another
+			}
+			if p.msgSign && RV(err) == ck.CKR_OPERATION_NOT_INITIALIZED {
+				// The process ended under the session (a logout): the
+				// next batch begins another, and this call goes alone.
+				s.signKey = 0
+				alone[i] = true
 			}
 			cl.Err = err
 		case p.gcm == nil:

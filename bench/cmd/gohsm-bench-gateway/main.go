@@ -71,6 +71,7 @@ func main() {
 	bao := flag.String("openbao", "", "the bao binary: start `bao server -dev` and measure it")
 	flag.Var(&targets, "target", "a running server: name=N,url=http://H:P,token=T[,pid=P][,mount=M] (repeatable)")
 	syncs := flag.String("gohsm-sync", "always,none", "with -gohsm: the audit fsync policies to run it with, one server each (always = gohsm, the default; none = gohsm-sync-none)")
+	remoteSyncs := flag.String("gohsm-remote", "", "with -gohsm: also run the gateway in front of an appliance (two processes: gohsm serve --dev --listen, and the gateway alone over its token through the appliance's client), one per audit fsync policy listed (always = gohsm-remote, none = gohsm-remote-sync-none); empty: none")
 	floor := flag.Bool("http-floor", true, "with -gohsm or -openbao: also measure "+gateway.FloorName+", fasthttp answering a fixed Transit-shaped body, to show what HTTP alone costs here")
 	baoAudit := flag.Bool("openbao-audit", true, "with -openbao: also run OpenBao with a file audit device (openbao-audit), beside OpenBao without one (openbao, the issue's reference)")
 	conns := flag.Int("conns", 32, "connections")
@@ -130,6 +131,17 @@ func main() {
 	if *gohsm != "" {
 		for _, sync := range strings.Split(*syncs, ",") {
 			s, err := gateway.StartGohsm(*gohsm, strings.TrimSpace(sync))
+			if err != nil {
+				stopAll()
+				fatal(err)
+			}
+			servers = append(servers, s)
+			targets = append(targets, s.Target)
+		}
+	}
+	if *gohsm != "" && *remoteSyncs != "" {
+		for _, sync := range strings.Split(*remoteSyncs, ",") {
+			s, err := gateway.StartGohsmRemote(*gohsm, strings.TrimSpace(sync))
 			if err != nil {
 				stopAll()
 				fatal(err)
