@@ -134,13 +134,14 @@ bench-fixture: deps build
 # about 2 minutes per server): one fasthttp load generator speaking the
 # Transit API, encrypt 64 B and ECDSA P-256 sign at batch 1 and 100, 32
 # connections, three rounds of 3 s per cell, server CPU from /proc, p99 at
-# half the peak rate. Starts `gohsm serve --dev --http`;
+# half the peak rate. Starts `gohsm serve --dev --http`, and the gateway in
+# front of an appliance (gohsm-remote-sync-none: two processes);
 # OPENBAO=/path/to/bao adds `bao server -dev` with a transit mount
 # (scripts/build-openbao.sh builds one from source). With linux-perf installed, one more window per cell
 # profiles gohsm's server (where its CPU goes). Writes docs/bench-gateway.md.
 bench-gateway: deps build
 	$(GO) build -o $(BUILD)/gohsm-bench-gateway ./bench/cmd/gohsm-bench-gateway
-	$(BUILD)/gohsm-bench-gateway -gohsm $(BUILD)/gohsm $(if $(OPENBAO),-openbao $(OPENBAO)) -repeats 3 -duration 3s \
+	$(BUILD)/gohsm-bench-gateway -gohsm $(BUILD)/gohsm -gohsm-remote none $(if $(OPENBAO),-openbao $(OPENBAO)) -repeats 3 -duration 3s \
 		-md docs/bench-gateway.md -json $(BUILD)/bench-gateway.json -perf $(BUILD)/bench-gateway-perf \
 		-commands "make build; make bench-gateway$(if $(OPENBAO), OPENBAO=$(OPENBAO))"
 
