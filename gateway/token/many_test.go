@@ -12,7 +12,8 @@ import (
 	"github.com/gohsm/gohsm/hsm/ck"
 )
 
-// manyKeys are the keys TestMany's calls use, on one session's token.
+// manyKeys are the keys TestMany's calls use: token objects, so that
+// every session of the token sees them.
 type manyKeys struct {
 	aes1, aes2, ecPriv, ecPub, rsaPub, rsaPriv ck.ObjectHandle
 }
@@ -24,14 +25,14 @@ func makeManyKeys(t testing.TB, s token.Session) manyKeys {
 	p256, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7})
 	var err error
 	k.ecPub, k.ecPriv, err = s.GenerateKeyPair(ck.Mechanism{Type: ck.CKM_EC_KEY_PAIR_GEN},
-		[]ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_VERIFY, Value: attr.Bool(true)}},
-		[]ck.Attribute{{Type: ck.CKA_SIGN, Value: attr.Bool(true)}, {Type: ck.CKA_SENSITIVE, Value: attr.Bool(true)}})
+		[]ck.Attribute{{Type: ck.CKA_EC_PARAMS, Value: p256}, {Type: ck.CKA_VERIFY, Value: attr.Bool(true)}, {Type: ck.CKA_TOKEN, Value: attr.Bool(true)}},
+		[]ck.Attribute{{Type: ck.CKA_SIGN, Value: attr.Bool(true)}, {Type: ck.CKA_SENSITIVE, Value: attr.Bool(true)}, {Type: ck.CKA_TOKEN, Value: attr.Bool(true)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	k.rsaPub, k.rsaPriv, err = s.GenerateKeyPair(ck.Mechanism{Type: ck.CKM_RSA_PKCS_KEY_PAIR_GEN},
-		[]ck.Attribute{{Type: ck.CKA_MODULUS_BITS, Value: attr.ULong(2048)}, {Type: ck.CKA_ENCRYPT, Value: attr.Bool(true)}},
-		[]ck.Attribute{{Type: ck.CKA_DECRYPT, Value: attr.Bool(true)}, {Type: ck.CKA_SENSITIVE, Value: attr.Bool(true)}})
+		[]ck.Attribute{{Type: ck.CKA_MODULUS_BITS, Value: attr.ULong(2048)}, {Type: ck.CKA_ENCRYPT, Value: attr.Bool(true)}, {Type: ck.CKA_TOKEN, Value: attr.Bool(true)}},
+		[]ck.Attribute{{Type: ck.CKA_DECRYPT, Value: attr.Bool(true)}, {Type: ck.CKA_SENSITIVE, Value: attr.Bool(true)}, {Type: ck.CKA_TOKEN, Value: attr.Bool(true)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,9 +148,9 @@ func TestMany(t *testing.T) {
 }
 
 // BenchmarkRemoteMany is a run of 100 calls on one appliance session over
-// loopback TLS, made one after another by the session's single calls
-// (Seal, Sign: a round trip or two each) and made together (token.Many:
-// one client.Batch). ns/call is per call.
+// loopback TLS, made one after another by the session's single calls (a
+// Seal is one C_EncryptMessage, a Sign a batch of one: an exchange each)
+// and made together (token.Many: one client.Batch). ns/call is per call.
 func BenchmarkRemoteMany(b *testing.B) {
 	dir := gwtest.Store(b, "gw")
 	_, cc := startAppliances(b, dir, 1)

@@ -120,8 +120,22 @@ func (s *remoteSession) Decrypt(m ck.Mechanism, key ck.ObjectHandle, in []byte) 
 	return retry(s, func() ([]byte, error) { return s.backendSession.Decrypt(m, key, in) })
 }
 
+// Sign goes through Many: one exchange (a C_SignMessage in the signing
+// process the session keeps, or C_SignInit and C_Sign sent together),
+// where the single-part path is three calls (init, size query, sign).
 func (s *remoteSession) Sign(m ck.Mechanism, key ck.ObjectHandle, in []byte) ([]byte, error) {
-	return retry(s, func() ([]byte, error) { return s.backendSession.Sign(m, key, in) })
+	calls := [1]Call{{Kind: CallSign, Mech: m, Key: key, In: in}}
+	s.Many(calls[:])
+	return calls[0].Out, calls[0].Err
+}
+
+// singles is a remote session making its single-part calls, as Many
+// makes a call the batch did not take: its Sign is the single-part one
+// (the session's own goes through Many).
+type singles struct{ *remoteSession }
+
+func (s singles) Sign(m ck.Mechanism, key ck.ObjectHandle, in []byte) ([]byte, error) {
+	return retry(s.remoteSession, func() ([]byte, error) { return s.backendSession.Sign(m, key, in) })
 }
 
 func (s *remoteSession) Verify(m ck.Mechanism, key ck.ObjectHandle, in, sig []byte) error {
@@ -167,7 +181,7 @@ func (s *remoteSession) Many(calls []Call) {
 	c, ok := s.be.(*client.Client)
 	if !ok {
 		for i := range calls {
-			calls[i].do(s)
+			calls[i].do(singles{s})
 		}
 		return
 	}
@@ -179,7 +193,7 @@ func (s *remoteSession) Many(calls []Call) {
 			if !alone[i] {
 				s.Forget()
 			}
-			cl.do(s)
+			cl.do(singles{s})
 		}
 	}
 }

@@ -3,6 +3,7 @@ package token_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -134,12 +135,16 @@ func TestRemoteTokenFailover(t *testing.T) {
 	defer p.Close()
 	ctx := context.Background()
 	var k ck.ObjectHandle
+	var ek manyKeys
 	if err := p.Do(ctx, func(s token.Session, _ func([]byte) (ck.ObjectHandle, error)) error {
 		k = aesKey(t, s)
+		ek = makeManyKeys(t, s)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// A round seals and opens, and signs (a signing process the session
+	// keeps, on the appliance: one the move ends) and verifies.
 	round := func(i int) error {
 		msg := fmt.Appendf(nil, "message %d", i)
 		return p.Do(ctx, func(s token.Session, _ func([]byte) (ck.ObjectHandle, error)) error {
@@ -153,6 +158,14 @@ func TestRemoteTokenFailover(t *testing.T) {
 			}
 			if !bytes.Equal(pt, msg) {
 				return fmt.Errorf("opened %q, sealed %q", pt, msg)
+			}
+			digest := sha256.Sum256(msg)
+			sig, err := s.Sign(ck.Mechanism{Type: ck.CKM_ECDSA}, ek.ecPriv, digest[:])
+			if err != nil {
+				return fmt.Errorf("sign: %w", err)
+			}
+			if err := s.Verify(ck.Mechanism{Type: ck.CKM_ECDSA}, ek.ecPub, digest[:], sig); err != nil {
+				return fmt.Errorf("verify: %w", err)
 			}
 			return nil
 		})
