@@ -69,6 +69,17 @@ func GohsmName(sync string) string {
 	return "gohsm-sync-" + sync
 }
 
+// syncMode checks an --http-audit-sync policy ("" is always).
+func syncMode(sync string) (string, error) {
+	if sync == "" {
+		sync = "always"
+	}
+	if gohsmSyncTitle[sync] == "" {
+		return "", fmt.Errorf("gohsm audit sync %q: want always, interval or none", sync)
+	}
+	return sync, nil
+}
+
 // gohsmSyncTitle says what each --http-audit-sync policy promises.
 var gohsmSyncTitle = map[string]string{
 	"always":   "every response record fsynced before the answer, group commit: --http-audit-sync always, the default",
@@ -80,11 +91,9 @@ var gohsmSyncTitle = map[string]string{
 // --http-audit-sync SYNC` on a fresh directory and reads the root token
 // from D/token.
 func StartGohsm(bin, sync string) (*Server, error) {
-	if sync == "" {
-		sync = "always"
-	}
-	if gohsmSyncTitle[sync] == "" {
-		return nil, fmt.Errorf("gohsm audit sync %q: want always, interval or none", sync)
+	sync, err := syncMode(sync)
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "gohsm-bench-gateway-")
 	if err != nil {
@@ -146,11 +155,9 @@ func GohsmRemoteName(sync string) string {
 // so that every key operation crosses mutual TLS to the appliance. The
 // CPU of both processes counts as the server's.
 func StartGohsmRemote(bin, sync string) (*Server, error) {
-	if sync == "" {
-		sync = "always"
-	}
-	if gohsmSyncTitle[sync] == "" {
-		return nil, fmt.Errorf("gohsm audit sync %q: want always, interval or none", sync)
+	sync, err := syncMode(sync)
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "gohsm-bench-appliance-")
 	if err != nil {

@@ -128,9 +128,13 @@ func main() {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() { <-sig; stopAll(); os.Exit(130) }()
 
-	if *gohsm != "" {
-		for _, sync := range strings.Split(*syncs, ",") {
-			s, err := gateway.StartGohsm(*gohsm, strings.TrimSpace(sync))
+	// startEach starts one gohsm server per audit fsync policy listed.
+	startEach := func(list string, startOne func(bin, sync string) (*gateway.Server, error)) {
+		if *gohsm == "" || list == "" {
+			return
+		}
+		for _, sync := range strings.Split(list, ",") {
+			s, err := startOne(*gohsm, strings.TrimSpace(sync))
 			if err != nil {
 				stopAll()
 				fatal(err)
@@ -139,17 +143,8 @@ func main() {
 			targets = append(targets, s.Target)
 		}
 	}
-	if *gohsm != "" && *remoteSyncs != "" {
-		for _, sync := range strings.Split(*remoteSyncs, ",") {
-			s, err := gateway.StartGohsmRemote(*gohsm, strings.TrimSpace(sync))
-			if err != nil {
-				stopAll()
-				fatal(err)
-			}
-			servers = append(servers, s)
-			targets = append(targets, s.Target)
-		}
-	}
+	startEach(*syncs, gateway.StartGohsm)
+	startEach(*remoteSyncs, gateway.StartGohsmRemote)
 	if *bao != "" {
 		audits := []bool{false}
 		if *baoAudit {
