@@ -51,7 +51,16 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	engines   map[*engine]struct{}
-	closing   bool
+	// finishing are the engines being finalised, each with a channel
+	// closed when its store is: Shutdown and Close wait for them, so that
+	// an engine a connection's end began to release is closed too before
+	// they return.
+	finishing map[*engine]chan struct{}
+	// finishMu makes engines close one at a time: SQLite removes a
+	// store's WAL file only when the connection closing it is the last,
+	// and two closing at once each see the other open.
+	finishMu sync.Mutex
+	closing  bool
 
 	// total counts calls in flight over all connections.
 	total atomic.Int64
@@ -87,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		engines:   map[*engine]struct{}{},
+		finishing: map[*engine]chan struct{}{},
 		workers:   newPool(10 * time.Second),
 	}, nil
 }
@@ -269,14 +279,26 @@ func (s *Server) releaseEngine(e *engine) error {
 	s.mu.Lock()
 	_, ok := s.engines[e]
 	delete(s.engines, e)
+	done := make(chan struct{})
+	if ok {
+		s.finishing[e] = done
+	}
 	s.mu.Unlock()
 	if !ok {
 		return nil
 	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.finishing, e)
+		s.mu.Unlock()
+		close(done)
+	}()
 	return s.finishEngine(e)
 }
 
 func (s *Server) finishEngine(e *engine) error {
+	s.finishMu.Lock()
+	defer s.finishMu.Unlock()
 	var errs []error
 	if err := e.raw.Finalize(); err != nil {
 		errs = append(errs, fmt.Errorf("finalize engine of %q: %w", e.identity, err))
@@ -396,6 +418,17 @@ func (s *Server) closeEngines() error {
 		if err := s.releaseEngine(e); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// Engines a connection's end took before us: wait until they are
+	// closed (their own goroutine reports their errors).
+	s.mu.Lock()
+	var pending []chan struct{}
+	for _, done := range s.finishing {
+		pending = append(pending, done)
+	}
+	s.mu.Unlock()
+	for _, done := range pending {
+		<-done
 	}
 	return errors.Join(errs...)
 }
