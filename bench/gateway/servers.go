@@ -109,20 +109,9 @@ func StartGohsm(bin, sync string) (*Server, error) {
 		return nil, err
 	}
 	s := newServer(cmd, log, dir)
-	var tok []byte
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if tok, err = os.ReadFile(filepath.Join(dir, "token")); err == nil && len(bytes.TrimSpace(tok)) > 0 {
-			break
-		}
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("gohsm serve --dev --http exited; output:\n%s", s.output())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if len(bytes.TrimSpace(tok)) == 0 {
-		return nil, fmt.Errorf("gohsm serve --dev --http: no %s/token after 60 s; output:\n%s", dir, s.output())
+	tok, err := s.waitFile(filepath.Join(dir, "token"), "gohsm serve --dev --http")
+	if err != nil {
+		return nil, err
 	}
 	s.Target = &Target{Name: GohsmName(sync), URL: "http://" + addr, Token: strings.TrimSpace(string(tok)), Mount: "transit", PID: cmd.Process.Pid}
 	if err := WaitReady(s.Target.URL, 30*time.Second); err != nil {
@@ -170,18 +159,8 @@ func StartGohsmRemote(bin, sync string) (*Server, error) {
 	}
 	app := newServer(acmd, alog, dir)
 	remoteConf := filepath.Join(dir, devRemoteConf)
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if _, err := os.Stat(remoteConf); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("gohsm serve --dev --listen: no %s after 60 s; output:\n%s", remoteConf, app.output())
-		}
-		select {
-		case <-app.exited:
-			return nil, fmt.Errorf("gohsm serve --dev --listen exited; output:\n%s", app.output())
-		case <-time.After(100 * time.Millisecond):
-		}
+	if _, err := app.waitFile(remoteConf, "gohsm serve --dev --listen"); err != nil {
+		return nil, err
 	}
 	gdir, err := os.MkdirTemp("", "gohsm-bench-gateway-remote-")
 	if err != nil {
@@ -211,19 +190,9 @@ func StartGohsmRemote(bin, sync string) (*Server, error) {
 	}
 	s := newServer(gcmd, glog, gdir)
 	s.behind = app
-	var tok []byte
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if tok, err = os.ReadFile(filepath.Join(gdir, "gw-root")); err == nil && len(bytes.TrimSpace(tok)) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("gohsm gateway in front of an appliance: no root token after 60 s; output:\n%s\nappliance:\n%s", s.output(), app.output())
-		}
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("gohsm gateway in front of an appliance exited; output:\n%s\nappliance:\n%s", s.output(), app.output())
-		case <-time.After(100 * time.Millisecond):
-		}
+	tok, err := s.waitFile(filepath.Join(gdir, "gw-root"), "gohsm gateway in front of an appliance")
+	if err != nil {
+		return nil, fmt.Errorf("%w\nappliance:\n%s", err, app.output())
 	}
 	s.Target = &Target{Name: GohsmRemoteName(sync), URL: "http://" + addr, Token: strings.TrimSpace(string(tok)), Mount: "transit",
 		PID: gcmd.Process.Pid, AlsoPIDs: []int{acmd.Process.Pid}}
@@ -233,6 +202,25 @@ func StartGohsmRemote(bin, sync string) (*Server, error) {
 	s.Target.Title = "gohsm gateway in front of a gohsm appliance (" + bin + " serve --config: every key in the appliance's token, reached over mutual TLS on loopback by the appliance's client, from a second process, `" +
 		bin + " serve --dev --listen`; server CPU is both processes'; audit log on, " + gohsmSyncTitle[sync] + ")"
 	return s, nil
+}
+
+// waitFile waits (up to 60 s) until path, which s writes, holds something,
+// and returns it. s's exit, or the time running out, is an error with what
+// s printed (what names s in it).
+func (s *Server) waitFile(path, what string) ([]byte, error) {
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return b, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s: no %s after 60 s; output:\n%s", what, path, s.output())
+		}
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("%s exited; output:\n%s", what, s.output())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // StartOpenBao starts `bao server -dev` (in-memory storage, root token
